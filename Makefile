@@ -1,0 +1,43 @@
+# Switchboard: the two commands are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup system-deps lint typecheck pytest bench clean
+
+## run: set up, migrate, load demo data and serve everything on http://127.0.0.1:8000
+run: setup
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py seed_demo
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+## test: set up and run the whole suite, lint included
+test: setup system-deps lint pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy realtime
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+bench: setup system-deps
+	$(BIN)/python bench/layers.py
+	$(BIN)/python bench/chat_stack.py
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 var

@@ -1,0 +1,55 @@
+"""The root ASGI application: every connection to Switchboard enters here.
+
+    http       long-poll routes (notifications), then everything else to Django's ASGI handler
+    websocket  origin check -> session + user -> chat, notification and news sockets
+    channel    background worker channels, served by `manage.py runworker` (or in-process)
+    aprs       packets from the APRS-IS gateway (`manage.py aprs_gateway`)
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Set up Django (and the app registry) before importing anything that touches models.
+django_asgi_app = get_asgi_application()
+
+from django.urls import re_path  # noqa: E402
+
+import aprs_news.routing  # noqa: E402
+import chat.routing  # noqa: E402
+import notifications.routing  # noqa: E402
+from aprs_news.consumers import APRSNewsConsumer  # noqa: E402
+from realtime.auth import AuthMiddlewareStack  # noqa: E402
+from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from realtime.security import AllowedHostsOriginValidator  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                *notifications.routing.http_urlpatterns,
+                re_path(r"", django_asgi_app),
+            ]
+        ),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(
+                URLRouter(
+                    [
+                        *chat.routing.websocket_urlpatterns,
+                        *notifications.routing.websocket_urlpatterns,
+                        *aprs_news.routing.websocket_urlpatterns,
+                    ]
+                )
+            )
+        ),
+        "channel": ChannelNameRouter(
+            {
+                **chat.routing.channel_routes,
+                **notifications.routing.channel_routes,
+                **aprs_news.routing.channel_routes,
+            }
+        ),
+        "aprs": APRSNewsConsumer.as_asgi(),
+    }
+)
