@@ -59,6 +59,8 @@ APRS_SERVER = os.environ.get("SWITCHBOARD_APRS_SERVER", "rotate.aprs2.net:14580"
 APRS_CALLSIGN = os.environ.get("SWITCHBOARD_APRS_CALLSIGN", "N0CALL")
 APRS_PASSCODE = os.environ.get("SWITCHBOARD_APRS_PASSCODE", "-1")
 APRS_FILTER = os.environ.get("SWITCHBOARD_APRS_FILTER", "t/sm")
+# The in-process worker of `manage.py serve`: "auto" runs it when the default layer is in-memory.
+REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto")
 # ---------------------------------------------------------------------------------------------
 
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
@@ -196,6 +198,10 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Extra protocol servers `manage.py serve` runs beside Daphne in the same event loop: dotted paths
+# to `async def service(application) -> None`, cancelled at shutdown.
+REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay"]
 
 LOGGING = {
     "version": 1,
