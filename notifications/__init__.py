@@ -1,0 +1,1 @@
+"""Notifications: other apps create them with `notify()` / `notify_all()`."""

@@ -1,0 +1,5 @@
+"""ASGI routes of the notifications app, mounted by config/asgi.py."""
+
+websocket_urlpatterns: list = []
+http_urlpatterns: list = []
+channel_routes: dict = {}

@@ -1,0 +1,3 @@
+"""Pages and HTTP API of the notifications app (mounted at the site root by config/urls.py)."""
+
+urlpatterns: list = []
