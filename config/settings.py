@@ -61,6 +61,11 @@ APRS_PASSCODE = os.environ.get("SWITCHBOARD_APRS_PASSCODE", "-1")
 APRS_FILTER = os.environ.get("SWITCHBOARD_APRS_FILTER", "t/sm")
 # The in-process worker of `manage.py serve`: "auto" runs it when the default layer is in-memory.
 REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto")
+# How many times a worker re-queues a message whose handler raises ConsumeLater before it becomes
+# a dead letter.
+REALTIME_CONSUME_LATER_MAX_RETRIES = int(
+    os.environ.get("SWITCHBOARD_CONSUME_LATER_MAX_RETRIES", "10")
+)
 # ---------------------------------------------------------------------------------------------
 
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
