@@ -285,3 +285,101 @@ def browser() -> Iterator:
         )
         yield chromium
         chromium.close()
+
+
+@dataclass
+class PostgresServer:
+    """A private PostgreSQL cluster in a temporary directory, on a free port of 127.0.0.1.
+
+    initdb refuses to run as root, so under root the cluster belongs to the `postgres` system user
+    (or `nobody` when there is none) and the server binaries run through `runuser`. Authentication
+    is `trust` on 127.0.0.1 only; the cluster is thrown away at the end of the session.
+    """
+
+    port: int = field(default_factory=free_port)
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-pg-")))
+    user: str = "switchboard"
+    database: str = "switchboard"
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    @staticmethod
+    def binaries() -> Path:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts)
+        if found:
+            return found[-1].parent
+        initdb = shutil.which("initdb")
+        if initdb is None:
+            raise RuntimeError("PostgreSQL is not installed (run scripts/install-system-deps.sh)")
+        return Path(initdb).parent
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        import pwd
+
+        for owner in ("postgres", "nobody"):
+            with contextlib.suppress(KeyError):
+                entry = pwd.getpwnam(owner)
+                os.chown(self.directory, entry.pw_uid, entry.pw_gid)
+                return ["runuser", "-u", owner, "--"]
+        raise RuntimeError("running as root and no 'postgres' or 'nobody' user to own the cluster")
+
+    def start(self) -> None:
+        bin_dir = self.binaries()
+        prefix = self._as_owner()
+        data = self.directory / "data"
+        subprocess.run(
+            [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", self.user,
+             "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
+             "-l", str(self.directory / "postgres.log"), "-w", "-t", "60", "start"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
+        self.pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+        wait_for_port(self.port)
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+             self.database],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the postmaster by its PID (SIGINT is PostgreSQL's fast shutdown)."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGINT)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                os.kill(self.pid, 0)
+                time.sleep(0.1)
+            os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A private PostgreSQL for the session; yields the DATABASE_URL of its (empty) database."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except BaseException:
+        server.cleanup()
+        raise
+    yield server.url
+    server.cleanup()
