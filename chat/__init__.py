@@ -1,0 +1,1 @@
+"""Chat: public rooms, the staff console and moderation, over WebSockets."""
