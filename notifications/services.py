@@ -1,0 +1,231 @@
+"""Creating, reading and pushing notifications: the one place that changes them.
+
+Public entry points (re-exported by the `notifications` package)::
+
+    notify(users, *, verb, text, url="", actor=None) -> list[Notification]
+        Save one notification per recipient (a user, a user id, or an iterable of either) and,
+        once the transaction commits, push each to that user's live connections. Sync (ORM);
+        from async code use `await anotify(...)`.
+    notify_all(*, verb, text, url="", actor=None) -> str
+        Notify every active user. Returns at once: the work goes to the worker channel
+        `notifications-fanout`, which creates the notifications in batches of 500 (one
+        bulk_create and one group_send per user each) and queues the next batch. Async: anotify_all.
+
+Used by chat (mentions, admin announcements) and aprs_news (bulletins for followers). Reading:
+`unread_count`, `mark_read`, `mark_all_read` push the new unread count to every open tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count
+
+from notifications import protocol
+from notifications.models import Notification
+from realtime.db import database_sync_to_async
+from realtime.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+MAX_VERB_LENGTH = Notification._meta.get_field("verb").max_length
+MAX_TEXT_LENGTH = Notification._meta.get_field("text").max_length
+MAX_URL_LENGTH = Notification._meta.get_field("url").max_length
+
+
+def _recipient_ids(users: Any) -> list[int]:
+    """Primary keys of `users` (a user, an id, or an iterable of users/ids), first occurrence kept."""
+    if isinstance(users, int) or hasattr(users, "pk"):
+        users = [users]
+    ids: dict[int, None] = {}
+    for user in users:
+        pk = user if isinstance(user, int) else user.pk
+        if not isinstance(pk, int):
+            raise TypeError(f"notify() takes users or user ids, got {user!r}")
+        ids[pk] = None
+    return list(ids)
+
+
+def _checked_fields(verb: str, text: str, url: str) -> tuple[str, str, str]:
+    if not verb or len(verb) > MAX_VERB_LENGTH:
+        raise ValueError(f"verb must be 1-{MAX_VERB_LENGTH} characters, got {verb!r}")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"url must be at most {MAX_URL_LENGTH} characters, got {len(url)}")
+    if len(text) > MAX_TEXT_LENGTH:
+        text = text[: MAX_TEXT_LENGTH - 1] + "…"
+    return verb, text, url
+
+
+def notify(
+    users: Any, *, verb: str, text: str, url: str = "", actor: Any = None
+) -> list[Notification]:
+    """Save a notification for each recipient and push it live after commit (see module doc)."""
+    verb, text, url = _checked_fields(verb, text, url)
+    recipient_ids = _recipient_ids(users)
+    if not recipient_ids:
+        return []
+    created = Notification.objects.bulk_create(
+        [
+            Notification(recipient_id=pk, actor=actor, verb=verb, text=text, url=url)
+            for pk in recipient_ids
+        ]
+    )
+    transaction.on_commit(lambda: push_created(created))
+    return created
+
+
+async def anotify(
+    users: Any, *, verb: str, text: str, url: str = "", actor: Any = None
+) -> list[Notification]:
+    """notify() for async callers (consumers)."""
+    return await database_sync_to_async(notify)(users, verb=verb, text=text, url=url, actor=actor)
+
+
+def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
+    verb, text, url = _checked_fields(verb, text, url)
+    return {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": uuid.uuid4().hex,
+        "verb": verb,
+        "text": text,
+        "url": url,
+        "actor_id": actor.pk if actor is not None else None,
+        "after_user_id": 0,
+    }
+
+
+def notify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
+    """Queue a notification for every active user on the worker channel; returns the fan-out id."""
+    message = _fanout_message(verb, text, url, actor)
+    async_to_sync(get_channel_layer().send)(protocol.FANOUT_CHANNEL, message)
+    return message["fanout_id"]
+
+
+async def anotify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
+    """notify_all() for async callers (consumers)."""
+    message = _fanout_message(verb, text, url, actor)
+    await get_channel_layer().send(protocol.FANOUT_CHANNEL, message)
+    return message["fanout_id"]
+
+
+def run_fanout_batch(message: dict) -> dict | None:
+    """Notify the next batch of active users after `after_user_id`; return the message for the
+    batch after it, or None when this was the last. Users that already got this fan-out (a batch
+    delivered twice after a worker crash) are skipped."""
+    try:
+        fanout_id = str(message["fanout_id"])
+        after_user_id = int(message["after_user_id"])
+        verb, text, url = _checked_fields(message["verb"], message["text"], message["url"])
+        actor_id = message.get("actor_id")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed fan-out message {message!r}: {exc}") from exc
+    user_ids = list(
+        get_user_model()
+        .objects.filter(is_active=True, pk__gt=after_user_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE]
+    )
+    if not user_ids:
+        return None
+    done = set(
+        Notification.objects.filter(fanout_id=fanout_id, recipient_id__in=user_ids).values_list(
+            "recipient_id", flat=True
+        )
+    )
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    created = Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=pk, actor=actor, verb=verb, text=text, url=url, fanout_id=fanout_id
+            )
+            for pk in user_ids
+            if pk not in done
+        ]
+    )
+    transaction.on_commit(lambda: push_created(created))
+    if len(user_ids) < protocol.FANOUT_BATCH_SIZE:
+        return None
+    return {**message, "after_user_id": user_ids[-1]}
+
+
+def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
+    """Unread notifications per user, for many users in one query (0 for users with none)."""
+    user_ids = list(user_ids)
+    counts = dict.fromkeys(user_ids, 0)
+    rows = (
+        Notification.objects.filter(recipient_id__in=user_ids, read=False)
+        .values("recipient_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts.update({row["recipient_id"]: row["n"] for row in rows})
+    return counts
+
+
+def unread_count(user_id: int) -> int:
+    return Notification.objects.filter(recipient_id=user_id, read=False).count()
+
+
+def mark_read(user_id: int, ids: Iterable[int]) -> int:
+    """Mark the user's notifications `ids` read (others' ids are ignored); returns the unread
+    count, which is also pushed to every live connection of the user."""
+    Notification.objects.filter(recipient_id=user_id, id__in=list(ids), read=False).update(
+        read=True
+    )
+    return _push_unread(user_id)
+
+
+def mark_all_read(user_id: int) -> int:
+    """Mark all of the user's notifications read; pushes and returns the unread count (0)."""
+    Notification.objects.filter(recipient_id=user_id, read=False).update(read=True)
+    return _push_unread(user_id)
+
+
+def _push_unread(user_id: int) -> int:
+    count = unread_count(user_id)
+    event = {"type": protocol.EVENT_UNREAD, "count": count}
+    transaction.on_commit(lambda: _group_send_all([(protocol.user_group(user_id), event)]))
+    return count
+
+
+def push_created(notifications: list[Notification]) -> None:
+    """Send each notification, with its recipient's new unread count, to the recipient's group."""
+    if not notifications:
+        return
+    counts = unread_counts({n.recipient_id for n in notifications})
+    _group_send_all(
+        [
+            (
+                protocol.user_group(n.recipient_id),
+                {
+                    "type": protocol.EVENT_CREATED,
+                    "notification": n.as_frame(),
+                    "unread": counts[n.recipient_id],
+                },
+            )
+            for n in notifications
+        ]
+    )
+
+
+def _group_send_all(messages: list[tuple[str, dict]]) -> None:
+    """Send group messages from sync code in one trip to the event loop. A failing layer is
+    logged, not raised: the notifications are saved and clients catch up on their next read."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all() -> None:
+        for group, message in messages:
+            await layer.group_send(group, message)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.exception("could not push %d notification events", len(messages))

@@ -1,0 +1,30 @@
+"""Fixtures for the notifications tests: two users and clients logged in as them."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+
+@pytest.fixture
+def ann(db):
+    return get_user_model().objects.create_user("ann", "ann@example.com", "pass-word-123")
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", "bob@example.com", "pass-word-123")
+
+
+@pytest.fixture
+def ann_client(ann) -> Client:
+    client = Client()
+    client.force_login(ann)
+    return client
+
+
+@pytest.fixture
+def csrf_client(ann) -> Client:
+    """A client logged in as ann that enforces CSRF like a browser does."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ann)
+    return client
