@@ -13,7 +13,8 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(AccessToken)
 class AccessTokenAdmin(admin.ModelAdmin):
-    """Tokens are listed and revoked here; their secret cannot be read back (only a hash is kept)."""
+    """Tokens are listed and revoked here; their secret cannot be read back (only a hash is
+    kept)."""
 
     list_display = ["name", "user", "hint", "created", "last_used"]
     search_fields = ["user__username", "name"]

@@ -103,7 +103,7 @@ class AccessToken(models.Model):
 
     @staticmethod
     def digest(raw_token: str) -> str:
-        # Tokens carry 256 random bits, so a fast unsalted hash is enough (no guessing to slow down).
+        # Tokens carry 256 random bits: a fast unsalted hash is enough (no guessing to slow down).
         return hashlib.sha256(raw_token.encode()).hexdigest()
 
     @classmethod

@@ -18,8 +18,8 @@ Channel-layer events sent to a user's group (`user_group(user_id)`), one per cha
 
 Worker channel `FANOUT_CHANNEL` (see services.notify_all)::
 
-    {"type": "notifications.fanout", "fanout_id": "<uuid hex>", "verb": ..., "text": ..., "url": ...,
-     "actor_id": 7 | None, "after_user_id": 0}
+    {"type": "notifications.fanout", "fanout_id": "<uuid hex>", "verb": ..., "text": ...,
+     "url": ..., "actor_id": 7 | None, "after_user_id": 0}
 """
 
 from typing import Final

@@ -40,7 +40,7 @@ MAX_URL_LENGTH = Notification._meta.get_field("url").max_length
 
 
 def _recipient_ids(users: Any) -> list[int]:
-    """Primary keys of `users` (a user, an id, or an iterable of users/ids), first occurrence kept."""
+    """Primary keys of `users` (a user, an id, or an iterable of either), duplicates dropped."""
     if isinstance(users, int) or hasattr(users, "pk"):
         users = [users]
     ids: dict[int, None] = {}

@@ -98,7 +98,8 @@ def api_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @api_login_required
 def api_mark_read(request: HttpRequest) -> HttpResponse:
-    """Mark notifications read: JSON `{"ids": [...]}` or `{"all": true}`; answers the unread count."""
+    """Mark notifications read: JSON `{"ids": [...]}` or `{"all": true}`; answers the unread
+    count."""
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):

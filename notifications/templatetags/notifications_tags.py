@@ -18,8 +18,8 @@ def notification_bell_data(context) -> dict:
     if user is None or not user.is_authenticated:
         return {"unread": 0, "recent": []}
     recent = list(
-        Notification.objects.filter(recipient=user).select_related("actor").order_by("-id")[
-            :BELL_RECENT
-        ]
+        Notification.objects.filter(recipient=user)
+        .select_related("actor")
+        .order_by("-id")[:BELL_RECENT]
     )
     return {"unread": services.unread_count(user.pk), "recent": recent}

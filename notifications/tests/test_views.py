@@ -46,9 +46,7 @@ def test_api_unread_filter_hides_read_ones(ann_client, ann):
     assert [n["id"] for n in body["notifications"]] == [notes[2].id, notes[0].id]
 
 
-@pytest.mark.parametrize(
-    "query", ["unread=maybe", "before=abc", "before=0", "limit=-1", "limit=x"]
-)
+@pytest.mark.parametrize("query", ["unread=maybe", "before=abc", "before=0", "limit=-1", "limit=x"])
 def test_api_bad_parameter_is_400_json_naming_it(ann_client, query):
     response = ann_client.get(f"/api/notifications/?{query}")
     assert response.status_code == 400
