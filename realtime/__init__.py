@@ -1,0 +1,59 @@
+"""Switchboard's realtime core: a Channels-style toolkit for WebSockets, long-poll HTTP, channel
+layers and background workers on Django, with Django Channels 4's public names.
+
+Porting from Channels means changing `channels` to `realtime` in imports and settings:
+
+    from realtime.routing import ProtocolTypeRouter, URLRouter
+    from realtime.generic.websocket import AsyncJsonWebsocketConsumer
+
+The most used names are also importable from the package itself (`from realtime import
+URLRouter`); `__all__` lists them. Middleware (`realtime.auth`, `realtime.sessions`,
+`realtime.security`) and the test tools (`realtime.testing`) are imported from their modules,
+because they touch Django models or are only for tests.
+"""
+
+from realtime.consumer import AsyncConsumer, SyncConsumer
+from realtime.db import database_sync_to_async
+from realtime.exceptions import (
+    AcceptConnection,
+    ChannelFull,
+    ConsumeLater,
+    DenyConnection,
+    InvalidChannelLayerError,
+    StopConsumer,
+)
+from realtime.generic.websocket import (
+    AsyncJsonWebsocketConsumer,
+    AsyncWebsocketConsumer,
+    JsonWebsocketConsumer,
+    WebsocketConsumer,
+)
+from realtime.layers import DEFAULT_CHANNEL_LAYER, Channel, Group, channel_layers, get_channel_layer
+from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "DEFAULT_CHANNEL_LAYER",
+    "AcceptConnection",
+    "AsyncConsumer",
+    "AsyncJsonWebsocketConsumer",
+    "AsyncWebsocketConsumer",
+    "Channel",
+    "ChannelFull",
+    "ChannelNameRouter",
+    "ConsumeLater",
+    "DenyConnection",
+    "Group",
+    "InvalidChannelLayerError",
+    "JsonWebsocketConsumer",
+    "ProtocolTypeRouter",
+    "StopConsumer",
+    "SyncConsumer",
+    "URLRouter",
+    "WebsocketConsumer",
+    "__version__",
+    "channel_layers",
+    "database_sync_to_async",
+    "get_channel_layer",
+]

@@ -1,0 +1,11 @@
+"""Django app configuration for the realtime core (its management commands live in this app)."""
+
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    """The `realtime` app: routers, consumers, channel layers, middleware and the worker."""
+
+    name = "realtime"
+    verbose_name = "Realtime core"
+    default_auto_field = "django.db.models.BigAutoField"

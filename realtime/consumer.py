@@ -1,0 +1,227 @@
+"""Consumers: ASGI applications written as a class with one method per event type.
+
+An event's "type" names its handler, dots becoming underscores:
+
+    {"type": "websocket.connect"}             -> websocket_connect(message)
+    {"type": "chat.message", "text": "hi"}    -> chat_message(message)   (from the channel layer)
+
+One consumer instance serves one connection (`Consumer.as_asgi()` builds the per-connection ASGI
+app). It listens on two inputs at once: the ASGI `receive` of its connection, and, when a channel
+layer is configured, its own layer channel `self.channel_name`, so anything sent to that channel or
+to a group it belongs to reaches a handler. A handler raises StopConsumer to end the connection; on
+the way out the consumer leaves every group it joined with `join_groups()`.
+
+`AsyncConsumer` runs handlers on the event loop; `SyncConsumer` runs each one in a thread (through
+`database_sync_to_async`), so handlers may use the ORM, and `send()` is then a plain call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+
+from realtime.db import database_sync_to_async
+from realtime.exceptions import InvalidChannelLayerError, StopConsumer
+from realtime.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
+from realtime.types import Message, Receive, Scope, Send
+
+
+def get_handler_name(message: Message) -> str:
+    """The method name for an event: "websocket.receive" -> "websocket_receive"."""
+    if "type" not in message:
+        raise ValueError(f"Incoming message has no 'type' attribute: {message!r}")
+    message_type = message["type"]
+    if not isinstance(message_type, str):
+        raise ValueError(f"Message type must be a string, got {message_type!r}")
+    if message_type.startswith("_"):
+        raise ValueError(f"Malformed type in message (leading underscore): {message_type!r}")
+    return message_type.replace(".", "_")
+
+
+async def await_many_dispatch(
+    receivers: Sequence[Callable[[], Awaitable[Message]]],
+    dispatch: Callable[[Message], Awaitable[Any]],
+) -> None:
+    """Wait on every receiver at once and hand each message to `dispatch`, one at a time, until
+    `dispatch` raises (StopConsumer included). Pending receives are cancelled on the way out."""
+    tasks = [asyncio.ensure_future(receiver()) for receiver in receivers]
+    try:
+        while True:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for index, task in enumerate(tasks):
+                if task.done():
+                    message = task.result()
+                    tasks[index] = asyncio.ensure_future(receivers[index]())
+                    await dispatch(message)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it as lost
+
+
+class ConsumerApplication:
+    """The per-connection ASGI application `Consumer.as_asgi(**initkwargs)` returns: each call
+    builds a fresh consumer with `initkwargs` and runs it."""
+
+    def __init__(self, consumer_class: type[AsyncConsumer], initkwargs: dict[str, Any]) -> None:
+        self.consumer_class = consumer_class
+        self.consumer_initkwargs = initkwargs
+        functools.update_wrapper(self, consumer_class, updated=())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        consumer = self.consumer_class(**self.consumer_initkwargs)
+        await consumer(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"<{self.consumer_class.__qualname__}.as_asgi({self.consumer_initkwargs or ''})>"
+
+
+class AsyncConsumer:
+    """Base consumer: dispatches each event to the async method its "type" names.
+
+    Attributes while running: `scope`, `channel_layer` (the layer named by `channel_layer_alias`,
+    None when CHANNEL_LAYERS has no such alias), `channel_name` (a fresh process-local channel on
+    that layer), `groups` (group names the generic consumers join when the client connects).
+    An event with no handler raises `ValueError("No handler for message type chat.mesage")`.
+    """
+
+    _sync: ClassVar[bool] = False
+    channel_layer_alias: ClassVar[str] = DEFAULT_CHANNEL_LAYER
+    groups: list[str] | None = None
+
+    scope: Scope
+    channel_layer: Any
+    channel_name: str | None
+    channel_receive: Callable[[], Awaitable[Message]] | None
+    base_send: Any
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            if not hasattr(type(self), key):
+                raise TypeError(
+                    f"{type(self).__name__}() received an invalid keyword {key!r}; "
+                    "only attributes the class already has may be set"
+                )
+            setattr(self, key, value)
+        self.groups = list(self.groups or [])
+        self._joined_groups: list[str] = []
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> ConsumerApplication:
+        """The ASGI application that serves each connection with a new `cls(**initkwargs)`.
+
+        Keywords must name attributes the class already has (a typo fails here, not on the first
+        connection): `ChatConsumer.as_asgi(channel_layer_alias="redis")`.
+        """
+        for key in initkwargs:
+            if not hasattr(cls, key):
+                raise TypeError(
+                    f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}; "
+                    "as_asgi() only accepts arguments that are already attributes of the class"
+                )
+        return ConsumerApplication(cls, initkwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None
+        self.channel_receive = None
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = async_to_sync(send) if self._sync else send
+        receivers: list[Callable[[], Awaitable[Message]]] = [receive]
+        if self.channel_receive is not None:
+            receivers.append(self.channel_receive)
+        try:
+            await await_many_dispatch(receivers, self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            await self._leave_joined_groups()
+
+    async def dispatch(self, message: Message) -> None:
+        """Run the handler for `message["type"]`."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI event to the client's server."""
+        await self.base_send(message)
+
+    async def join_groups(self, groups: Iterable[str] | None = None) -> None:
+        """Add this consumer's channel to `groups` (default: `self.groups`); they are left again
+        when the consumer ends, whatever way it ends."""
+        groups = list(self.groups or []) if groups is None else list(groups)
+        if not groups:
+            return
+        layer = self._group_layer()
+        for group in groups:
+            await layer.group_add(group, self.channel_name)
+            if group not in self._joined_groups:
+                self._joined_groups.append(group)
+
+    async def leave_groups(self, groups: Iterable[str] | None = None) -> None:
+        """Remove this consumer's channel from `groups` (default: every group it joined)."""
+        groups = list(self._joined_groups) if groups is None else list(groups)
+        if not groups:
+            return
+        layer = self._group_layer()
+        for group in groups:
+            await layer.group_discard(group, self.channel_name)
+            if group in self._joined_groups:
+                self._joined_groups.remove(group)
+
+    async def _leave_joined_groups(self) -> None:
+        if self._joined_groups and self.channel_layer is not None:
+            await self.leave_groups()
+
+    def _group_layer(self) -> Any:
+        layer = self.channel_layer
+        if layer is None or not hasattr(layer, "group_add"):
+            raise InvalidChannelLayerError(
+                f"Consumer groups need a channel layer with the 'groups' extension; the "
+                f"{self.channel_layer_alias!r} layer is {layer!r} (BACKEND is unconfigured or "
+                "doesn't support groups)"
+            )
+        return layer
+
+
+class SyncConsumer(AsyncConsumer):
+    """Consumer whose handlers are plain functions, each run in a worker thread.
+
+    Handlers may use the ORM (stale connections are closed around each one, as Django does per
+    request) and call `self.send(message)` synchronously.
+    """
+
+    _sync = True
+
+    @database_sync_to_async
+    def dispatch(self, message: Message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        handler(message)
+
+    def send(self, message: Message) -> None:  # type: ignore[override]
+        """Send an ASGI event to the client's server (blocks until it is handed over)."""
+        self.base_send(message)
+
+
+__all__ = [
+    "DEFAULT_CHANNEL_LAYER",
+    "AsyncConsumer",
+    "ConsumerApplication",
+    "SyncConsumer",
+    "await_many_dispatch",
+    "get_handler_name",
+]

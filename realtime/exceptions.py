@@ -1,0 +1,54 @@
+"""The exceptions of the realtime core, with the same names and bases as Django Channels'.
+
+    Exception
+     ├── StopConsumer              a consumer is done: its application returns cleanly
+     ├── DenyConnection            raised in connect(): the socket is closed before it is accepted
+     ├── AcceptConnection          raised in connect(): the socket is accepted, the consumer runs on
+     ├── ChannelFull               channel_layer.send() found the channel at its capacity
+     ├── ConsumeLater              raised by a worker handler: put the message back, try it later
+     └── ValueError
+          └── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+
+Routing failures are plain ValueErrors (no route for a path, a scope type or a channel name), as in
+Channels, so a server turns them into a 404 or a websocket close.
+"""
+
+
+class StopConsumer(Exception):
+    """Raise from a handler to end the consumer: its ASGI application returns without error.
+
+    Group memberships of the consumer are discarded on the way out.
+    """
+
+
+class DenyConnection(Exception):
+    """Raise from a websocket consumer's connect() to refuse the socket (a close before accept,
+    which the server answers with HTTP 403)."""
+
+
+class AcceptConnection(Exception):
+    """Raise from a websocket consumer's connect() to accept the socket and carry on."""
+
+
+class ChannelFull(Exception):
+    """A channel layer's send() found the channel at its capacity; the message was not queued."""
+
+
+class ConsumeLater(Exception):
+    """Raise from a worker (channel) handler to have the message re-queued at the back of its
+    channel; the worker gives up after a bounded number of attempts and dead-letters it."""
+
+
+class InvalidChannelLayerError(ValueError):
+    """A CHANNEL_LAYERS entry is misconfigured, or the layer lacks an extension (such as "groups")
+    that the caller needs."""
+
+
+__all__ = [
+    "AcceptConnection",
+    "ChannelFull",
+    "ConsumeLater",
+    "DenyConnection",
+    "InvalidChannelLayerError",
+    "StopConsumer",
+]

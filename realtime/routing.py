@@ -1,0 +1,308 @@
+"""Routers: ASGI applications that pick another ASGI application for each connection.
+
+    application = ProtocolTypeRouter({                       # on scope["type"]
+        "websocket": AuthMiddlewareStack(URLRouter([         # on scope["path"]
+            path("ws/chat/<slug:room>/", ChatConsumer.as_asgi()),
+            path("ws/admin/", URLRouter([...])),             # nested: "ws/admin/" is stripped
+        ])),
+        "channel": ChannelNameRouter({"thumbnails": Thumbnailer.as_asgi()}),  # scope["channel"]
+    })
+
+Routers are plain ASGI apps, so they nest and can be wrapped in middleware at any level. Each one
+raises a ValueError that names what it could not route, which the server turns into a 404 or a
+websocket close; nothing hangs.
+
+What a URLRouter puts in the scope for the application it picks:
+
+    scope["url_route"] = {"args": (...), "kwargs": {"room": "lobby"}}   # outer + inner, inner wins
+    scope["path_remaining"] = "..."                                      # what is left of the path
+
+Where Django Channels has known flaws, this module does better:
+
+- Channels recognises a nested URLRouter only when it is the route's direct callback, so
+  `path("ws/", AuthMiddlewareStack(URLRouter([...])))` never matches (its docs warn about this).
+  Here a router is found through any middleware that keeps the wrapped app in `inner`,
+  `application` or `app` (the convention of every middleware in `realtime`), so nesting with
+  `path()` works whether or not the inner router is wrapped.
+- Channels mutates the Django pattern objects it is given; here they are left untouched.
+- Channels catches "no route" errors raised anywhere below a route, including by a consumer long
+  after routing; here only a nested router's own miss makes the outer router try the next route.
+- Routing to a consumer class instead of `Consumer.as_asgi()` fails when the router is built, with
+  a message that says how to fix it, instead of a confusing error on the first connection.
+- `include()` of a list or module of routes is accepted and behaves like a nested URLRouter.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLPattern, URLResolver
+from django.urls.resolvers import RegexPattern, RoutePattern
+
+from realtime.types import ASGIApp, Receive, Scope, Send
+
+#: Attributes under which middleware keeps the application it wraps; followed to find routers.
+WRAPPED_APPLICATION_ATTRIBUTES = ("inner", "application", "app")
+
+
+def _check_application(application: Any, where: str) -> None:
+    if inspect.isclass(application):
+        hint = (
+            f"; route to {application.__name__}.as_asgi() instead"
+            if hasattr(application, "as_asgi")
+            else ""
+        )
+        raise ImproperlyConfigured(
+            f"{where} points at the class {application.__qualname__}, "
+            f"not an ASGI application{hint}."
+        )
+    if not callable(application):
+        raise ImproperlyConfigured(f"{where} points at {application!r}, which is not callable.")
+
+
+class ScopeKeyRouter:
+    """Routes on the value of one scope key: `scope[key]` -> application.
+
+    The base of ProtocolTypeRouter (key "type") and ChannelNameRouter (key "channel"); it also
+    routes on any other scope key a protocol server sets, for example the APRS server name:
+
+        ScopeKeyRouter("server", {"rotate.aprs2.net:14580": LiveNews.as_asgi()}, default=Replay)
+    """
+
+    key: str = ""
+
+    def __init__(
+        self,
+        application_mapping: Mapping[str, ASGIApp],
+        *,
+        key: str | None = None,
+        default: ASGIApp | None = None,
+    ) -> None:
+        if key is not None:
+            self.key = key
+        if not self.key:
+            raise ImproperlyConfigured(f"{type(self).__name__} needs the scope key to route on.")
+        for value, application in application_mapping.items():
+            _check_application(application, f"{type(self).__name__} route {value!r}")
+        if default is not None:
+            _check_application(default, f"{type(self).__name__} default route")
+        self.application_mapping: dict[str, ASGIApp] = dict(application_mapping)
+        self.default = default
+
+    def get_application(self, scope: Scope) -> ASGIApp:
+        """The application for this scope; a ValueError naming the value when there is none."""
+        if self.key not in scope:
+            raise ValueError(f"{type(self).__name__} got a scope without a {self.key!r} key.")
+        value = scope[self.key]
+        application = self.application_mapping.get(value, self.default)
+        if application is None:
+            raise ValueError(self.missing_route_message(value))
+        return application
+
+    def missing_route_message(self, value: Any) -> str:
+        return (
+            f"No application configured for scope {self.key} {value!r}; "
+            f"routes exist for {sorted(self.application_mapping)}"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.get_application(scope)(scope, receive, send)
+
+
+class ProtocolTypeRouter(ScopeKeyRouter):
+    """Picks an application by `scope["type"]` ("http", "websocket", "channel", "aprs", ...).
+
+    Without an "http" entry, HTTP goes to Django's own ASGI handler (created on first use, so the
+    router can be built before Django is set up). An unknown type raises
+    `ValueError("No application configured for scope type 'aprs'; routes exist for [...]")`.
+    """
+
+    key = "type"
+
+    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+        super().__init__(application_mapping)
+        self._django_application: ASGIApp | None = None
+
+    def get_application(self, scope: Scope) -> ASGIApp:
+        if scope.get("type") == "http" and "http" not in self.application_mapping:
+            if self._django_application is None:
+                from django.core.asgi import get_asgi_application
+
+                self._django_application = get_asgi_application()
+            return self._django_application
+        return super().get_application(scope)
+
+    def missing_route_message(self, value: Any) -> str:
+        return (
+            f"No application configured for scope type {value!r}; "
+            f"routes exist for {sorted(self.application_mapping)}"
+        )
+
+
+class ChannelNameRouter(ScopeKeyRouter):
+    """Picks an application by `scope["channel"]`, for scopes of type "channel" (the worker's).
+
+    `application_mapping` and `channel_names()` tell the worker and `manage.py serve` which
+    channels there are to listen on.
+    """
+
+    key = "channel"
+
+    def __init__(self, application_mapping: Mapping[str, ASGIApp]) -> None:
+        super().__init__(application_mapping)
+
+    def channel_names(self) -> list[str]:
+        """The channel names this router serves, sorted."""
+        return sorted(self.application_mapping)
+
+    def get_application(self, scope: Scope) -> ASGIApp:
+        if "channel" not in scope:
+            raise ValueError(
+                "ChannelNameRouter got a scope without a 'channel' key. "
+                "Did you make sure it's only being used for 'channel' type messages?"
+            )
+        return super().get_application(scope)
+
+    def missing_route_message(self, value: Any) -> str:
+        return (
+            f"No application configured for channel name {value!r}; "
+            f"routes exist for {self.channel_names()}"
+        )
+
+
+class _NestedRouteMiss(Exception):
+    """A nested URLRouter matched nothing: its parent should try its next route."""
+
+
+def find_router(application: Any, depth: int = 16) -> URLRouter | None:
+    """The URLRouter `application` is, or wraps through middleware (followed via `inner`,
+    `application` or `app`); None when there is none."""
+    for _ in range(depth):
+        if isinstance(application, URLRouter):
+            return application
+        for attribute in WRAPPED_APPLICATION_ATTRIBUTES:
+            wrapped = getattr(application, attribute, None)
+            if wrapped is not None and wrapped is not application:
+                application = wrapped
+                break
+        else:
+            return None
+    return None
+
+
+class _Route:
+    """One compiled entry of a URLRouter: a Django pattern, the app, default kwargs."""
+
+    def __init__(self, route: URLPattern | URLResolver) -> None:
+        self.description = str(route.pattern)
+        if isinstance(route, URLResolver):
+            if isinstance(route.urlconf_name, URLRouter):
+                application: Any = route.urlconf_name
+            else:
+                application = URLRouter(route.url_patterns)
+            self.default_kwargs: dict[str, Any] = dict(route.default_kwargs)
+        elif isinstance(route, URLPattern):
+            application = route.callback
+            self.default_kwargs = dict(route.default_args)
+        else:
+            raise ImproperlyConfigured(
+                f"URLRouter routes must be made with django.urls.path() or re_path(), "
+                f"got {route!r}."
+            )
+        _check_application(application, f"Route {self.description!r}")
+        self.application: ASGIApp = application
+        self.nested = find_router(application) is not None
+        self.pattern = self._matching_pattern(route.pattern, endpoint=not self.nested)
+
+    @staticmethod
+    def _matching_pattern(pattern: Any, endpoint: bool) -> Any:
+        # A pattern leading to a nested router must match a prefix of the path, not all of it.
+        # Build a fresh pattern rather than change the one the caller handed over.
+        if endpoint:
+            return pattern
+        if isinstance(pattern, RegexPattern):
+            return RegexPattern(pattern._regex, pattern.name, is_endpoint=False)
+        if isinstance(pattern, RoutePattern):
+            return RoutePattern(pattern._route, pattern.name, is_endpoint=False)
+        raise ImproperlyConfigured(f"Unsupported URL pattern type: {type(pattern).__name__}")
+
+    def match(self, path: str) -> tuple[str, tuple[Any, ...], dict[str, Any]] | None:
+        match = self.pattern.match(path)
+        if not match:
+            return None
+        remaining, args, kwargs = match
+        return remaining, tuple(args), {**kwargs, **self.default_kwargs}
+
+
+class URLRouter:
+    """Picks an application by the URL path, with Django's `path()` and `re_path()` routes.
+
+        URLRouter([
+            path("ws/chat/<slug:room>/", ChatConsumer.as_asgi()),
+            re_path(r"^ws/news/(?P<kind>\\w+)/$", NewsConsumer.as_asgi()),
+            path("ws/admin/", AdminOnly(URLRouter([path("console/", Console.as_asgi())]))),
+        ])
+
+    Paths are matched without their leading "/" and, at the outermost router, without
+    `scope["root_path"]`. Converters turn captured values into Python values (`<int:id>` -> int).
+    A route to a nested router (directly or through middleware) matches a prefix and hands the rest
+    on in `scope["path_remaining"]`; the nested router's args are appended to the outer ones and
+    its kwargs merged over them (inner wins), in `scope["url_route"]`.
+
+    No match raises `ValueError("No route found for path 'ws/nowhere/'.")`; a nested router that
+    matches nothing lets its parent try the parent's next route.
+    """
+
+    def __init__(self, routes: Iterable[URLPattern | URLResolver]) -> None:
+        self.routes: list[URLPattern | URLResolver] = list(routes)
+        self._compiled: Sequence[_Route] = [_Route(route) for route in self.routes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        nested = "path_remaining" in scope
+        path = scope["path_remaining"] if nested else self._outer_path(scope)
+        path = path.lstrip("/")
+        outer_route = scope.get("url_route", {})
+        for route in self._compiled:
+            match = route.match(path)
+            if match is None:
+                continue
+            remaining, args, kwargs = match
+            url_route = {
+                "args": tuple(outer_route.get("args", ())) + args,
+                "kwargs": {**outer_route.get("kwargs", {}), **kwargs},
+            }
+            inner_scope = {**scope, "path_remaining": remaining, "url_route": url_route}
+            try:
+                await route.application(inner_scope, receive, send)
+            except _NestedRouteMiss:
+                if not route.nested:
+                    raise
+                continue
+            return
+        if nested:
+            raise _NestedRouteMiss(path)
+        raise ValueError(f"No route found for path {path!r}.")
+
+    @staticmethod
+    def _outer_path(scope: Scope) -> str:
+        path = scope.get("path")
+        if path is None:
+            raise ValueError("No 'path' key in connection scope, cannot route URLs")
+        root_path = scope.get("root_path", "")
+        if root_path:
+            if not path.startswith(root_path):
+                raise ValueError(f"No route found for path {path!r}.")
+            path = path[len(root_path) :]
+        return path
+
+
+__all__ = [
+    "ChannelNameRouter",
+    "ProtocolTypeRouter",
+    "ScopeKeyRouter",
+    "URLRouter",
+    "find_router",
+]
