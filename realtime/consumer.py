@@ -47,16 +47,18 @@ async def await_many_dispatch(
     dispatch: Callable[[Message], Awaitable[Any]],
 ) -> None:
     """Wait on every receiver at once and hand each message to `dispatch`, one at a time, until
-    `dispatch` raises (StopConsumer included). Pending receives are cancelled on the way out."""
+    `dispatch` raises (StopConsumer included). A receiver is asked for its next message only after
+    the handler of its previous one has returned. Pending receives are cancelled on the way out."""
     tasks = [asyncio.ensure_future(receiver()) for receiver in receivers]
     try:
         while True:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for index, task in enumerate(tasks):
                 if task.done():
-                    message = task.result()
+                    # Ask for the next message only once this one is handled: a worker relies
+                    # on it to know a message is done (acks, ConsumeLater, a clean stop).
+                    await dispatch(task.result())
                     tasks[index] = asyncio.ensure_future(receivers[index]())
-                    await dispatch(message)
     finally:
         for task in tasks:
             task.cancel()
