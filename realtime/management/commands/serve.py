@@ -1,0 +1,207 @@
+"""`python manage.py serve --host 127.0.0.1 --port 8000`: everything in one process.
+
+One asyncio event loop (Daphne's, under Twisted's asyncio reactor) runs:
+
+- Daphne serving the root application (settings.ASGI_APPLICATION, or ``--application``): HTTP,
+  including static files through WhiteNoise in Django's middleware, and WebSockets;
+- the in-process worker (`realtime.worker.Worker`) on every channel of the root application's
+  ChannelNameRouter, when settings.REALTIME_INPROCESS_WORKER is "on", or "auto" and the default
+  channel layer is the in-memory one (a separate `runworker` process could not share it);
+- every service in settings.REALTIME_EMBEDDED_SERVICES: dotted paths to
+  ``async def service(application) -> None``, each run as a task (an APRS replay, say).
+
+Background tasks start once the reactor runs. On SIGTERM/SIGINT the worker finishes its messages
+in hand, services are cancelled, open connections are closed, and the process exits with 0.
+"""
+
+from __future__ import annotations
+
+# Daphne's server module installs Twisted's asyncio reactor; it has to come before anything else
+# imports twisted.internet.reactor.
+import daphne.server  # isort: skip
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from daphne.endpoints import build_endpoint_description_strings
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
+from twisted.internet import defer, reactor
+
+from realtime.layers import get_channel_layer
+from realtime.management.commands.runworker import load_application
+from realtime.types import ASGIApp
+from realtime.worker import Worker, channel_route_names
+
+logger = logging.getLogger("realtime.serve")
+
+Service = Callable[[ASGIApp], Awaitable[None]]
+WORKER_MODES = {"on": True, "off": False, "auto": None}
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def load_services(paths: list[str]) -> list[tuple[str, Service]]:
+    """Import every embedded service; a path that does not import stops the server at start."""
+    services = []
+    for path in paths:
+        try:
+            service = import_string(path)
+        except ImportError as error:
+            raise CommandError(
+                f"Cannot import the embedded service {path!r} "
+                f"(settings.REALTIME_EMBEDDED_SERVICES): {error}"
+            ) from error
+        if not callable(service):
+            raise CommandError(f"The embedded service {path!r} is not callable")
+        services.append((path, service))
+    return services
+
+
+def wants_inprocess_worker(mode: str, channel_layer: Any) -> bool:
+    """Whether `serve` runs the worker itself, given REALTIME_INPROCESS_WORKER and the layer."""
+    from realtime.layers.memory import InMemoryChannelLayer
+
+    key = str(mode).strip().lower()
+    if key not in WORKER_MODES:
+        raise CommandError(
+            f"REALTIME_INPROCESS_WORKER must be one of {sorted(WORKER_MODES)}, got {mode!r}"
+        )
+    choice = WORKER_MODES[key]
+    if channel_layer is None:
+        return False
+    if choice is None:
+        return isinstance(channel_layer, InMemoryChannelLayer)
+    return choice
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve HTTP and WebSockets with Daphne, plus the in-process worker and embedded services."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Interface to listen on")
+        parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+        parser.add_argument(
+            "--application",
+            default=None,
+            help="Dotted path to the ASGI application (default: settings.ASGI_APPLICATION)",
+        )
+        parser.add_argument(
+            "--no-worker", action="store_true", help="Do not run the in-process worker"
+        )
+        parser.add_argument(
+            "--no-services",
+            action="store_true",
+            help="Do not run settings.REALTIME_EMBEDDED_SERVICES",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity: int = options["verbosity"]
+        application = load_application(options["application"])
+        services = (
+            [] if options["no_services"] else load_services(settings.REALTIME_EMBEDDED_SERVICES)
+        )
+        self.worker = self._make_worker(application, disabled=options["no_worker"])
+        self.services = services
+        self.application = application
+        self.tasks: list[asyncio.Task] = []
+        try:
+            endpoints = build_endpoint_description_strings(
+                host=options["host"], port=options["port"]
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        self.server = daphne.server.Server(
+            application=application,
+            endpoints=endpoints,
+            signal_handlers=True,
+            action_logger=self.log_action if self.verbosity >= 2 else None,
+            verbosity=self.verbosity,
+            root_path=getattr(settings, "FORCE_SCRIPT_NAME", None) or "",
+            server_name="switchboard",
+        )
+        reactor.callWhenRunning(self._started)
+        reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
+        self.server.run()
+        if self.verbosity >= 1:
+            self.stdout.write("Switchboard stopped")
+
+    def _make_worker(self, application: ASGIApp, disabled: bool) -> Worker | None:
+        if disabled:
+            return None
+        layer = get_channel_layer()
+        if not wants_inprocess_worker(settings.REALTIME_INPROCESS_WORKER, layer):
+            return None
+        channels = channel_route_names(application)
+        if not channels:
+            return None
+        return Worker(application, channels, layer)
+
+    def _started(self) -> None:
+        """Runs once the reactor (and with it the asyncio loop) is running."""
+        loop = asyncio.get_event_loop()
+        if self.worker is not None:
+            self.tasks.append(loop.create_task(self.worker.run(), name="in-process worker"))
+        for path, service in self.services:
+            task = loop.create_task(service(self.application), name=path)
+            task.add_done_callback(self._service_ended)
+            self.tasks.append(task)
+        addresses = self.server.listening_addresses
+        if addresses and self.verbosity >= 1:
+            host, port = addresses[0]
+            shown = f"[{host}]" if ":" in host else host
+            self.stdout.write(f"Switchboard serving on http://{shown}:{port}/")
+            if self.worker is not None:
+                self.stdout.write(f"In-process worker on channels {self.worker.channels}")
+            for path, _ in self.services:
+                self.stdout.write(f"Embedded service {path}")
+            self.stdout.flush()
+
+    def _service_ended(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("Embedded service %s failed", task.get_name(), exc_info=error)
+        else:
+            logger.info("Embedded service %s finished", task.get_name())
+
+    def _stopping(self) -> defer.Deferred:
+        """Reactor shutdown: let the worker finish its messages in hand, cancel the services."""
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._stop_tasks()))
+
+    async def _stop_tasks(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        for task in self.tasks:
+            if task.get_name() != "in-process worker":
+                task.cancel()
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(self.tasks, timeout=SHUTDOWN_TIMEOUT)
+        for task in pending:
+            logger.warning(
+                "%s did not stop within %.0fs; cancelling it", task.get_name(), SHUTDOWN_TIMEOUT
+            )
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        """Daphne's access log, written to stdout (at verbosity 2 and above)."""
+        if protocol == "http" and action == "complete":
+            line = "HTTP {method} {path} {status} [{time_taken:.2f}, {client}]".format(**details)
+        elif protocol == "websocket" and action in {
+            "connecting",
+            "connected",
+            "rejected",
+            "disconnected",
+        }:
+            line = f"WebSocket {action.upper()} {details['path']} [{details['client']}]"
+        else:
+            return
+        self.stdout.write(line)
+        self.stdout.flush()
