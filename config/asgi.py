@@ -21,6 +21,7 @@ import chat.routing  # noqa: E402
 import notifications.routing  # noqa: E402
 from aprs_news.consumers import APRSNewsConsumer  # noqa: E402
 from realtime.auth import AuthMiddlewareStack  # noqa: E402
+from realtime.metrics import ConnectionMetricsMiddleware  # noqa: E402
 from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from realtime.security import AllowedHostsOriginValidator  # noqa: E402
 
@@ -53,3 +54,6 @@ application = ProtocolTypeRouter(
         "aprs": APRSNewsConsumer.as_asgi(),
     }
 )
+
+# Counts open connections by route and messages routed, for /metrics (config.health).
+application = ConnectionMetricsMiddleware(application)

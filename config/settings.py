@@ -44,7 +44,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYER_IMPLEMENTATION = os.environ.get("SWITCHBOARD_CHANNEL_LAYER", "switchboard")
 CHANNEL_LAYER_ENCRYPTION_KEY = os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
-SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
@@ -198,6 +199,8 @@ SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes and scrapers talk plain HTTP to the process itself, inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

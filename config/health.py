@@ -1,0 +1,124 @@
+"""Endpoints for load balancers, orchestrators and Prometheus.
+
+    GET /healthz   200 {"status": "ok"}: the process is up and serving (no dependency is touched)
+    GET /readyz    200 {"status": "ready", "checks": {"database": "ok", "channel_layer": "ok"}}
+                   503 {"status": "unavailable", "checks": {"database": "ok",
+                        "channel_layer": "TimeoutError: no round trip within 2.0s"}}
+    GET /metrics   Prometheus text format: realtime_open_connections, realtime_connections_total,
+                   realtime_messages_routed_total, realtime_long_polls_waiting (realtime.metrics),
+                   realtime_layer_dropped_total (the channel layer's stats()["dropped"])
+
+Readiness checks the database with `SELECT 1` and the channel layer with a send/receive round trip
+on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops sending traffic
+to a process whose Redis or PostgreSQL went away, and sends it again once they are back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily
+
+from realtime.layers import get_channel_layer
+from realtime.metrics import MetricsCollector
+
+#: Seconds each readiness check may take before it counts as failed.
+READINESS_TIMEOUT = 2.0
+READINESS_MESSAGE_TYPE = "health.ping"
+
+
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up: answers without touching the database or the channel layer."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        # This runs in a throwaway thread; leave no connection behind in it.
+        connection.close()
+
+
+async def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured")
+    channel = await layer.new_channel("health")
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": READINESS_MESSAGE_TYPE, "token": token})
+    message = await layer.receive(channel)
+    if message.get("token") != token:
+        raise RuntimeError(f"round trip returned {message!r}")
+
+
+async def _run_check(check: Any) -> str:
+    try:
+        await asyncio.wait_for(check(), READINESS_TIMEOUT)
+    except TimeoutError:
+        return f"TimeoutError: no answer within {READINESS_TIMEOUT}s"
+    except Exception as error:  # a readiness probe reports every failure, it never raises
+        return f"{type(error).__name__}: {error}"
+    return "ok"
+
+
+@never_cache
+@require_safe
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready for traffic: the database answers and the channel layer makes a round trip."""
+    database, channel_layer = await asyncio.gather(
+        _run_check(sync_to_async(_check_database, thread_sensitive=False)),
+        _run_check(_check_channel_layer),
+    )
+    checks = {"database": database, "channel_layer": channel_layer}
+    ready = all(result == "ok" for result in checks.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+class LayerStatsCollector:
+    """Exports the default channel layer's `stats()["dropped"]` at scrape time."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        dropped = CounterMetricFamily(
+            "realtime_layer_dropped",
+            "Messages the channel layer dropped because a channel was full.",
+        )
+        layer = get_channel_layer()
+        stats = getattr(layer, "stats", None)
+        if callable(stats):
+            dropped.add_metric([], stats().get("dropped", 0))
+        yield dropped
+
+
+_registered = False
+
+
+def _register_collectors() -> None:
+    global _registered
+    if not _registered:
+        REGISTRY.register(MetricsCollector())
+        REGISTRY.register(LayerStatsCollector())
+        _registered = True
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """This process's metrics in the Prometheus text exposition format."""
+    _register_collectors()
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
