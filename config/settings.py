@@ -60,6 +60,8 @@ APRS_SERVER = os.environ.get("SWITCHBOARD_APRS_SERVER", "rotate.aprs2.net:14580"
 APRS_CALLSIGN = os.environ.get("SWITCHBOARD_APRS_CALLSIGN", "N0CALL")
 APRS_PASSCODE = os.environ.get("SWITCHBOARD_APRS_PASSCODE", "-1")
 APRS_FILTER = os.environ.get("SWITCHBOARD_APRS_FILTER", "t/sm")
+# Reconnect when APRS-IS sends nothing, not even its 20-second keep-alive, for this many seconds.
+APRS_SILENCE_TIMEOUT = float(os.environ.get("SWITCHBOARD_APRS_SILENCE_TIMEOUT", "60"))
 # The in-process worker of `manage.py serve`: "auto" runs it when the default layer is in-memory.
 REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto")
 # How many times a worker re-queues a message whose handler raises ConsumeLater before it becomes
