@@ -1,0 +1,282 @@
+"""HTTP consumers: AsyncHttpConsumer for hand-written async endpoints, and LongPollConsumer, the
+base class for endpoints that hold a request open until something happens.
+
+The events between the server and an HTTP consumer (ASGI):
+
+    in   {"type": "http.request", "body": b"...", "more_body": False}   (maybe in several chunks)
+    out  {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"...")]}
+    out  {"type": "http.response.body", "body": b"...", "more_body": False}
+    in   {"type": "http.disconnect"}                                     (the client went away)
+
+While the request is open the consumer also receives its channel-layer messages (group events), so
+a handler can finish a response that handle() started.
+
+Difference from Django Channels, on purpose: Channels ends the consumer as soon as handle()
+returns, so its own documented long-poll and server-sent-events examples (start the response in
+handle(), finish it from a group event) never receive the event. Here the consumer keeps running
+while a response is started but not finished, and stops once the last body chunk is sent or the
+client disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import QueryDict
+
+from realtime.consumer import AsyncConsumer
+from realtime.exceptions import StopConsumer
+from realtime.types import Message, Receive, Scope, Send
+
+Headers = list[tuple[bytes, bytes]]
+HeadersInput = Iterable[tuple[bytes, bytes]] | Mapping[bytes, bytes]
+
+
+class AsyncHttpConsumer(AsyncConsumer):
+    """Async HTTP endpoint: override `handle(body)` and answer with `send_response()`, or with
+    `send_headers()` then one or more `send_body()`.
+
+    `self.groups` are joined when the request body is complete (before handle()), and left when the
+    consumer ends. `disconnect()` runs once at the end, whether the response finished, the client
+    went away or handle() failed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.body: list[bytes] = []
+        self.response_started = False
+        self.response_finished = False
+        self.request_handled = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.disconnect()
+
+    async def send_headers(self, *, status: int = 200, headers: HeadersInput | None = None) -> None:
+        """Start the response. Headers are a list of (bytes, bytes) pairs or a dict of them. The
+        server sends them with the first body chunk."""
+        if self.response_started:
+            raise RuntimeError("Expected to start the response once, but it was already started")
+        if headers is None:
+            header_list: Headers = []
+        elif isinstance(headers, Mapping):
+            header_list = list(headers.items())
+        else:
+            header_list = list(headers)
+        self.response_started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": header_list})
+
+    async def send_body(self, body: bytes, *, more_body: bool = False) -> None:
+        """Send a body chunk; `more_body=True` keeps the response open for more chunks."""
+        if not isinstance(body, bytes):
+            raise TypeError(f"Expected the body as bytes, but got {type(body).__name__}")
+        if not self.response_started:
+            raise RuntimeError("Expected send_headers() before send_body(), but got no headers")
+        if self.response_finished:
+            raise RuntimeError("Expected an open response for send_body(), but it was finished")
+        self.response_finished = not more_body
+        await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+    async def send_response(
+        self, status: int, body: bytes, headers: HeadersInput | None = None
+    ) -> None:
+        """Send a whole response at once."""
+        await self.send_headers(status=status, headers=headers)
+        await self.send_body(body)
+
+    async def handle(self, body: bytes) -> None:
+        """The complete request body has arrived: respond (now, or later from an event handler
+        after starting the response)."""
+        raise NotImplementedError("Subclasses of AsyncHttpConsumer must provide a handle() method.")
+
+    async def disconnect(self) -> None:
+        """The request is over (answered, abandoned or failed): clean up. Do not send anything."""
+
+    async def http_request(self, message: Message) -> None:
+        if message.get("body"):
+            self.body.append(message["body"])
+        if message.get("more_body"):
+            return
+        await self.join_groups()
+        await self.handle(b"".join(self.body))
+        self.request_handled = True
+
+    async def http_disconnect(self, message: Message) -> None:
+        raise StopConsumer()
+
+    def request_is_open(self) -> bool:
+        """Whether the consumer should go on serving events after handle(): while a response is
+        started but not finished."""
+        return self.response_started and not self.response_finished
+
+    async def dispatch(self, message: Message) -> None:
+        await super().dispatch(message)
+        if self.request_handled and not self.request_is_open():
+            raise StopConsumer()
+
+
+@dataclass(frozen=True)
+class LongPollResponse:
+    """A complete HTTP answer a LongPollConsumer hook returns."""
+
+    status: int
+    body: bytes = b""
+    headers: Headers = field(default_factory=list)
+
+
+class LongPollConsumer(AsyncHttpConsumer):
+    """Holds an HTTP request open until a channel-layer event or `timeout`, then answers once.
+
+    The request goes through these hooks, in order:
+
+    1. `prepare(body)`: parse and check the request (`self.query`, `self.scope["user"]`). Return a
+       LongPollResponse to answer at once (400, 401, ...), or None to go on.
+    2. The consumer joins `get_groups()` (default `self.groups`) *before* looking for data, so an
+       event that happens while poll() runs is not missed: it is queued and handled next.
+    3. `poll()`: look for data to send (a query). Return a LongPollResponse to answer now, or None
+       to wait.
+    4. While waiting, event handlers run as in any consumer; one calls `await self.wake()` to run
+       poll() again (answering if it returns a response), or `await self.respond(response)`.
+    5. After `timeout` seconds with no answer, `on_timeout()` gives the answer (default: 204).
+
+    If the client disconnects while waiting, the groups are left and nothing is sent. Waiting costs
+    no thread: it is a pending read on the event loop. Responses made by `json_response()` carry
+    `Cache-Control: no-store`, so no cache replays a stale poll. Example:
+
+        class NotificationPoll(LongPollConsumer):
+            timeout = 25
+
+            async def prepare(self, body):
+                if not self.scope["user"].is_authenticated:
+                    return self.json_response({"error": "login required"}, status=401)
+                self.after = self.query.get("after", "0")
+                if not self.after.isdigit():
+                    return self.json_response({"error": "after must be an integer"}, status=400)
+                return None
+
+            def get_groups(self):
+                return [f"notifications.user.{self.scope['user'].pk}"]
+
+            async def poll(self):
+                items = await unread_after(self.scope["user"], int(self.after))
+                return self.json_response({"items": items}) if items else None
+
+            async def notification_created(self, event):   # {"type": "notification.created"}
+                await self.wake()
+
+            async def on_timeout(self):
+                return self.json_response({"items": []})
+    """
+
+    #: Seconds to hold the request before on_timeout() answers; a prepare() may change it.
+    timeout: float = 25.0
+    #: The event type the consumer sends itself when `timeout` passes.
+    timeout_event_type = "longpoll.timeout"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = False
+        self._deadline: float | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._asgi_receive = receive
+        await super().__call__(scope, self._receive_until_deadline, send)
+
+    @property
+    def query(self) -> QueryDict:
+        """The query string, parsed as Django does (`self.query.get("after")`)."""
+        return QueryDict(self.scope.get("query_string", b""))
+
+    @property
+    def answered(self) -> bool:
+        return self.response_started
+
+    async def prepare(self, body: bytes) -> LongPollResponse | None:
+        """Check the request; return a response to refuse it, None to go on."""
+        return None
+
+    def get_groups(self) -> Iterable[str]:
+        """The groups whose events may answer this request."""
+        return list(self.groups or [])
+
+    async def poll(self) -> LongPollResponse | None:
+        """Look for something to answer with; None to keep waiting."""
+        return None
+
+    async def on_timeout(self) -> LongPollResponse:
+        """The answer when `timeout` passes with nothing to say."""
+        return LongPollResponse(204, headers=[(b"cache-control", b"no-store")])
+
+    async def handle(self, body: bytes) -> None:
+        refusal = await self.prepare(body)
+        if refusal is not None:
+            await self.respond(refusal)
+            return
+        await self.join_groups(self.get_groups())
+        await self.wake()
+        if not self.answered:
+            self.waiting = True
+            self._deadline = asyncio.get_running_loop().time() + self.timeout
+
+    async def wake(self) -> None:
+        """Run poll() again and answer if it returns a response; otherwise keep waiting."""
+        if self.answered:
+            return
+        response = await self.poll()
+        if response is not None:
+            await self.respond(response)
+
+    async def respond(self, response: LongPollResponse) -> None:
+        """Answer the request with `response` (later answers are ignored: one request, one
+        answer)."""
+        if self.answered:
+            return
+        self.waiting = False
+        await self.send_response(response.status, response.body, headers=response.headers)
+
+    def request_is_open(self) -> bool:
+        return self.waiting and not self.answered
+
+    async def longpoll_timeout(self, message: Message) -> None:
+        if self.waiting and not self.answered:
+            await self.respond(await self.on_timeout())
+
+    @staticmethod
+    def json_response(
+        data: Any, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> LongPollResponse:
+        """A JSON answer (dates and decimals encoded as Django does), not cacheable."""
+        body = json.dumps(data, cls=DjangoJSONEncoder).encode()
+        return LongPollResponse(
+            status,
+            body,
+            [
+                (b"content-type", b"application/json"),
+                (b"cache-control", b"no-store"),
+                *headers,
+            ],
+        )
+
+    async def _receive_until_deadline(self) -> Message:
+        # The ASGI receive, but once a deadline is set a read that outlasts it turns into the
+        # timeout event. The read is re-armed after each handled message, so it sees the deadline
+        # handle() sets. Cancelling a pending server read is safe: nothing is taken off its queue.
+        if self._deadline is None:
+            return await self._asgi_receive()
+        remaining = max(0.0, self._deadline - asyncio.get_running_loop().time())
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._asgi_receive()
+        except TimeoutError:
+            self._deadline = None
+            return {"type": self.timeout_event_type}
+
+
+__all__ = ["AsyncHttpConsumer", "LongPollConsumer", "LongPollResponse"]
