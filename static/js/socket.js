@@ -1,0 +1,163 @@
+/**
+ * socket.js — the reconnecting WebSocket every Switchboard page shares (chat, console,
+ * notifications bell, news). No framework, no build step: import it as an ES module.
+ *
+ *   import { ReconnectingSocket, wsUrl } from "/static/js/socket.js";
+ *
+ *   const socket = new ReconnectingSocket(
+ *     () => wsUrl("/ws/chat/general/", lastId ? { after: lastId } : {}),   // called before EVERY connect
+ *     {
+ *       onOpen: (socket) => {},              // each time a connection opens (first and after reconnects)
+ *       onMessage: (frame, socket) => {},    // every JSON frame from the server, already parsed
+ *       onStateChange: (state, detail) => {} // "connecting" | "open" | "reconnecting" | "closed"
+ *     },
+ *   );
+ *   socket.send({ type: "message", text: "hi" });   // true if sent, false when not connected
+ *   socket.close();                                   // stop for good (no more reconnects)
+ *   socket.state;                                     // the current state string
+ *
+ * The same things are also dispatched as DOM events on the socket (it is an EventTarget):
+ *   "open"        detail: {}
+ *   "message"     detail: {frame}             (the parsed JSON object)
+ *   "statechange" detail: {state, attempt, delay, code, reason}
+ *
+ * Resume hook: `urlFn` is called before every (re)connect, so a page can put what it has already
+ * seen into the URL (chat uses `?after=<last message id>` and gets exactly what it missed).
+ *
+ * Reconnects: after any close that is not final, wait with exponential back-off and jitter
+ * (`minDelay` 500 ms doubling up to `maxDelay` 15 s, each wait a random value in [delay/2, delay]),
+ * then connect again. The wait is cut short when the browser comes back online or the tab becomes
+ * visible. Close codes in `finalCodes` (default 4401 login required, 4403 forbidden) and
+ * `socket.close()` are final: the state becomes "closed" and the socket stays down.
+ * Frames that are not JSON are ignored with a console warning.
+ */
+
+export const DEFAULT_FINAL_CODES = Object.freeze([4401, 4403]);
+
+/** Build an absolute ws:// or wss:// URL for `path` on this page's host, with query `params`. */
+export function wsUrl(path, params = {}) {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const url = new URL(path, `${scheme}//${window.location.host}`);
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, String(value));
+  }
+  return url.toString();
+}
+
+export class ReconnectingSocket extends EventTarget {
+  /**
+   * @param {() => string} urlFn  returns the URL to connect to; called before every connect
+   * @param {object} [options]
+   * @param {(socket: ReconnectingSocket) => void} [options.onOpen]
+   * @param {(frame: object, socket: ReconnectingSocket) => void} [options.onMessage]
+   * @param {(state: string, detail: object) => void} [options.onStateChange]
+   * @param {number} [options.minDelay=500]   first back-off wait in ms
+   * @param {number} [options.maxDelay=15000] longest back-off wait in ms
+   * @param {number[]} [options.finalCodes=[4401, 4403]] close codes that stop reconnecting
+   */
+  constructor(urlFn, options = {}) {
+    super();
+    this.urlFn = urlFn;
+    this.onOpen = options.onOpen || null;
+    this.onMessage = options.onMessage || null;
+    this.onStateChange = options.onStateChange || null;
+    this.minDelay = options.minDelay ?? 500;
+    this.maxDelay = options.maxDelay ?? 15000;
+    this.finalCodes = new Set(options.finalCodes || DEFAULT_FINAL_CODES);
+    this.state = "connecting";
+    this.attempt = 0;
+    this.ws = null;
+    this.timer = null;
+    this.stopped = false;
+    this.wakeUp = () => {
+      if (this.state === "reconnecting" && document.visibilityState !== "hidden") this.connectNow();
+    };
+    window.addEventListener("online", this.wakeUp);
+    document.addEventListener("visibilitychange", this.wakeUp);
+    this.connect();
+  }
+
+  /** Send `obj` as a JSON text frame. Returns false (and sends nothing) when not connected. */
+  send(obj) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  /** Close for good: no reconnects after this. */
+  close(code = 1000) {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    window.removeEventListener("online", this.wakeUp);
+    document.removeEventListener("visibilitychange", this.wakeUp);
+    if (this.ws) this.ws.close(code);
+    this.setState("closed", { code });
+  }
+
+  /** Reconnect at once instead of waiting out the back-off. */
+  connectNow() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.connect();
+  }
+
+  connect() {
+    if (this.stopped) return;
+    this.setState("connecting", { attempt: this.attempt });
+    let ws;
+    try {
+      ws = new WebSocket(this.urlFn());
+    } catch (error) {
+      console.warn("socket.js: cannot open WebSocket", error);
+      this.scheduleReconnect({});
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
+      this.attempt = 0;
+      this.setState("open", {});
+      if (this.onOpen) this.onOpen(this);
+      this.dispatchEvent(new CustomEvent("open", { detail: {} }));
+    });
+    ws.addEventListener("message", (event) => {
+      if (ws !== this.ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        console.warn("socket.js: ignoring a frame that is not JSON", event.data);
+        return;
+      }
+      if (this.onMessage) this.onMessage(frame, this);
+      this.dispatchEvent(new CustomEvent("message", { detail: { frame } }));
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      if (this.stopped) return;
+      if (this.finalCodes.has(event.code)) {
+        this.stopped = true;
+        this.setState("closed", { code: event.code, reason: event.reason });
+        return;
+      }
+      this.scheduleReconnect({ code: event.code, reason: event.reason });
+    });
+  }
+
+  scheduleReconnect(detail) {
+    const ceiling = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.attempt += 1;
+    this.setState("reconnecting", { ...detail, attempt: this.attempt, delay });
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    const full = { state, attempt: this.attempt, ...detail };
+    if (this.onStateChange) this.onStateChange(state, full);
+    this.dispatchEvent(new CustomEvent("statechange", { detail: full }));
+  }
+}
