@@ -1,0 +1,169 @@
+"""Consumers of the news app.
+
+APRSNewsConsumer serves the "aprs" scope (one instance per gateway connection, see protocol.py for
+the events): each packet is parsed; news is recorded (de-duplicated) and pushed to the
+`aprs-news` group as an already-encoded frame. What cannot be parsed is counted and logged at
+debug level; nothing a packet contains can stop the consumer.
+
+NewsConsumer serves ws/news/: it joins the `aprs-news` group, sends the recent items on connect,
+relays live frames, and answers `news.recent` requests (filters by kind, callsign prefix, group).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from aprs_news import protocol, services
+from aprs_news.parsing import UnparseablePacket, decode_line, parse_packet
+from realtime.consumer import AsyncConsumer
+from realtime.db import database_sync_to_async
+from realtime.exceptions import StopConsumer
+from realtime.generic.websocket import AsyncWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+# Packets handled by this process, by outcome: "news" (a new item), "seen_again", "ignored"
+# (valid APRS that is not news, e.g. positions), "unparseable", "failed" (could not be stored).
+packet_counts: Counter[str] = Counter()
+
+
+def _received_at(value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(tz=UTC)
+
+
+class APRSNewsConsumer(AsyncConsumer):
+    """Turns APRS-IS packets into news items and live frames for ws/news/."""
+
+    async def aprs_connect(self, event: dict) -> None:
+        self.counts: Counter[str] = Counter()
+        logger.info(
+            "APRS feed connected: server=%s callsign=%s filter=%s",
+            self.scope.get("server"),
+            self.scope.get("callsign"),
+            self.scope.get("filter"),
+        )
+
+    async def aprs_packet(self, event: dict) -> None:
+        if not hasattr(self, "counts"):
+            self.counts = Counter()
+        outcome = await self._handle_packet(event)
+        self.counts[outcome] += 1
+        packet_counts[outcome] += 1
+
+    async def aprs_disconnect(self, event: dict) -> None:
+        logger.info(
+            "APRS feed from %s disconnected; packets this connection: %s",
+            self.scope.get("server"),
+            dict(getattr(self, "counts", {})) or "none",
+        )
+        raise StopConsumer()
+
+    async def _handle_packet(self, event: dict) -> str:
+        raw = event.get("raw", "")
+        if isinstance(raw, bytes):
+            raw = decode_line(raw)
+        if not isinstance(raw, str):
+            logger.debug("aprs.packet without a text 'raw': %r", event)
+            return "unparseable"
+        try:
+            news = parse_packet(raw)
+        except UnparseablePacket as error:
+            logger.debug("unparseable APRS packet: %s", error)
+            return "unparseable"
+        if news is None:
+            return "ignored"
+        try:
+            recorded = await database_sync_to_async(services.record_news)(
+                news, _received_at(event.get("received", time.time()))
+            )
+        except Exception:
+            logger.exception("could not store APRS news from %r", raw[:120])
+            return "failed"
+        if recorded.created:
+            frame = {"type": protocol.FRAME_ITEM, "item": services.item_frame(recorded.item)}
+        else:
+            frame = services.seen_frame(recorded.item)
+        await self._broadcast(frame)
+        return "news" if recorded.created else "seen_again"
+
+    async def _broadcast(self, frame: dict) -> None:
+        if self.channel_layer is None:
+            return
+        message = {"type": protocol.GROUP_MESSAGE_FRAME, "text": json.dumps(frame)}
+        try:
+            await self.channel_layer.group_send(protocol.NEWS_GROUP, message)
+        except Exception:  # the item is stored; pages catch up with news.recent on reconnect
+            logger.exception("could not push APRS news to %s", protocol.NEWS_GROUP)
+
+
+class NewsConsumer(AsyncWebsocketConsumer):
+    """ws/news/: live APRS news for anyone (no login needed; the page is public)."""
+
+    groups = [protocol.NEWS_GROUP]
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self._send_recent({})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
+        if size > protocol.MAX_CLIENT_FRAME_BYTES:
+            await self._send_error(
+                protocol.ERROR_FRAME_TOO_LARGE,
+                f"frames are limited to {protocol.MAX_CLIENT_FRAME_BYTES} bytes, got {size}",
+            )
+            await self.close(protocol.CLOSE_FRAME_TOO_LARGE)
+            return
+        try:
+            frame = json.loads(text_data if text_data is not None else (bytes_data or b""))
+        except (ValueError, UnicodeDecodeError) as error:
+            await self._send_error(protocol.ERROR_MALFORMED, f"frame is not JSON: {error}")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self._send_error(
+                protocol.ERROR_MALFORMED, 'expected a JSON object with a string "type"'
+            )
+            return
+        if frame["type"] != protocol.FRAME_RECENT:
+            await self._send_error(
+                protocol.ERROR_UNKNOWN_TYPE,
+                f"unknown frame type {frame['type']!r}; expected {protocol.FRAME_RECENT!r}",
+            )
+            return
+        await self._send_recent(frame)
+
+    async def news_frame(self, event: dict) -> None:
+        await self.send(text_data=event["text"])
+
+    async def _send_recent(self, frame: dict) -> None:
+        try:
+            kind = services.normalize_kind(str(frame.get("kind", "")))
+            prefix = services.normalize_prefix(str(frame.get("prefix", "")))
+            group = services.normalize_group(str(frame["group"])) if frame.get("group") else ""
+            limit = frame.get("limit", protocol.RECENT_DEFAULT)
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+                raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        except ValueError as error:
+            await self._send_error(protocol.ERROR_BAD_PARAMETER, str(error))
+            return
+        items = await database_sync_to_async(services.recent_items)(
+            [kind] if kind else [], prefix, group, limit
+        )
+        await self.send(
+            text_data=json.dumps(
+                {"type": protocol.FRAME_RECENT, "items": [services.item_frame(i) for i in items]}
+            )
+        )
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self.send(
+            text_data=json.dumps({"type": protocol.FRAME_ERROR, "code": code, "message": message})
+        )

@@ -1,0 +1,350 @@
+"""The APRS-IS protocol server: what Daphne is for HTTP, this is for the "aprs" scope type.
+
+It logs in to an APRS-IS server over TCP and sends one line
+
+    user N0CALL pass -1 vers Switchboard 0.1 filter t/sm\\r\\n
+
+(passcode -1 is receive-only), logs the server's `# logresp ...` reply, and for each connection
+runs the root ASGI application once with the scope
+
+    {"type": "aprs", "server": "rotate.aprs2.net:14580", "callsign": "N0CALL", "filter": "t/sm"}
+
+feeding it `aprs.connect`, one `aprs.packet` per packet line
+(`{"type": "aprs.packet", "raw": line, "received": unix_time}`) and `aprs.disconnect` when the
+connection ends. Lines starting with `#` are server comments and keep-alives, not packets. Bytes
+are decoded leniently (UTF-8, else Latin-1); no line can stop the gateway.
+
+When the connection drops, or stays silent (not even a keep-alive) for `silence_timeout` seconds,
+it reconnects with exponential back-off plus jitter, capped. `stop` (SIGTERM/SIGINT in the
+management command) ends it cleanly: the application gets `aprs.disconnect` and is awaited.
+
+`replay()` feeds a capture file instead: one line per packet, optionally prefixed with its unix
+receive time and a TAB (`1795435200.65<TAB>W1ABC>APRS...`), paced by those times divided by
+`speed`, or one line every `interval / speed` seconds when a line has no time.
+`embedded_replay` runs settings.APRS_REPLAY_FILE in a loop inside `manage.py serve`, so /news/ is
+alive out of the box.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aprs_news import protocol
+from aprs_news.parsing import decode_line
+from realtime.types import ASGIApp
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 14580
+SOFTWARE = "Switchboard"
+SOFTWARE_VERSION = "0.1"
+MAX_LINE_BYTES = 8192  # APRS-IS lines are at most ~512 bytes; longer ones are dropped
+QUEUE_SIZE = 1000  # packets buffered for a busy application before reading pauses
+MAX_REPLAY_GAP = 60.0  # longest pause between two replayed lines, in capture seconds
+_TIMESTAMPED_LINE = re.compile(rb"^(\d{9,11}(?:\.\d+)?)\t(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """An APRS-IS server as host and port, parsed from "host:port" (port defaults to 14580)."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+    @classmethod
+    def parse(cls, text: str) -> ServerAddress:
+        host, _, port = text.strip().rpartition(":")
+        if not host:
+            host, port = text.strip(), str(DEFAULT_PORT)
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"APRS-IS server must be host:port, got {text!r}")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: initial * factor**attempt, capped at maximum, each +/- jitter (a
+    fraction, so many gateways do not reconnect in step)."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    factor: float = 2.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+def login_line(callsign: str, passcode: str, server_filter: str) -> bytes:
+    """The APRS-IS login line; the filter part is left out when there is no filter."""
+    line = f"user {callsign} pass {passcode} vers {SOFTWARE} {SOFTWARE_VERSION}"
+    if server_filter:
+        line += f" filter {server_filter}"
+    return (line + "\r\n").encode("ascii", "replace")
+
+
+class ApplicationConnection:
+    """One run of the ASGI application for one feed connection: its scope, event queue and task.
+
+    If the application crashes mid-feed, the error is logged and a fresh instance is started (with
+    a new `aprs.connect`) for the next packet: a bug in a consumer never stops the feed.
+    """
+
+    def __init__(self, application: ASGIApp, scope: dict[str, Any]) -> None:
+        self.application = application
+        self.scope = scope
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue(QUEUE_SIZE)
+        self.task = asyncio.create_task(
+            self.application(dict(self.scope), self.queue.get, self._send)
+        )
+        await self.queue.put({"type": protocol.EVENT_CONNECT})
+
+    async def packet(self, raw: str, received: float) -> None:
+        if self.task is None or self.task.done():
+            self._log_ended()
+            await self.start()
+        await self.queue.put({"type": protocol.EVENT_PACKET, "raw": raw, "received": received})
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Send aprs.disconnect and wait (up to `timeout`) for the application to finish."""
+        if self.task is None:
+            return
+        task, self.task = self.task, None
+        if not task.done():
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait({"type": protocol.EVENT_DISCONNECT})
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+            except TimeoutError:
+                logger.warning("application did not finish within %ss; cancelling it", timeout)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                return
+            except Exception:
+                pass
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("APRS application failed", exc_info=task.exception())
+
+    def _log_ended(self) -> None:
+        if self.task is not None and not self.task.cancelled() and self.task.exception():
+            logger.error("APRS application failed; restarting it", exc_info=self.task.exception())
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        # The aprs protocol carries nothing from the application back to the network (receive-only).
+        logger.debug("ignoring message from the APRS application: %r", message.get("type"))
+
+
+class APRSISGateway:
+    """An APRS-IS client that feeds every packet to `application` and keeps itself connected."""
+
+    def __init__(
+        self,
+        application: ASGIApp,
+        server: ServerAddress,
+        *,
+        callsign: str,
+        passcode: str = "-1",
+        server_filter: str = "",
+        silence_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.application = application
+        self.server = server
+        self.callsign = callsign
+        self.passcode = passcode
+        self.server_filter = server_filter
+        self.silence_timeout = silence_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff()
+        self.connections = 0  # successful TCP connections so far
+        self.packets = 0  # packet lines handed to the application so far
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        return {
+            "type": protocol.SCOPE_TYPE,
+            "server": str(self.server),
+            "callsign": self.callsign,
+            "filter": self.server_filter,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until `stop` is set, reconnecting with back-off after each drop."""
+        attempt = 0
+        while not stop.is_set():
+            heard = False
+            try:
+                heard = await self._session(stop)
+            except (OSError, TimeoutError, EOFError) as error:
+                logger.warning("APRS-IS %s: %s", self.server, error or type(error).__name__)
+            if stop.is_set():
+                break
+            attempt = 0 if heard else attempt + 1
+            delay = self.backoff.delay(attempt)
+            logger.info("reconnecting to APRS-IS %s in %.1fs", self.server, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        logger.info("APRS-IS gateway stopped")
+
+    async def _session(self, stop: asyncio.Event) -> bool:
+        """One connection, from login to drop/silence/stop; True if the server said anything."""
+        logger.info("connecting to APRS-IS %s as %s", self.server, self.callsign)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.server.host, self.server.port, limit=MAX_LINE_BYTES),
+            self.connect_timeout,
+        )
+        self.connections += 1
+        heard = False
+        app = ApplicationConnection(self.application, self.scope)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            writer.write(login_line(self.callsign, self.passcode, self.server_filter))
+            await writer.drain()
+            await app.start()
+            while True:
+                reading = asyncio.ensure_future(reader.readline())
+                done, _ = await asyncio.wait(
+                    {reading, stopping},
+                    timeout=self.silence_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if reading not in done:
+                    reading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await reading
+                    if stopping not in done:
+                        logger.warning(
+                            "APRS-IS %s silent for %ss; reconnecting",
+                            self.server,
+                            self.silence_timeout,
+                        )
+                    return heard
+                try:
+                    data = reading.result()
+                except ValueError:  # longer than MAX_LINE_BYTES: asyncio drops it, we go on
+                    logger.debug("dropped an over-long line from %s", self.server)
+                    continue
+                if not data:
+                    logger.warning("APRS-IS %s closed the connection", self.server)
+                    return heard
+                heard = True
+                await self._line(decode_line(data), app)
+        finally:
+            stopping.cancel()
+            await app.close()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _line(self, line: str, app: ApplicationConnection) -> None:
+        if not line.strip():
+            return
+        if line.startswith("#"):
+            if line.startswith("# logresp"):
+                logger.info("APRS-IS %s login reply: %s", self.server, line[2:])
+            else:
+                logger.debug("APRS-IS %s: %s", self.server, line)
+            return
+        self.packets += 1
+        await app.packet(line, time.time())
+
+
+def read_capture(path: Path) -> list[tuple[float | None, str]]:
+    """The lines of a capture file as (capture time or None, text); blank lines are skipped."""
+    lines: list[tuple[float | None, str]] = []
+    for data in path.read_bytes().splitlines():
+        match = _TIMESTAMPED_LINE.match(data)
+        stamp = float(match.group(1)) if match else None
+        text = decode_line(match.group(2) if match else data)
+        if text.strip():
+            lines.append((stamp, text))
+    return lines
+
+
+async def replay(
+    application: ASGIApp,
+    path: Path,
+    *,
+    stop: asyncio.Event,
+    speed: float = 1.0,
+    interval: float = 1.0,
+    loop: bool = False,
+    callsign: str = "N0CALL",
+) -> int:
+    """Feed a capture file to `application` as one connection per pass; returns packets sent.
+
+    `#` lines are skipped as on a live feed. With `loop`, passes repeat until `stop` is set.
+    """
+    if speed <= 0:
+        raise ValueError(f"replay speed must be positive, got {speed!r}")
+    lines = read_capture(path)
+    scope = {
+        "type": protocol.SCOPE_TYPE,
+        "server": f"replay:{path.name}",
+        "callsign": callsign,
+        "filter": "",
+    }
+    sent = 0
+    while not stop.is_set():
+        app = ApplicationConnection(application, scope)
+        await app.start()
+        previous: float | None = None
+        try:
+            for stamp, text in lines:
+                if stamp is not None and previous is not None:
+                    pause = min(max(stamp - previous, 0.0), MAX_REPLAY_GAP) / speed
+                else:
+                    pause = 0.0 if previous is None and stamp is not None else interval / speed
+                previous = stamp if stamp is not None else previous
+                if pause:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
+                if stop.is_set():
+                    break
+                if text.startswith("#"):
+                    continue
+                await app.packet(text, time.time())
+                sent += 1
+        finally:
+            await app.close()
+        if not loop:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval / speed)
+    logger.info("replayed %d packets from %s", sent, path)
+    return sent
+
+
+async def embedded_replay(application: ASGIApp) -> None:
+    """The replay `manage.py serve` runs beside Daphne: settings.APRS_REPLAY_FILE in a loop at the
+    capture's own pace, until cancelled. An empty setting disables it (returns at once)."""
+    from django.conf import settings
+
+    name = getattr(settings, "APRS_REPLAY_FILE", "")
+    if not name:
+        return
+    path = Path(name)
+    if not await asyncio.to_thread(path.is_file):
+        logger.warning("APRS replay file %s does not exist; /news/ gets no replayed traffic", path)
+        return
+    logger.info("replaying APRS capture %s in a loop", path)
+    await replay(application, path, stop=asyncio.Event(), loop=True, interval=5.0)
