@@ -69,6 +69,8 @@ REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto
 REALTIME_CONSUME_LATER_MAX_RETRIES = int(
     os.environ.get("SWITCHBOARD_CONSUME_LATER_MAX_RETRIES", "10")
 )
+# Chat: messages one user may post in one room per window, "<count>/<seconds>".
+CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
 # ---------------------------------------------------------------------------------------------
 
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
