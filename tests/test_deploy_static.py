@@ -1,0 +1,219 @@
+"""The deployment files, checked without Docker: docker-compose.yml parses and every process it
+starts runs a command and an application that exist in this project; the Dockerfile builds the
+image the compose file expects; nginx forwards WebSocket upgrades on every WebSocket route."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import get_commands
+from django.urls import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict = COMPOSE["services"]
+NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of the Dockerfile, continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        keyword, _, arguments = full.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def command_words(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def manage_commands() -> list[tuple[str, list[str]]]:
+    """(service, argv after manage.py) for every service that runs manage.py."""
+    found = []
+    for name, service in SERVICES.items():
+        words = command_words(service.get("command", []))
+        if "manage.py" in words:
+            found.append((name, words[words.index("manage.py") + 1 :]))
+    return found
+
+
+def asgi_target(words: list[str]) -> str:
+    """The `module:attribute` a daphne command line serves."""
+    targets = [word for word in words if re.fullmatch(r"[\w.]+:\w+", word)]
+    assert len(targets) == 1, f"expected one module:attribute in {words}"
+    return targets[0]
+
+
+def load_target(target: str):
+    import importlib
+
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def nginx_location(prefix: str) -> str:
+    match = re.search(r"location\s+" + re.escape(prefix) + r"\s*\{(.*?)\}", NGINX, re.DOTALL)
+    assert match, f"nginx.conf has no `location {prefix}` block"
+    return match.group(1)
+
+
+# -- docker-compose.yml ----------------------------------------------------------------------------
+
+
+def test_compose_runs_two_daphne_web_processes_on_the_real_application():
+    web = {
+        name: command_words(service["command"])
+        for name, service in SERVICES.items()
+        if command_words(service.get("command", []))[:1] == ["daphne"]
+    }
+    assert len(web) == 2, f"expected two Daphne services, got {sorted(web)}"
+    from config.asgi import application
+
+    for words in web.values():
+        assert load_target(asgi_target(words)) is application
+        assert words[words.index("--port") + 1] == "8000"
+
+
+def test_compose_has_worker_gateway_redis_and_postgres_with_volumes():
+    commands = {name: args[0] for name, args in manage_commands()}
+    assert "runworker" in commands.values()
+    assert "aprs_gateway" in commands.values()
+    assert SERVICES["redis"]["image"].startswith("redis:")
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    named_volumes = set(COMPOSE["volumes"])
+    for service in ("redis", "postgres"):
+        mounted = {volume.split(":")[0] for volume in SERVICES[service]["volumes"]}
+        assert mounted & named_volumes, f"{service} keeps its data in no named volume"
+
+
+@pytest.mark.parametrize(("service", "argv"), manage_commands())
+def test_every_manage_py_command_in_compose_exists(service, argv):
+    assert argv[0] in get_commands(), f"{service} runs `manage.py {argv[0]}`, which does not exist"
+
+
+def test_compose_worker_serves_channels_the_application_routes():
+    from config.asgi import application
+    from realtime.worker import channel_route_names
+
+    routed = set(channel_route_names(application))
+    workers = [args for _, args in manage_commands() if args[0] == "runworker"]
+    assert workers, "no runworker service"
+    for args in workers:
+        channels = [arg for arg in args[1:] if not arg.startswith("-")]
+        assert channels, "runworker without channel names serves nothing"
+        assert set(channels) <= routed, f"{channels} not all in the routed channels {routed}"
+
+
+def test_compose_app_services_run_in_production_mode_with_required_secret():
+    for name, service in SERVICES.items():
+        if service.get("image", "").startswith("switchboard"):
+            environment = service["environment"]
+            assert environment["DJANGO_DEBUG"] == "0", name
+            assert environment["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?"), name
+            assert environment["DATABASE_URL"].startswith("postgresql://"), name
+            assert environment["REDIS_URL"].startswith("redis://"), name
+
+
+# -- Dockerfile ----------------------------------------------------------------------------------
+
+
+def test_dockerfile_uses_slim_python_311_and_a_non_root_user():
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    users = [arguments for keyword, arguments in instructions if keyword == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+
+
+def test_dockerfile_installs_dependencies_before_copying_the_source():
+    instructions = dockerfile_instructions()
+    copies = [i for i, (keyword, _) in enumerate(instructions) if keyword == "COPY"]
+    install = next(
+        i for i, (k, a) in enumerate(instructions) if k == "RUN" and "pip install -r" in a
+    )
+    assert instructions[copies[0]][1].split()[0] == "requirements.txt"
+    assert copies[0] < install < copies[1], "dependencies are not in their own layer"
+
+
+def test_dockerfile_collects_static_files_with_a_build_only_secret():
+    runs = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN"]
+    collect = next(run for run in runs if "collectstatic" in run)
+    assert "DJANGO_SECRET_KEY=" in collect and "DJANGO_DEBUG=0" in collect
+    environment = " ".join(a for k, a in dockerfile_instructions() if k in {"ENV", "ARG"})
+    assert "SECRET_KEY" not in environment, "the build key must not persist into the image"
+
+
+def test_dockerfile_cmd_serves_the_real_application_with_daphne():
+    from config.asgi import application
+
+    cmd = json.loads(next(a for k, a in dockerfile_instructions() if k == "CMD"))
+    assert cmd[0] == "daphne"
+    assert cmd[cmd.index("--bind") + 1] == "0.0.0.0"
+    assert cmd[cmd.index("--port") + 1] == "8000"
+    assert load_target(asgi_target(cmd)) is application
+
+
+def test_dockerfile_healthcheck_hits_the_healthz_endpoint():
+    healthcheck = next(a for k, a in dockerfile_instructions() if k == "HEALTHCHECK")
+    url = re.search(r"http://127\.0\.0\.1:8000(/\w+)", healthcheck)
+    assert url, healthcheck
+    from config import health
+
+    assert resolve(url.group(1)).func is health.healthz
+
+
+# -- nginx ---------------------------------------------------------------------------------------
+
+
+def test_nginx_upgrades_websockets_on_the_ws_location():
+    block = nginx_location("/ws/")
+    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", block)
+    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", block)
+    assert re.search(r"map\s+\$http_upgrade\s+\$connection_upgrade", NGINX)
+    assert "proxy_http_version 1.1;" in NGINX
+
+
+def test_nginx_ws_location_covers_every_websocket_route():
+    import aprs_news.routing
+    import chat.routing
+    import notifications.routing
+
+    patterns = [
+        str(route.pattern)
+        for module in (chat.routing, notifications.routing, aprs_news.routing)
+        for route in module.websocket_urlpatterns
+    ]
+    assert patterns, "no WebSocket routes found"
+    for pattern in patterns:
+        assert pattern.lstrip("^/").startswith("ws/"), f"{pattern} is outside nginx's /ws/"
+
+
+def test_nginx_balances_over_the_compose_web_services():
+    upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", NGINX, re.DOTALL).group(1)
+    servers = re.findall(r"server\s+([\w-]+):8000", upstream)
+    daphne_services = [
+        name
+        for name, service in SERVICES.items()
+        if command_words(service.get("command", []))[:1] == ["daphne"]
+    ]
+    assert sorted(servers) == sorted(daphne_services)
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in SERVICES["nginx"]["volumes"]
+
+
+def test_nginx_keeps_metrics_private():
+    block = nginx_location("= /metrics")
+    assert "deny all;" in block
