@@ -2,8 +2,9 @@
 
 Runs a `realtime.worker.Worker` on the root application (settings.ASGI_APPLICATION, or
 ``--application dotted.path``) for the named channels of its ChannelNameRouter. SIGTERM or SIGINT
-stops it once the message in hand is finished (exit code 0); a second signal cancels that message
-and exits at once (exit code 1).
+stops it once the message in hand is finished (exit code 0); a second SIGINT (Ctrl-C again)
+abandons that message and exits at once (exit code 1). Repeated SIGTERMs (a supervisor signalling
+the whole process group) do not cut the message short.
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ class Command(BaseCommand):
         if options["verbosity"] >= 1:
             self.stdout.write(f"Running worker for channels {channels}")
         if not asyncio.run(self._serve(worker, layer)):
-            raise CommandError("Worker killed by a second signal before its message was finished")
+            raise CommandError(
+                "Worker interrupted by a second SIGINT before its messages in hand were finished"
+            )
 
     async def _serve(self, worker: Worker, layer: Any) -> bool:
-        """Run `worker` until a signal stops it; False when a second signal forced the stop."""
+        """Run `worker` until a signal stops it; False when a second SIGINT forced the stop."""
         loop = asyncio.get_running_loop()
         running = asyncio.ensure_future(worker.run())
         forced = False
@@ -103,13 +106,15 @@ class Command(BaseCommand):
         def on_signal(signum: int) -> None:
             nonlocal forced
             name = signal.Signals(signum).name
-            if worker.stopping:
-                logger.warning("%s again: abandoning the messages in hand", name)
+            if not worker.stopping:
+                logger.info("%s: stopping after the messages in hand", name)
+                worker.stop()
+            elif signum == signal.SIGINT:
+                logger.warning("SIGINT again: abandoning the messages in hand")
                 forced = True
                 running.cancel()
             else:
-                logger.info("%s: stopping after the messages in hand", name)
-                worker.stop()
+                logger.info("%s again: still finishing the messages in hand", name)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)

@@ -43,6 +43,28 @@ WORKER_MODES = {"on": True, "off": False, "auto": None}
 SHUTDOWN_TIMEOUT = 10.0
 
 
+class Server(daphne.server.Server):
+    """Daphne's server, minus a crash at shutdown.
+
+    Daphne's `kill_all_applications` reads ``details["application_instance"]`` of every
+    connection, but a connection whose application already ended has none until the next clean-up
+    pass, so a SIGTERM shortly after a refused handshake logged a KeyError traceback.
+    """
+
+    def kill_all_applications(self) -> defer.Deferred:
+        running = [
+            instance
+            for details in self.connections.values()
+            if (instance := details.get("application_instance")) is not None and not instance.done()
+        ]
+        for instance in running:
+            instance.cancel()
+        logger.info("Cancelled %d open connections", len(running))
+        waiting = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
+        waiting.addErrback(lambda _: None)
+        return waiting
+
+
 def load_services(paths: list[str]) -> list[tuple[str, Service]]:
     """Import every embedded service; a path that does not import stops the server at start."""
     services = []
@@ -115,7 +137,7 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
-        self.server = daphne.server.Server(
+        self.server = Server(
             application=application,
             endpoints=endpoints,
             signal_handlers=True,
