@@ -1,0 +1,218 @@
+"""The live side of notifications: the WebSocket stream, the long-poll feed and the fan-out worker.
+
+NotificationConsumer (`ws/notifications/`, see protocol.py for the frames) and NotificationPoll
+(`GET notifications/poll/`) both join the user's group `protocol.user_group(user_id)`; services.py
+sends `notification.created` and `notification.unread` events there. FanoutConsumer serves the
+worker channel `notifications-fanout`: one message there is one batch of notify_all().
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+
+from notifications import protocol, services
+from notifications.models import Notification
+from realtime.consumer import SyncConsumer
+from realtime.db import database_sync_to_async
+from realtime.generic.http import LongPollConsumer, LongPollResponse
+from realtime.generic.websocket import AsyncWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+
+def error_frame(code: str, message: str) -> dict[str, str]:
+    return {"type": protocol.ERROR, "code": code, "message": message}
+
+
+class NotificationConsumer(AsyncWebsocketConsumer):
+    """One browser tab's live notification stream.
+
+    Anonymous sockets are accepted and closed at once with 4401. On connect the client gets its
+    unread count, then every new notification (followed by the new count) as it is created.
+    `read` / `read_all` frames mark notifications read; every tab of the user then gets the new
+    count. A malformed frame gets an error frame and the socket stays open; a frame over
+    MAX_FRAME_BYTES gets an error frame and close 4009.
+    """
+
+    user_id: int | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(protocol.CLOSE_NOT_AUTHENTICATED)
+            return
+        self.user_id = user.pk
+        # Join before counting, so a notification created meanwhile is not missed.
+        await self.join_groups([protocol.user_group(user.pk)])
+        count = await database_sync_to_async(services.unread_count)(user.pk)
+        await self.send_frame({"type": protocol.UNREAD, "count": count})
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user_id is None:
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > protocol.MAX_FRAME_BYTES:
+            await self.send_frame(
+                error_frame(
+                    protocol.ERROR_FRAME_TOO_LARGE,
+                    f"frames are limited to {protocol.MAX_FRAME_BYTES} bytes, got {size}",
+                )
+            )
+            await self.close(protocol.CLOSE_FRAME_TOO_LARGE)
+            return
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self.send_frame(
+                error_frame(protocol.ERROR_MALFORMED, "frames must be JSON objects with a type")
+            )
+            return
+        frame_type = content.get("type")
+        if frame_type == protocol.READ:
+            ids = content.get("ids")
+            if (
+                not isinstance(ids, list)
+                or len(ids) > protocol.MAX_IDS_PER_READ
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+            ):
+                await self.send_frame(
+                    error_frame(
+                        protocol.ERROR_MALFORMED,
+                        f"'read' needs ids: a list of at most {protocol.MAX_IDS_PER_READ} integers",
+                    )
+                )
+                return
+            await database_sync_to_async(services.mark_read)(self.user_id, ids)
+        elif frame_type == protocol.READ_ALL:
+            await database_sync_to_async(services.mark_all_read)(self.user_id)
+        else:
+            await self.send_frame(
+                error_frame(
+                    protocol.ERROR_UNKNOWN_TYPE,
+                    f"unknown frame type {frame_type!r}; expected "
+                    f"{protocol.READ!r} or {protocol.READ_ALL!r}",
+                )
+            )
+
+    async def notification_created(self, event: dict[str, Any]) -> None:
+        await self.send_frame(event["notification"])
+        await self.send_frame({"type": protocol.UNREAD, "count": event["unread"]})
+
+    async def notification_unread(self, event: dict[str, Any]) -> None:
+        await self.send_frame({"type": protocol.UNREAD, "count": event["count"]})
+
+
+class FanoutConsumer(SyncConsumer):
+    """Worker consumer for `notifications-fanout`: each message notifies one batch of users and
+    queues the message for the next batch, so a huge fan-out never holds the worker for long and
+    never runs in the web process. A malformed message is logged and dropped."""
+
+    def notifications_fanout(self, message: dict[str, Any]) -> None:
+        try:
+            following = services.run_fanout_batch(message)
+        except ValueError:
+            logger.exception("dropping fan-out message")
+            return
+        if following is not None:
+            async_to_sync(self.channel_layer.send)(protocol.FANOUT_CHANNEL, following)
+
+
+def notifications_after(user_id: int, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """The user's notifications with id > after, oldest first, at most POLL_MAX_NOTIFICATIONS;
+    and whether more are waiting."""
+    rows = list(
+        Notification.objects.filter(recipient_id=user_id, id__gt=after)
+        .select_related("actor")
+        .order_by("id")[: protocol.POLL_MAX_NOTIFICATIONS + 1]
+    )
+    has_more = len(rows) > protocol.POLL_MAX_NOTIFICATIONS
+    return [n.as_frame() for n in rows[: protocol.POLL_MAX_NOTIFICATIONS]], has_more
+
+
+class NotificationPoll(LongPollConsumer):
+    """`GET /notifications/poll/?after=<id>&timeout=<seconds>`: the long-poll notification feed.
+
+    Answers at once with the user's notifications newer than `after` (oldest first, at most
+    POLL_MAX_NOTIFICATIONS, `has_more` when more are waiting), else holds the request until one is
+    created or `timeout` passes (default 25 s, at most 60), then answers with an empty list:
+
+        {"notifications": [{...}, ...], "cursor": <id to pass as after next>, "has_more": false}
+
+    The user's group is joined before the first query, so a notification created in between wakes
+    the request. 401 JSON when not logged in (session or Bearer token); 400 JSON on bad parameters;
+    405 for methods other than GET. Waiting costs no thread.
+    """
+
+    user_id: int | None = None
+    after: int = 0
+
+    async def prepare(self, body: bytes) -> LongPollResponse | None:
+        if self.scope["method"] != "GET":
+            return self.json_response(
+                {"error": {"code": "method_not_allowed", "message": "use GET"}},
+                status=405,
+                headers=[(b"allow", b"GET")],
+            )
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return self.error(
+                401, protocol.ERROR_NOT_AUTHENTICATED, "log in or send a Bearer token"
+            )
+        after = self.query.get("after", "0")
+        if not after.isdigit():
+            return self.error(
+                400,
+                protocol.ERROR_BAD_PARAMETER,
+                f"after must be a notification id (an integer >= 0), got {after!r}",
+            )
+        timeout = self.query.get("timeout", "")
+        try:
+            seconds = float(timeout) if timeout else protocol.POLL_DEFAULT_TIMEOUT
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds <= protocol.POLL_MAX_TIMEOUT:
+            return self.error(
+                400,
+                protocol.ERROR_BAD_PARAMETER,
+                f"timeout must be a number of seconds from 0 to {protocol.POLL_MAX_TIMEOUT:g}, "
+                f"got {timeout!r}",
+            )
+        self.user_id = user.pk
+        self.after = int(after)
+        self.timeout = seconds
+        return None
+
+    def error(self, status: int, code: str, message: str) -> LongPollResponse:
+        return self.json_response({"error": {"code": code, "message": message}}, status=status)
+
+    def get_groups(self) -> list[str]:
+        return [protocol.user_group(self.user_id)]
+
+    async def poll(self) -> LongPollResponse | None:
+        items, has_more = await database_sync_to_async(notifications_after)(
+            self.user_id, self.after
+        )
+        if not items:
+            return None
+        return self.json_response(
+            {"notifications": items, "cursor": items[-1]["id"], "has_more": has_more}
+        )
+
+    async def on_timeout(self) -> LongPollResponse:
+        return self.json_response({"notifications": [], "cursor": self.after, "has_more": False})
+
+    async def notification_created(self, event: dict[str, Any]) -> None:
+        await self.wake()
+
+    async def notification_unread(self, event: dict[str, Any]) -> None:
+        """Read-state changes do not answer a poll: the feed carries new notifications only."""
