@@ -1,10 +1,10 @@
 """`python manage.py runworker CHANNEL [CHANNEL ...]`: serve "channel" routes from a channel layer.
 
 Runs a `realtime.worker.Worker` on the root application (settings.ASGI_APPLICATION, or
-``--application dotted.path``) for the named channels of its ChannelNameRouter. SIGTERM or SIGINT
-stops it once the message in hand is finished (exit code 0); a second SIGINT (Ctrl-C again)
-abandons that message and exits at once (exit code 1). Repeated SIGTERMs (a supervisor signalling
-the whole process group) do not cut the message short.
+``--application dotted.path``) for the named channels of its ChannelNameRouter (``--all``: every
+channel it routes). SIGTERM or SIGINT stops it once the message in hand is finished (exit code 0);
+a second SIGINT (Ctrl-C again) abandons that message and exits at once (exit code 1). Repeated
+SIGTERMs (a supervisor signalling the whole process group) do not cut the message short.
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ class Command(BaseCommand):
     help = "Serve the root application's channel routes (ChannelNameRouter) from the channel layer."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("channels", nargs="+", help="Channel names to listen on")
+        parser.add_argument("channels", nargs="*", help="Channel names to listen on")
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="Listen on every channel the application's ChannelNameRouter routes",
+        )
         parser.add_argument(
             "--layer",
             default=DEFAULT_CHANNEL_LAYER,
@@ -66,8 +71,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         application = load_application(options["application"])
-        channels: list[str] = options["channels"]
         known = channel_route_names(application)
+        channels: list[str] = list(dict.fromkeys(options["channels"]))
+        if options["all"]:
+            channels = list(dict.fromkeys([*channels, *known]))
+        if not channels:
+            raise CommandError(
+                f"Name the channels to listen on, or pass --all; the application's "
+                f"ChannelNameRouter serves {known}"
+            )
         unknown = [channel for channel in channels if channel not in known]
         if unknown:
             raise CommandError(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import daphne.server  # isort: skip
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +42,7 @@ logger = logging.getLogger("realtime.serve")
 Service = Callable[[ASGIApp], Awaitable[None]]
 WORKER_MODES = {"on": True, "off": False, "auto": None}
 SHUTDOWN_TIMEOUT = 10.0
+WORKER_TASK = "in-process worker"
 
 
 class Server(daphne.server.Server):
@@ -125,12 +127,15 @@ class Command(BaseCommand):
         self.verbosity: int = options["verbosity"]
         application = load_application(options["application"])
         services = (
-            [] if options["no_services"] else load_services(settings.REALTIME_EMBEDDED_SERVICES)
+            []
+            if options["no_services"]
+            else load_services(getattr(settings, "REALTIME_EMBEDDED_SERVICES", []))
         )
         self.worker = self._make_worker(application, disabled=options["no_worker"])
         self.services = services
         self.application = application
-        self.tasks: list[asyncio.Task] = []
+        # Background futures by name: "in-process worker" and each service's dotted path.
+        self.tasks: dict[str, asyncio.Future] = {}
         try:
             endpoints = build_endpoint_description_strings(
                 host=options["host"], port=options["port"]
@@ -147,7 +152,8 @@ class Command(BaseCommand):
             server_name="switchboard",
         )
         reactor.callWhenRunning(self._started)
-        reactor.addSystemEventTrigger("before", "shutdown", self._stopping)
+        # Twisted's interface stubs declare this method without `self`.
+        reactor.addSystemEventTrigger("before", "shutdown", self._stopping)  # type: ignore[arg-type]
         self.server.run()
         if self.verbosity >= 1:
             self.stdout.write("Switchboard stopped")
@@ -167,11 +173,11 @@ class Command(BaseCommand):
         """Runs once the reactor (and with it the asyncio loop) is running."""
         loop = asyncio.get_event_loop()
         if self.worker is not None:
-            self.tasks.append(loop.create_task(self.worker.run(), name="in-process worker"))
+            self.tasks[WORKER_TASK] = loop.create_task(self.worker.run())
         for path, service in self.services:
-            task = loop.create_task(service(self.application), name=path)
-            task.add_done_callback(self._service_ended)
-            self.tasks.append(task)
+            task = asyncio.ensure_future(service(self.application), loop=loop)
+            task.add_done_callback(functools.partial(self._service_ended, path))
+            self.tasks[path] = task
         addresses = self.server.listening_addresses
         if addresses and self.verbosity >= 1:
             host, port = addresses[0]
@@ -183,14 +189,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"Embedded service {path}")
             self.stdout.flush()
 
-    def _service_ended(self, task: asyncio.Task) -> None:
+    def _service_ended(self, path: str, task: asyncio.Future) -> None:
         if task.cancelled():
             return
         error = task.exception()
         if error is not None:
-            logger.error("Embedded service %s failed", task.get_name(), exc_info=error)
+            logger.error("Embedded service %s failed", path, exc_info=error)
         else:
-            logger.info("Embedded service %s finished", task.get_name())
+            logger.info("Embedded service %s finished", path)
 
     def _stopping(self) -> defer.Deferred:
         """Reactor shutdown: let the worker finish its messages in hand, cancel the services."""
@@ -199,18 +205,17 @@ class Command(BaseCommand):
     async def _stop_tasks(self) -> None:
         if self.worker is not None:
             self.worker.stop()
-        for task in self.tasks:
-            if task.get_name() != "in-process worker":
+        for name, task in self.tasks.items():
+            if name != WORKER_TASK:
                 task.cancel()
         if not self.tasks:
             return
-        _, pending = await asyncio.wait(self.tasks, timeout=SHUTDOWN_TIMEOUT)
-        for task in pending:
-            logger.warning(
-                "%s did not stop within %.0fs; cancelling it", task.get_name(), SHUTDOWN_TIMEOUT
-            )
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(self.tasks.values(), timeout=SHUTDOWN_TIMEOUT)
+        for name, task in self.tasks.items():
+            if task in pending:
+                logger.warning("%s did not stop in %.0fs; cancelling it", name, SHUTDOWN_TIMEOUT)
+                task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     def log_action(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         """Daphne's access log, written to stdout (at verbosity 2 and above)."""
