@@ -9,7 +9,6 @@ worker channel `notifications-fanout`: one message there is one batch of notify_
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -20,8 +19,6 @@ from realtime.consumer import SyncConsumer
 from realtime.db import database_sync_to_async
 from realtime.generic.http import LongPollConsumer, LongPollResponse
 from realtime.generic.websocket import AsyncWebsocketConsumer
-
-logger = logging.getLogger(__name__)
 
 
 def error_frame(code: str, message: str) -> dict[str, str]:
@@ -115,14 +112,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 class FanoutConsumer(SyncConsumer):
     """Worker consumer for `notifications-fanout`: each message notifies one batch of users and
     queues the message for the next batch, so a huge fan-out never holds the worker for long and
-    never runs in the web process. A malformed message is logged and dropped."""
+    never runs in the web process. A malformed message raises ValueError, which the worker turns
+    into a logged dead letter."""
 
     def notifications_fanout(self, message: dict[str, Any]) -> None:
-        try:
-            following = services.run_fanout_batch(message)
-        except ValueError:
-            logger.exception("dropping fan-out message")
-            return
+        following = services.run_fanout_batch(message)
         if following is not None:
             async_to_sync(self.channel_layer.send)(protocol.FANOUT_CHANNEL, following)
 

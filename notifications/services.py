@@ -45,7 +45,7 @@ def _recipient_ids(users: Any) -> list[int]:
         users = [users]
     ids: dict[int, None] = {}
     for user in users:
-        pk = user if isinstance(user, int) else user.pk
+        pk = user if isinstance(user, int) else getattr(user, "pk", None)
         if not isinstance(pk, int):
             raise TypeError(f"notify() takes users or user ids, got {user!r}")
         ids[pk] = None

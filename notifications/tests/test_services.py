@@ -1,0 +1,97 @@
+import asyncio
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from notifications import anotify_all, notify, protocol
+from notifications.models import Notification
+from notifications.routing import channel_routes
+from notifications.services import MAX_TEXT_LENGTH, run_fanout_batch
+from realtime.db import database_sync_to_async
+from realtime.routing import ChannelNameRouter
+from realtime.worker import Worker
+
+
+def make_users(count: int, **fields) -> list[int]:
+    User = get_user_model()
+    start = User.objects.count()
+    User.objects.bulk_create(
+        [User(username=f"user{start + i}", password="!", **fields) for i in range(count)]
+    )
+    return list(User.objects.order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_notify_accepts_a_user_an_id_or_many_and_drops_duplicates(ann, bob):
+    assert [n.recipient_id for n in notify(ann, verb="v", text="t")] == [ann.pk]
+    assert [n.recipient_id for n in notify(bob.pk, verb="v", text="t")] == [bob.pk]
+    many = notify([ann, bob.pk, ann], verb="v", text="t", url="/x/", actor=bob)
+    assert [n.recipient_id for n in many] == [ann.pk, bob.pk]
+    assert all(n.pk and n.actor == bob and n.url == "/x/" for n in many)
+    assert notify([], verb="v", text="t") == []
+    assert Notification.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_notify_rejects_bad_input_and_shortens_long_text(ann):
+    with pytest.raises(ValueError, match="verb"):
+        notify(ann, verb="", text="t")
+    with pytest.raises(ValueError, match="url"):
+        notify(ann, verb="v", text="t", url="/" * 501)
+    with pytest.raises(TypeError, match="'ann'"):
+        notify(["ann"], verb="v", text="t")
+    [long] = notify(ann, verb="v", text="x" * 5000)
+    assert len(long.text) == MAX_TEXT_LENGTH and long.text.endswith("…")
+
+
+@pytest.mark.django_db
+def test_a_fanout_batch_delivered_twice_notifies_each_user_once(ann):
+    make_users(protocol.FANOUT_BATCH_SIZE + 10)
+    message = {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": "f" * 32,
+        "verb": "announcement",
+        "text": "hello all",
+        "url": "",
+        "actor_id": ann.pk,
+        "after_user_id": 0,
+    }
+    following = run_fanout_batch(message)
+    assert run_fanout_batch(message) == following  # the re-delivery adds nothing
+    assert Notification.objects.count() == protocol.FANOUT_BATCH_SIZE
+    assert following["after_user_id"] > 0
+    assert run_fanout_batch(following) is None
+    total = get_user_model().objects.count()
+    assert Notification.objects.filter(fanout_id="f" * 32).count() == total
+
+
+@pytest.mark.django_db
+def test_malformed_fanout_message_raises_naming_it():
+    with pytest.raises(ValueError, match="after_user_id"):
+        run_fanout_batch({"type": protocol.EVENT_FANOUT, "fanout_id": "x", "verb": "v"})
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_notify_all_reaches_every_active_user_through_the_worker(channel_layer, ann):
+    await database_sync_to_async(make_users)(protocol.FANOUT_BATCH_SIZE * 2 + 3)
+    await database_sync_to_async(make_users)(2, is_active=False)
+    active = await database_sync_to_async(get_user_model().objects.filter(is_active=True).count)()
+    worker = Worker(ChannelNameRouter(channel_routes), [protocol.FANOUT_CHANNEL], channel_layer)
+    running = asyncio.ensure_future(worker.run())
+    try:
+        await anotify_all(verb="announcement", text="maintenance at noon", actor=ann)
+        count = 0
+        for _ in range(200):  # bounded: 20 s
+            count = await database_sync_to_async(Notification.objects.count)()
+            if count >= active and worker.stats["handled"] >= 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+    assert count == active
+    per_user = await database_sync_to_async(
+        lambda: set(Notification.objects.values_list("recipient__is_active", flat=True))
+    )()
+    assert per_user == {True}
+    assert worker.stats["dead_letters"] == 0
