@@ -1,0 +1,31 @@
+"""Fixtures for the news tests: packets taken from the shipped sample capture, a fresh layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aprs_news.gateway import read_capture
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.aprs"
+SAMPLE_LINES = [text for _, text in read_capture(SAMPLE)]
+
+
+def sample_packet(fragment: str, nth: int = 0) -> str:
+    """The nth line of the sample capture that contains `fragment` (tests use real lines)."""
+    found = [line for line in SAMPLE_LINES if fragment in line]
+    if len(found) <= nth:
+        raise LookupError(f"the sample capture has {len(found)} lines with {fragment!r}")
+    return found[nth]
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""
+    from realtime.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
+    }
+    return get_channel_layer()
