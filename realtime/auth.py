@@ -1,0 +1,241 @@
+"""Django authentication for HTTP and WebSocket connections: ``scope["user"]``, login, logout.
+
+``AuthMiddlewareStack(inner)`` = ``CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))``
+gives every connection ``scope["user"]``: the user of the Django session the browser's session
+cookie names (the one Django's login set), or an ``AnonymousUser``::
+
+    class ChatConsumer(AsyncJsonWebsocketConsumer):
+        async def connect(self):
+            if not self.scope["user"].is_authenticated:
+                await self.close(code=4401)
+                return
+            await self.accept()
+
+The user is resolved lazily, through ``database_sync_to_async``, when the application first asks
+for an event (``receive()``: for a WebSocket, the ``websocket.connect``), so a connection that the
+router or an origin check refuses never touches the database; a connection without a session
+cookie never does either. Touching ``scope["user"]`` before the first ``receive()`` raises
+``ValueError("Accessing scope user before it is ready.")``, as in Channels.
+
+As Django does per request, the session's auth hash is checked against the user's current one: a
+password change (which changes the hash) logs out every socket that connects afterwards with an
+old session, and a hash made with a ``SECRET_KEY_FALLBACKS`` key is upgraded.
+
+``login(scope, user)`` / ``logout(scope)`` mirror Django's and Channels': login rotates the session
+key (or starts a new session if it belonged to someone else), stores the user id, backend and
+auth hash, sets ``scope["user"]`` and sends ``user_logged_in``; unlike Channels it also saves the
+session, since a WebSocket has no response to save it on. ``logout`` sends ``user_logged_out``,
+flushes the session (deleting it from the store) and sets an ``AnonymousUser``. See
+:mod:`realtime.sessions` for how the new session key reaches the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+    user_logged_in,
+    user_logged_out,
+)
+from django.utils.crypto import constant_time_compare
+from django.utils.functional import LazyObject, empty
+
+from realtime.db import database_sync_to_async
+from realtime.sessions import CookieMiddleware, SessionMiddleware
+from realtime.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _require_session(scope: Scope, what: str) -> Any:
+    if "session" not in scope:
+        raise ValueError(
+            f"{what} cannot find session in scope. You should wrap your consumer in "
+            "SessionMiddleware."
+        )
+    return scope["session"]
+
+
+def _user_id_from_session(session: Any) -> Any:
+    # Stored as a string; the user model's primary key field turns it back into its type.
+    return get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+
+
+def _get_user_sync(scope: Scope) -> Any:
+    from django.contrib.auth.models import AnonymousUser
+
+    session = _require_session(scope, "get_user()")
+    user = None
+    try:
+        user_id = _user_id_from_session(session)
+        backend_path = session[BACKEND_SESSION_KEY]
+    except KeyError:
+        pass
+    else:
+        if backend_path in settings.AUTHENTICATION_BACKENDS:
+            user = load_backend(backend_path).get_user(user_id)
+            if hasattr(user, "get_session_auth_hash"):
+                session_hash = session.get(HASH_SESSION_KEY)
+                current_hash = user.get_session_auth_hash()
+                if not (session_hash and constant_time_compare(session_hash, current_hash)):
+                    if session_hash and any(
+                        constant_time_compare(session_hash, fallback_hash)
+                        for fallback_hash in user.get_session_auth_fallback_hash()
+                    ):
+                        # Made with a SECRET_KEY_FALLBACKS key: upgrade it, as Django does.
+                        session.cycle_key()
+                        session[HASH_SESSION_KEY] = current_hash
+                    else:
+                        # The password changed since this session logged in.
+                        session.flush()
+                        user = None
+    return user or AnonymousUser()
+
+
+async def get_user(scope: Scope) -> Any:
+    """The user of the session in ``scope`` (needs SessionMiddleware), or an AnonymousUser."""
+    from django.contrib.auth.models import AnonymousUser
+
+    session = _require_session(scope, "get_user()")
+    if session.session_key is None and SESSION_KEY not in session:
+        # No session cookie (and no login on this connection): nothing to look up.
+        return AnonymousUser()
+    return await database_sync_to_async(_get_user_sync)(scope)
+
+
+def _backend_for(user: Any, backend: str | None) -> str:
+    if backend is not None:
+        return backend
+    if getattr(user, "backend", None):
+        return user.backend
+    if len(settings.AUTHENTICATION_BACKENDS) == 1:
+        return settings.AUTHENTICATION_BACKENDS[0]
+    raise ValueError(
+        "You have multiple authentication backends configured and therefore must provide the "
+        "`backend` argument or set the `backend` attribute on the user."
+    )
+
+
+def _login_sync(scope: Scope, user: Any, backend: str | None) -> None:
+    session = _require_session(scope, "login()")
+    if user is None:
+        user = scope.get("user")
+    if user is None:
+        raise ValueError("User must be passed as an argument or must be present in the scope.")
+    session_auth_hash = (
+        user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else ""
+    )
+    if SESSION_KEY in session:
+        if _user_id_from_session(session) != user.pk or (
+            session_auth_hash
+            and not constant_time_compare(session.get(HASH_SESSION_KEY, ""), session_auth_hash)
+        ):
+            # Never reuse another user's session.
+            session.flush()
+    else:
+        session.cycle_key()
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = _backend_for(user, backend)
+    session[HASH_SESSION_KEY] = session_auth_hash
+    session.save()
+    scope["user"] = user
+    user_logged_in.send(sender=user.__class__, request=None, user=user)
+
+
+async def login(scope: Scope, user: Any, backend: str | None = None) -> None:
+    """Log ``user`` in on this connection's session (see the module docstring)."""
+    await database_sync_to_async(_login_sync)(scope, user, backend)
+
+
+def _logout_sync(scope: Scope) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    session = _require_session(scope, "Login")
+    user = scope.get("user")
+    if isinstance(user, UserLazyObject) and not user.is_ready:
+        user = None
+    if user is not None and getattr(user, "is_authenticated", False):
+        # Before the flush, so receivers can still see who logged out.
+        user_logged_out.send(sender=user.__class__, request=None, user=user)
+    session.flush()
+    if "user" in scope:
+        scope["user"] = AnonymousUser()
+
+
+async def logout(scope: Scope) -> None:
+    """Log the user out: flush the session and put an AnonymousUser in ``scope["user"]``."""
+    await database_sync_to_async(_logout_sync)(scope)
+
+
+class UserLazyObject(LazyObject):
+    """``scope["user"]`` until the middleware has resolved it."""
+
+    def _setup(self) -> None:
+        raise ValueError("Accessing scope user before it is ready.")
+
+    @property
+    def is_ready(self) -> bool:
+        return self.__dict__["_wrapped"] is not empty
+
+
+class _ResolvingReceive:
+    """The application's receive(): resolves ``scope["user"]`` before the first event."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.user: UserLazyObject = scope["user"]
+        self.real_receive = receive
+
+    async def __call__(self) -> Message:
+        if not self.user.is_ready:
+            self.user._wrapped = await get_user(self.scope)
+        return await self.real_receive()
+
+
+class AuthMiddleware:
+    """Adds ``scope["user"]`` from the session; must run inside SessionMiddleware.
+
+    If ``scope["user"]`` is already set (an outer AuthMiddleware), the scope passes through.
+    """
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    def populate_scope(self, scope: Scope) -> None:
+        if "session" not in scope:
+            raise ValueError(
+                "AuthMiddleware cannot find session in scope. SessionMiddleware must be above it."
+            )
+        if "user" not in scope:
+            scope["user"] = UserLazyObject()
+
+    async def resolve_scope(self, scope: Scope) -> None:
+        """Resolve ``scope["user"]`` now (Channels' hook, for subclasses that need it early)."""
+        scope["user"]._wrapped = await get_user(scope)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "user" in scope:
+            await self.inner(scope, receive, send)
+            return
+        scope = dict(scope)
+        self.populate_scope(scope)
+        await self.inner(scope, _ResolvingReceive(scope, receive), send)
+
+
+def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory
+    """``CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))``."""
+    return CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))
+
+
+__all__ = [
+    "AuthMiddleware",
+    "AuthMiddlewareStack",
+    "UserLazyObject",
+    "get_user",
+    "login",
+    "logout",
+]
