@@ -22,6 +22,7 @@ from realtime.exceptions import (
     InvalidChannelLayerError,
     StopConsumer,
 )
+from realtime.generic.http import AsyncHttpConsumer, LongPollConsumer
 from realtime.generic.websocket import (
     AsyncJsonWebsocketConsumer,
     AsyncWebsocketConsumer,
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_CHANNEL_LAYER",
     "AcceptConnection",
     "AsyncConsumer",
+    "AsyncHttpConsumer",
     "AsyncJsonWebsocketConsumer",
     "AsyncWebsocketConsumer",
     "Channel",
@@ -47,6 +49,7 @@ __all__ = [
     "Group",
     "InvalidChannelLayerError",
     "JsonWebsocketConsumer",
+    "LongPollConsumer",
     "ProtocolTypeRouter",
     "StopConsumer",
     "SyncConsumer",
