@@ -61,9 +61,8 @@ class ServerAddress:
 
     @classmethod
     def parse(cls, text: str) -> ServerAddress:
-        host, _, port = text.strip().rpartition(":")
-        if not host:
-            host, port = text.strip(), str(DEFAULT_PORT)
+        text = text.strip()
+        host, _, port = text.rpartition(":") if ":" in text else (text, ":", str(DEFAULT_PORT))
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"APRS-IS server must be host:port, got {text!r}")

@@ -1,0 +1,230 @@
+"""gateway.py against a fake APRS-IS server on 127.0.0.1, with a tiny recording ASGI app."""
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from aprs_news import protocol
+from aprs_news.gateway import APRSISGateway, Backoff, ServerAddress, login_line, replay
+from aprs_news.tests.conftest import sample_packet
+from aprs_news.tests.fake_aprsis import CLOSE, LOGIN, FakeAPRSIS
+
+BULLETIN = sample_packet("::BLN1WX   :").encode()
+STATUS = sample_packet("JA1XQZ>APRS,TCPIP*,qAC,T2TOKYO:>").encode()
+WEATHER = sample_packet("CW4412>").encode()
+LATIN1 = "OE3QZX>APRS,TCPIP*,qAC,T2AUSTRIA:>Grüße".encode("latin-1")
+BANNER = b"# aprsc 2.1.19-g730c5c0\r\n"
+LOGRESP = b"# logresp N0CALL unverified, server T2TEST\r\n"
+KEEPALIVE = b"# aprsc 2.1.19-g730c5c0 23 Nov 2026 12:00:23 GMT T2TEST 127.0.0.1:14580\r\n"
+QUICK = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
+
+
+class Recorder:
+    """An ASGI app that records each run's scope and events; `fail_on` raw text makes it crash."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.runs: list[tuple[dict, list[dict]]] = []
+        self.fail_on = fail_on
+
+    async def __call__(self, scope, receive, send) -> None:
+        events: list[dict] = []
+        self.runs.append((dict(scope), events))
+        while True:
+            event = await receive()
+            events.append(event)
+            if event["type"] == protocol.EVENT_DISCONNECT:
+                return
+            if self.fail_on and event.get("raw") == self.fail_on:
+                raise RuntimeError("consumer bug")
+
+    def packets(self) -> list[str]:
+        return [e["raw"] for _, events in self.runs for e in events if "raw" in e]
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def fake_server():
+    servers = []
+
+    def make(*scripts):
+        server = FakeAPRSIS(list(scripts)).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def gateway_for(server, app, **options) -> APRSISGateway:
+    options.setdefault("backoff", QUICK)
+    return APRSISGateway(
+        app,
+        ServerAddress.parse(server.address),
+        callsign="N0CALL",
+        passcode="-1",
+        server_filter="t/sm",
+        **options,
+    )
+
+
+async def test_gateway_logs_in_feeds_packets_and_skips_comments(fake_server, caplog):
+    caplog.set_level(logging.INFO, logger="aprs_news.gateway")
+    server = fake_server(
+        [BANNER, LOGIN, LOGRESP, BULLETIN + b"\r\n", KEEPALIVE, STATUS + b"\r\n", LATIN1 + b"\r\n"]
+    )
+    app, stop = Recorder(), asyncio.Event()
+    started = time.time()
+    running = asyncio.create_task(gateway_for(server, app).run(stop))
+    await until(lambda: len(app.packets()) == 3)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+    assert server.logins == [b"user N0CALL pass -1 vers Switchboard 0.1 filter t/sm\r\n"]
+    [(scope, events)] = app.runs
+    assert scope == {
+        "type": "aprs",
+        "server": server.address,
+        "callsign": "N0CALL",
+        "filter": "t/sm",
+    }
+    assert [e["type"] for e in events] == [
+        protocol.EVENT_CONNECT,
+        *[protocol.EVENT_PACKET] * 3,
+        protocol.EVENT_DISCONNECT,
+    ]
+    assert app.packets() == [BULLETIN.decode(), STATUS.decode(), LATIN1.decode("latin-1")]
+    assert all(started <= e["received"] <= time.time() for e in events if "raw" in e)
+    assert "login reply: logresp N0CALL unverified, server T2TEST" in caplog.text
+
+
+async def test_gateway_reconnects_after_the_server_drops_the_connection(fake_server):
+    server = fake_server(
+        [LOGIN, LOGRESP, BULLETIN + b"\r\n", CLOSE], [LOGIN, LOGRESP, WEATHER + b"\r\n"]
+    )
+    app, stop = Recorder(), asyncio.Event()
+    running = asyncio.create_task(gateway_for(server, app).run(stop))
+    await until(lambda: len(app.packets()) == 2)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert len(server.logins) == 2
+    first, second = (events for _, events in app.runs)
+    assert [e["type"] for e in first] == ["aprs.connect", "aprs.packet", "aprs.disconnect"]
+    assert [e.get("raw") for e in second] == [None, WEATHER.decode(), None]
+
+
+async def test_silent_connection_is_abandoned_and_reconnected(fake_server):
+    server = fake_server([LOGIN], [LOGIN, LOGRESP, STATUS + b"\r\n"])
+    app, stop = Recorder(), asyncio.Event()
+    gateway = gateway_for(server, app, silence_timeout=0.3)
+    running = asyncio.create_task(gateway.run(stop))
+    await until(lambda: app.packets() == [STATUS.decode()])
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert server.connections == 2
+    assert 0 in server.closed_by_client  # the gateway hung up on the silent server
+
+
+async def test_keepalives_keep_a_quiet_connection_open(fake_server):
+    server = fake_server([LOGIN, LOGRESP, *[0.1, KEEPALIVE] * 12, STATUS + b"\r\n"])
+    app, stop = Recorder(), asyncio.Event()
+    running = asyncio.create_task(gateway_for(server, app, silence_timeout=1.0).run(stop))
+    await until(lambda: len(app.packets()) == 1)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert server.connections == 1
+
+
+async def test_over_long_and_blank_lines_are_dropped_and_the_feed_goes_on(fake_server):
+    server = fake_server([LOGIN, b"X" * 20000 + b"\r\n", b"\r\n", STATUS + b"\r\n"])
+    app, stop = Recorder(), asyncio.Event()
+    running = asyncio.create_task(gateway_for(server, app).run(stop))
+    await until(lambda: len(app.packets()) == 1)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert app.packets() == [STATUS.decode()]
+    assert server.connections == 1
+
+
+async def test_crashed_application_is_restarted_for_the_next_packet(fake_server, caplog):
+    server = fake_server([LOGIN, BULLETIN + b"\r\n", STATUS + b"\r\n"])
+    app, stop = Recorder(fail_on=BULLETIN.decode()), asyncio.Event()
+    running = asyncio.create_task(gateway_for(server, app).run(stop))
+    await until(lambda: STATUS.decode() in app.packets())
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert len(app.runs) == 2
+    assert [e["type"] for e in app.runs[1][1]] == ["aprs.connect", "aprs.packet", "aprs.disconnect"]
+    assert "consumer bug" in caplog.text
+    assert server.connections == 1
+
+
+async def test_unreachable_server_is_retried_until_stopped(caplog):
+    caplog.set_level(logging.INFO, logger="aprs_news.gateway")
+    closed = FakeAPRSIS([])  # bound but never accepting: take its port, then close it
+    address = closed.address
+    closed.stop()
+    app, stop = Recorder(), asyncio.Event()
+    gateway = APRSISGateway(app, ServerAddress.parse(address), callsign="N0CALL", backoff=QUICK)
+    running = asyncio.create_task(gateway.run(stop))
+    await until(lambda: caplog.text.count("reconnecting to APRS-IS") >= 3)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    assert app.runs == []
+    assert "gateway stopped" in caplog.text
+
+
+def test_backoff_doubles_up_to_the_cap_within_the_jitter():
+    steady = Backoff(initial=1, maximum=8, jitter=0)
+    assert [steady.delay(n) for n in range(6)] == [1, 2, 4, 8, 8, 8]
+    jittery = Backoff(initial=4, maximum=60, jitter=0.25)
+    delays = {jittery.delay(0) for _ in range(50)}
+    assert all(3 <= d <= 5 for d in delays) and len(delays) > 1
+
+
+def test_login_line_leaves_out_an_empty_filter():
+    assert login_line("N0CALL", "-1", "") == b"user N0CALL pass -1 vers Switchboard 0.1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        ("rotate.aprs2.net:14580", "rotate.aprs2.net", 14580),
+        ("euro.aprs2.net", "euro.aprs2.net", 14580),
+        ("[::1]:10152", "::1", 10152),
+    ],
+)
+def test_server_address_parses_host_and_port(text, host, port):
+    assert ServerAddress.parse(text) == ServerAddress(host, port)
+
+
+@pytest.mark.parametrize("text", ["", ":14580", "host:port", "host:70000"])
+def test_bad_server_address_is_refused_with_the_value(text):
+    with pytest.raises(ValueError, match="host:port"):
+        ServerAddress.parse(text)
+
+
+async def test_replay_feeds_lines_in_order_skipping_comments(tmp_path):
+    capture = tmp_path / "capture.aprs"
+    capture.write_bytes(
+        b"1795435200.00\t# aprsc 2.1.19\n"
+        + b"1795435200.50\t" + BULLETIN + b"\n"
+        + b"\n"
+        + b"1795435201.00\t" + LATIN1 + b"\n"
+        + STATUS + b"\n"
+    )  # fmt: skip
+    app = Recorder()
+    sent = await replay(app, capture, stop=asyncio.Event(), speed=100, interval=1)
+    assert sent == 3
+    assert app.packets() == [BULLETIN.decode(), LATIN1.decode("latin-1"), STATUS.decode()]
+    [(scope, events)] = app.runs
+    assert scope["server"] == "replay:capture.aprs"
+    assert events[-1]["type"] == protocol.EVENT_DISCONNECT
