@@ -1,5 +1,13 @@
 """Pages of the chat app (mounted at the site root by config/urls.py)."""
 
+from django.urls import path
+
+from chat import views
+
 app_name = "chat"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.room_list, name="room_list"),
+    path("rooms/<str:slug>/", views.room_detail, name="room"),
+    path("console/", views.console, name="console"),
+]

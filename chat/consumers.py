@@ -1,0 +1,440 @@
+"""The chat sockets: `PublicChatConsumer` (``ws/chat/<room>/``) and `AdminChatConsumer`
+(``ws/chat/admin/``). The frames they speak are listed in `chat.protocol`; what they change goes
+through `chat.services`.
+
+Both forward room events as the pre-encoded text the layer message carries (no per-member JSON
+work) and both keep, per room, the `seq` of the last event they delivered: an event that skips
+numbers means this socket missed broadcasts (its queue was full), so the gap is read from the
+database and sent first. Every CHECK_SECONDS a socket also looks at the layer's `dropped` counter
+and, if it moved, compares its rooms' numbers with the database, so a drop at the end of a burst
+is caught up too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.contrib.auth.models import AnonymousUser
+
+from chat import presence as presence_module
+from chat import protocol, services
+from chat.models import Room
+from chat.presence import presence
+from chat.ratelimit import message_rate_limiter
+from chat.services import ChatError
+from realtime.db import database_sync_to_async
+from realtime.generic.websocket import AsyncWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+CHECK_SECONDS = 2.0
+STATS_SECONDS = 10.0
+PRESENCE_COALESCE_SECONDS = 0.1
+
+
+class PresenceAnnouncer:
+    """Broadcasts a room's user list after it changes, at most once per PRESENCE_COALESCE_SECONDS
+    per room and process (a thousand people joining are not a thousand full lists each)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, asyncio.Task] = {}
+
+    def changed(self, layer: Any, room: str) -> None:
+        task = self._pending.get(room)
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return
+        self._pending[room] = asyncio.get_running_loop().create_task(self._announce(layer, room))
+
+    async def _announce(self, layer: Any, room: str) -> None:
+        await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+        self._pending.pop(room, None)
+        try:
+            frame = {"type": protocol.PRESENCE, "room": room, "users": await presence.users(room)}
+            await services.broadcast_transient(
+                layer, [protocol.room_group(room), protocol.ADMIN_GROUP], frame
+            )
+        except Exception:
+            logger.exception("could not announce presence in %s", room)
+
+
+presence_announcer = PresenceAnnouncer()
+
+
+class ChatSocket(AsyncWebsocketConsumer):
+    """What both chat sockets share: frame parsing and errors, forwarding room events in order
+    with catch-up from the database, and the periodic check."""
+
+    client_types: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user: Any = AnonymousUser()
+        self.last_seq: dict[str, int] = {}
+        self.delivery_lock = asyncio.Lock()
+        self.background: asyncio.Task | None = None
+        self.dropped_seen: int | None = None
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.send(text_data=protocol.encode(frame))
+
+    async def send_error(self, code: str, detail: str) -> None:
+        await self.send_frame({"type": protocol.ERROR, "code": code, "detail": detail})
+
+    # --- receiving -------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Check and decode one client frame, then run `handle_<type>`; a ChatError becomes an
+        error frame and the socket stays open, except for a frame over MAX_FRAME_BYTES."""
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size > protocol.MAX_FRAME_BYTES:
+            await self.send_error(
+                protocol.TOO_LARGE,
+                f"A frame has at most {protocol.MAX_FRAME_BYTES} bytes, this one {size}.",
+            )
+            await self.close(protocol.CLOSE_TOO_LARGE)
+            return
+        if text_data is None:
+            await self.send_error(protocol.BAD_JSON, "Frames are JSON text, not binary.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error(protocol.BAD_JSON, "The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict):
+            await self.send_error(protocol.BAD_JSON, "A frame is a JSON object with a 'type'.")
+            return
+        frame_type = frame.get("type")
+        if frame_type not in self.client_types:
+            await self.send_error(
+                protocol.UNKNOWN_TYPE,
+                f"Unknown frame type {frame_type!r}; expected one of {sorted(self.client_types)}.",
+            )
+            return
+        try:
+            await getattr(self, f"handle_{frame_type}")(frame)
+        except ChatError as error:
+            await self.send_frame(error.as_frame())
+
+    def require_login(self) -> None:
+        if not self.user.is_authenticated:
+            raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+
+    # --- room events from the layer --------------------------------------------------------
+
+    async def chat_room_event(self, event: dict) -> None:
+        """A lasting room event: forward its text in `seq` order, filling any gap first."""
+        room, seq = event["room"], event["seq"]
+        async with self.delivery_lock:
+            last = self.last_seq.get(room)
+            if last is None:
+                self.last_seq[room] = seq
+                await self.send(text_data=event["text"])
+                return
+            if seq <= last:
+                return
+            if seq > last + 1:
+                await self._catch_up(room, seq - 1)
+            await self.send(text_data=event["text"])
+            self.last_seq[room] = seq
+
+    async def chat_transient(self, event: dict) -> None:
+        await self.send(text_data=event["text"])
+
+    async def _catch_up(self, room_slug: str, upto_seq: int) -> None:
+        """Send the events of `room_slug` after the last delivered one up to `upto_seq`."""
+        frames = await database_sync_to_async(_events_between_slug)(
+            room_slug, self.last_seq[room_slug], upto_seq
+        )
+        for frame in frames:
+            await self.send_frame(frame)
+        self.last_seq[room_slug] = upto_seq
+
+    # --- periodic work ---------------------------------------------------------------------
+
+    def _layer_dropped(self) -> int | None:
+        stats = getattr(self.channel_layer, "stats", None)
+        if stats is None:
+            return None
+        try:
+            return int(stats().get("dropped", 0))
+        except Exception:
+            return None
+
+    def start_background(self) -> None:
+        self.dropped_seen = self._layer_dropped()
+        self.background = asyncio.get_running_loop().create_task(self._periodic())
+
+    async def _periodic(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(CHECK_SECONDS)
+                await self.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("chat socket periodic work failed")
+
+    async def tick(self) -> None:
+        """Every CHECK_SECONDS: if the layer dropped anything since the last look, catch up."""
+        dropped = self._layer_dropped()
+        if dropped is None or dropped == self.dropped_seen:
+            return
+        self.dropped_seen = dropped
+        rooms = list(self.last_seq)
+        current = await database_sync_to_async(_seqs_of)(rooms)
+        async with self.delivery_lock:
+            for room, seq in current.items():
+                if seq > self.last_seq.get(room, seq):
+                    await self._catch_up(room, seq)
+
+    async def disconnect(self, code: int) -> None:
+        if self.background is not None:
+            self.background.cancel()
+
+
+def _events_between_slug(room_slug: str, after_seq: int, upto_seq: int) -> list[dict]:
+    room = Room.objects.get(slug=room_slug)
+    return services.events_between(room, after_seq, upto_seq)
+
+
+def _seqs_of(room_slugs: list[str]) -> dict[str, int]:
+    return dict(Room.objects.filter(slug__in=room_slugs).values_list("slug", "seq"))
+
+
+def _query_int(query: dict[str, list[str]], name: str) -> int | None:
+    values = query.get(name)
+    if not values:
+        return None
+    try:
+        value = int(values[-1])
+    except ValueError:
+        raise ChatError(
+            protocol.INVALID, f"'{name}' must be a message id, got {values[-1]!r}."
+        ) from None
+    if value < 0:
+        raise ChatError(protocol.INVALID, f"'{name}' must not be negative, got {value}.")
+    return value
+
+
+class PublicChatConsumer(ChatSocket):
+    """One room's socket (``ws/chat/<room>/``): anyone may read, logged-in users take part.
+
+    Connect: ``history`` (latest page, or ``?after=<id>``: exactly the messages since), then
+    ``presence``. A room that does not exist: an error frame and close 4404.
+    """
+
+    client_types = protocol.ROOM_CLIENT_TYPES
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user") or AnonymousUser()
+        slug = self.scope["url_route"]["kwargs"]["room"]
+        self.room = await database_sync_to_async(services.get_room)(slug)
+        await self.accept()
+        if self.room is None:
+            await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
+            await self.close(protocol.CLOSE_NO_SUCH_ROOM)
+            return
+        self.connection_id = secrets.token_hex(8)
+        self.last_typing = 0.0
+        await self.join_groups([protocol.room_group(slug)])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        try:
+            after, since_seq = _query_int(query, "after"), _query_int(query, "seq")
+        except ChatError as error:
+            await self.send_frame(error.as_frame())
+            after = since_seq = None
+        frames, seq = await database_sync_to_async(self._opening_frames)(after, since_seq)
+        async with self.delivery_lock:
+            for frame in frames:
+                await self.send_frame(frame)
+            self.last_seq[slug] = seq
+        await self._join_presence()
+        self.start_background()
+
+    def _opening_frames(self, after: int | None, since_seq: int | None) -> tuple[list[dict], int]:
+        """The frames a new socket starts with, and the room seq they bring it up to. The seq
+        is read first, so everything committed later arrives as a live event."""
+        seq = services.room_seq(self.room.pk)
+        if after is None:
+            frames = [services.history_page(self.room, upto_seq=seq)]
+        else:
+            frames = services.replay_after(self.room, after, seq)
+            if since_seq is not None:
+                frames += [
+                    f
+                    for f in services.events_between(self.room, since_seq, seq)
+                    if f["type"] != protocol.MESSAGE
+                ]
+        if self.user.is_authenticated:
+            frames[0]["last_read"] = services.last_read_id(self.user, self.room)
+        frames[0]["seq"] = seq
+        return frames, seq
+
+    async def _join_presence(self) -> None:
+        slug = self.room.slug
+        if self.user.is_authenticated:
+            before = await presence.users(slug)
+            await presence.join(slug, self.connection_id, self.user.get_username())
+            if self.user.get_username() not in before:
+                presence_announcer.changed(self.channel_layer, slug)
+        users = await presence.users(slug)
+        await self.send_frame({"type": protocol.PRESENCE, "room": slug, "users": users})
+
+    async def tick(self) -> None:
+        await super().tick()
+        if self.user.is_authenticated:
+            now = time.monotonic()
+            if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
+                self.heartbeat_at = now
+                await presence.join(self.room.slug, self.connection_id, self.user.get_username())
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        room = getattr(self, "room", None)
+        if room is None or not self.user.is_authenticated or not hasattr(self, "connection_id"):
+            return
+        await presence.leave(room.slug, self.connection_id, self.user.get_username())
+        if self.user.get_username() not in await presence.users(room.slug):
+            presence_announcer.changed(self.channel_layer, room.slug)
+
+    # --- client frames ---------------------------------------------------------------------
+
+    async def handle_message(self, frame: dict) -> None:
+        self.require_login()
+        limiter = message_rate_limiter()
+        if not await limiter.hit(f"{self.room.pk}:{self.user.pk}"):
+            raise ChatError(protocol.RATE_LIMITED, limiter.limit.describe())
+        event = await database_sync_to_async(services.post_message)(
+            self.user, self.room, frame.get("text"), frame.get("client_id") or ""
+        )
+        await services.broadcast_room_event(self.channel_layer, event)
+        if services.mentioned_usernames(event.frame["text"]):
+            try:
+                await database_sync_to_async(services.notify_mentions)(self.user, event)
+            except Exception:
+                logger.exception("could not notify mentions of message %s", event.frame["id"])
+
+    async def handle_typing(self, frame: dict) -> None:
+        self.require_login()
+        now = time.monotonic()
+        if now - self.last_typing < protocol.TYPING_INTERVAL_SECONDS:
+            return
+        self.last_typing = now
+        typing = {"type": protocol.TYPING, "room": self.room.slug, "user": self.user.get_username()}
+        await services.broadcast_transient(
+            self.channel_layer, [protocol.room_group(self.room.slug)], typing
+        )
+
+    async def handle_history(self, frame: dict) -> None:
+        before = frame.get("before")
+        if isinstance(before, bool) or not isinstance(before, int):
+            raise ChatError(protocol.INVALID, "'before' must be a message id (an integer).")
+        page = await database_sync_to_async(services.history_page)(self.room, before=before)
+        await self.send_frame(page)
+
+    async def handle_edit(self, frame: dict) -> None:
+        self.require_login()
+        event = await database_sync_to_async(services.edit_message)(
+            self.user, self.room, frame.get("id"), frame.get("text")
+        )
+        await services.broadcast_room_event(self.channel_layer, event)
+
+    async def handle_delete(self, frame: dict) -> None:
+        self.require_login()
+        event, entry = await database_sync_to_async(services.delete_message)(
+            self.user, frame.get("id"), self.room
+        )
+        await services.broadcast_room_event(self.channel_layer, event)
+        if entry is not None:
+            await services.broadcast_audit(self.channel_layer, entry)
+
+    async def handle_read(self, frame: dict) -> None:
+        self.require_login()
+        message_id = frame.get("id")
+        if isinstance(message_id, bool) or not isinstance(message_id, int):
+            raise ChatError(protocol.INVALID, "'id' must be a message id (an integer).")
+        await database_sync_to_async(services.mark_read)(self.user, self.room, message_id)
+
+
+class AdminChatConsumer(ChatSocket):
+    """The staff console's socket (``ws/chat/admin/``): every room's events and presence, the
+    audit log and message rate; moderators delete, mute and announce. Anonymous visitors are
+    closed with 4401, logged-in non-staff with 4403, right after the handshake."""
+
+    client_types = protocol.CONSOLE_CLIENT_TYPES
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user") or AnonymousUser()
+        await self.accept()
+        if not self.user.is_authenticated:
+            await self.close(protocol.CLOSE_LOGIN_REQUIRED)
+            return
+        if not self.user.is_staff:
+            await self.close(protocol.CLOSE_FORBIDDEN)
+            return
+        await self.join_groups([protocol.ADMIN_GROUP])
+        seqs, frames = await database_sync_to_async(self._opening_frames)()
+        async with self.delivery_lock:
+            for frame in frames:
+                await self.send_frame(frame)
+            self.last_seq.update(seqs)
+        users = await presence.users_in(seqs)
+        for room, names in users.items():
+            await self.send_frame({"type": protocol.PRESENCE, "room": room, "users": names})
+        self.stats_at = time.monotonic()
+        self.start_background()
+
+    def _opening_frames(self) -> tuple[dict[str, int], list[dict]]:
+        seqs = dict(Room.objects.values_list("slug", "seq"))
+        return seqs, [
+            {
+                "type": protocol.HISTORY,
+                "messages": services.recent_messages(),
+                "has_more": False,
+                "rooms": sorted(seqs),
+            },
+            {"type": protocol.AUDIT, "entries": services.recent_audit()},
+            self._stats_frame(),
+        ]
+
+    @staticmethod
+    def _stats_frame() -> dict:
+        return {"type": protocol.STATS, "messages_per_minute": services.messages_per_minute()}
+
+    async def tick(self) -> None:
+        await super().tick()
+        now = time.monotonic()
+        if now - self.stats_at >= STATS_SECONDS:
+            self.stats_at = now
+            await self.send_frame(await database_sync_to_async(self._stats_frame)())
+
+    async def handle_delete(self, frame: dict) -> None:
+        event, entry = await database_sync_to_async(services.delete_message)(
+            self.user, frame.get("id")
+        )
+        await services.broadcast_room_event(self.channel_layer, event)
+        if entry is not None:
+            await services.broadcast_audit(self.channel_layer, entry)
+
+    async def handle_mute(self, frame: dict) -> None:
+        entry = await database_sync_to_async(services.mute_user)(
+            self.user, frame.get("user"), frame.get("room"), frame.get("minutes")
+        )
+        await services.broadcast_audit(self.channel_layer, entry)
+
+    async def handle_announce(self, frame: dict) -> None:
+        events, entry = await database_sync_to_async(services.announce)(
+            self.user, frame.get("text")
+        )
+        for event in events:
+            await services.broadcast_room_event(self.channel_layer, event)
+        await services.broadcast_audit(self.channel_layer, entry)

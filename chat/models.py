@@ -1,0 +1,160 @@
+"""Rooms, their messages, read markers, mutes and the moderators' audit log.
+
+A room numbers its lasting events (new message, edit, delete) with ``Room.seq``, without gaps:
+``Message.seq`` is the event that created a message and ``Message.event_seq`` the latest event
+that changed it. Sockets use the numbers to notice a broadcast they missed and fetch it here.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from chat import protocol
+
+
+def validate_room_slug(value: str) -> None:
+    """Room slugs are letters, digits, '-' and '_'; some names are reserved for the site."""
+    if value.lower() in protocol.RESERVED_ROOM_SLUGS:
+        raise ValidationError(f"{value!r} is reserved and cannot name a room.")
+
+
+class Room(models.Model):
+    """A public chat room, addressed by its slug (``/rooms/<slug>/``, ``ws/chat/<slug>/``)."""
+
+    slug = models.CharField(
+        max_length=50,
+        unique=True,
+        validators=[
+            RegexValidator(protocol.ROOM_SLUG_RE, "Use letters, digits, '-' and '_' (at most 50)."),
+            validate_room_slug,
+        ],
+    )
+    title = models.CharField(max_length=100, blank=True)
+    topic = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    seq = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return f"#{self.slug}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:room", kwargs={"slug": self.slug})
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.slug
+
+
+class Message(models.Model):
+    """One message in one room. Deleting hides it (``deleted`` is set) and keeps the row, so the
+    audit log and the event numbering stay intact."""
+
+    KIND_CHOICES = [
+        (protocol.KIND_MESSAGE, "Message"),
+        (protocol.KIND_ANNOUNCEMENT, "Announcement"),
+    ]
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    text = models.TextField()
+    kind = models.CharField(max_length=20, choices=KIND_CHOICES, default=protocol.KIND_MESSAGE)
+    client_id = models.CharField(max_length=protocol.MAX_CLIENT_ID_LENGTH, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited = models.DateTimeField(null=True, blank=True)
+    deleted = models.DateTimeField(null=True, blank=True)
+    seq = models.BigIntegerField(editable=False)
+    event_seq = models.BigIntegerField(editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_message_seq")]
+        indexes = [models.Index(fields=["room", "event_seq"], name="chat_message_event_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.room_id}/{self.pk} {self.username}: {self.text[:40]}"
+
+
+class ReadMarker(models.Model):
+    """The newest message a member has seen in a room (for unread counts and the divider)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_markers")
+    last_read_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="chat_read_marker_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read #{self.room_id} up to {self.last_read_id}"
+
+
+class Mute(models.Model):
+    """A user may not post until ``until``, in one room or (room empty) in every room."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE)
+    until = models.DateTimeField(db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        where = f"#{self.room.slug}" if self.room_id else "every room"
+        return f"user {self.user_id} muted in {where} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """One moderator action (delete, mute, announce), shown in the console and Django admin."""
+
+    ACTION_DELETE = "delete"
+    ACTION_MUTE = "mute"
+    ACTION_ANNOUNCE = "announce"
+    ACTION_CHOICES = [
+        (ACTION_DELETE, "Deleted a message"),
+        (ACTION_MUTE, "Muted a user"),
+        (ACTION_ANNOUNCE, "Announced"),
+    ]
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=20, choices=ACTION_CHOICES)
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.SET_NULL)
+    target_user = models.CharField(max_length=150, blank=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL)
+    detail = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.detail[:60]}"
+
+    def as_frame(self) -> dict:
+        """The entry as it appears in an ``audit`` frame."""
+        return {
+            "id": self.pk,
+            "actor": self.actor_name,
+            "action": self.action,
+            "room": self.room.slug if self.room_id else None,
+            "target_user": self.target_user,
+            "message_id": self.message_id,
+            "detail": self.detail,
+            "ts": self.created.isoformat(),
+        }

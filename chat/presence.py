@@ -1,0 +1,97 @@
+"""Who is in which room, across every server process.
+
+Each open room socket of a logged-in user is one *connection* ``(room, connection id, username)``;
+a room's users are the distinct usernames of its connections. With REDIS_URL set, connections
+live in one Redis sorted set per room, scored by when they expire: a socket refreshes its entry
+every HEARTBEAT_SECONDS, so the connections of a process that died vanish after TTL_SECONDS. Without
+Redis they live in this process, which then is the only one.
+
+Every method is safe to call from the event loop; `users_in` is also called from Django views
+(through async_to_sync). A Redis failure is logged and answered from this process's own view of
+the rooms, so presence degrades instead of breaking the chat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from redis.exceptions import RedisError
+
+from chat.redis_connection import KEY_PREFIX, shared_redis
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+TTL_SECONDS = 90.0
+_SEPARATOR = "\x1f"
+
+
+class Presence:
+    """Connections per room (see module docstring); one instance per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local: dict[str, dict[str, str]] = {}  # room -> connection id -> username
+
+    @staticmethod
+    def _key(room: str) -> str:
+        return f"{KEY_PREFIX}presence:{room}"
+
+    async def join(self, room: str, connection_id: str, username: str) -> None:
+        """Add (or refresh) one connection of `username` to `room`."""
+        with self._lock:
+            self._local.setdefault(room, {})[connection_id] = username
+        redis = shared_redis()
+        if redis is not None:
+            try:
+                await redis.zadd(
+                    self._key(room),
+                    {f"{username}{_SEPARATOR}{connection_id}": time.time() + TTL_SECONDS},
+                )
+            except (RedisError, OSError):
+                logger.warning("presence: Redis unavailable, joining %s locally only", room)
+
+    async def leave(self, room: str, connection_id: str, username: str) -> None:
+        """Remove one connection from `room`."""
+        with self._lock:
+            connections = self._local.get(room, {})
+            connections.pop(connection_id, None)
+            if not connections:
+                self._local.pop(room, None)
+        redis = shared_redis()
+        if redis is not None:
+            try:
+                await redis.zrem(self._key(room), f"{username}{_SEPARATOR}{connection_id}")
+            except (RedisError, OSError):
+                logger.warning("presence: Redis unavailable, leaving %s locally only", room)
+
+    async def users_in(self, rooms: Iterable[str]) -> dict[str, list[str]]:
+        """The sorted distinct usernames present in each of `rooms`."""
+        rooms = list(rooms)
+        redis = shared_redis()
+        if redis is not None and rooms:
+            try:
+                now = time.time()
+                async with redis.pipeline(transaction=False) as pipe:
+                    for room in rooms:
+                        pipe.zremrangebyscore(self._key(room), "-inf", now)
+                        pipe.zrange(self._key(room), 0, -1)
+                    replies = await pipe.execute()
+                return {
+                    room: sorted({m.decode().split(_SEPARATOR, 1)[0] for m in replies[2 * i + 1]})
+                    for i, room in enumerate(rooms)
+                }
+            except (RedisError, OSError):
+                logger.warning("presence: Redis unavailable, answering from this process")
+        with self._lock:
+            return {room: sorted(set(self._local.get(room, {}).values())) for room in rooms}
+
+    async def users(self, room: str) -> list[str]:
+        """The sorted distinct usernames present in `room`."""
+        return (await self.users_in([room]))[room]
+
+
+presence = Presence()

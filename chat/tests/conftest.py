@@ -1,0 +1,120 @@
+"""Fixtures for the chat tests: users with real session cookies, rooms, a fresh in-memory layer,
+and sockets opened through the real session + auth middleware."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from chat import ratelimit
+from chat.models import Room
+from chat.presence import presence
+from realtime.auth import AuthMiddlewareStack
+from realtime.routing import URLRouter
+from realtime.testing import WebsocketCommunicator
+
+PASSWORD = "pass-word-123"
+
+
+@pytest.fixture(autouse=True)
+def fresh_chat_state():
+    """Rate windows and presence live in the process; every test starts without them."""
+    ratelimit._limiter = None
+    presence._local.clear()
+    yield
+    presence._local.clear()
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""
+    from realtime.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
+    }
+    return get_channel_layer()
+
+
+def make_user(username: str, staff: bool = False):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    if staff:
+        user.is_staff = True
+        user.save()
+    return user
+
+
+@pytest.fixture
+def alice(transactional_db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(transactional_db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def moderator(transactional_db):
+    return make_user("mod", staff=True)
+
+
+@pytest.fixture
+def room(transactional_db):
+    return Room.objects.create(slug="general", title="General")
+
+
+def session_cookie(user) -> str:
+    """The session key of a browser logged in as `user` (Django's own login code)."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def chat_application():
+    import chat.routing
+
+    return AuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns))
+
+
+async def open_socket(path: str, user=None) -> WebsocketCommunicator:
+    """Connect to `path` through the session and auth middleware, as `user` (None: anonymous)."""
+    from realtime.db import database_sync_to_async
+
+    headers = []
+    if user is not None:
+        key = await database_sync_to_async(session_cookie)(user)
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()))
+    communicator = WebsocketCommunicator(chat_application(), path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def join_room(slug: str, user=None, query: str = "") -> tuple[WebsocketCommunicator, dict]:
+    """Open a room socket and read its opening frames; returns it and the history frame."""
+    path = f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
+    communicator = await open_socket(path, user)
+    history = await communicator.receive_json_from()
+    assert history["type"] == "history", history
+    presence_frame = await communicator.receive_json_from()
+    assert presence_frame["type"] == "presence", presence_frame
+    return communicator, history
+
+
+async def next_of_type(communicator: WebsocketCommunicator, frame_type: str, timeout: float = 1):
+    """The next frame of `frame_type`, skipping others (presence updates, typing)."""
+    while True:
+        frame = await communicator.receive_json_from(timeout)
+        if frame["type"] == frame_type:
+            return frame
+
+
+async def frames_within(communicator: WebsocketCommunicator, seconds: float = 0.3) -> list[dict]:
+    """Every frame that arrives within `seconds`."""
+    frames = []
+    while not await communicator.receive_nothing(seconds):
+        frames.append(await communicator.receive_json_from())
+    return frames

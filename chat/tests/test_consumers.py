@@ -1,0 +1,351 @@
+"""The room socket (PublicChatConsumer) through the real session and auth middleware."""
+
+import json
+
+import pytest
+
+from chat import protocol
+from chat.models import Message, Room
+from chat.tests.conftest import frames_within, join_room, next_of_type, open_socket
+from realtime.db import database_sync_to_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(room, user, text, **fields):
+    from chat.services import post_message
+
+    return post_message(user, room, text, **fields)
+
+
+async def apost(room, user, text):
+    return await database_sync_to_async(post)(room, user, text)
+
+
+async def test_connect_sends_latest_fifty_messages_oldest_first_with_has_more(
+    channel_layer, room, alice
+):
+    for n in range(55):
+        await apost(room, alice, f"m{n}")
+    socket, history = await join_room("general")
+    texts = [m["text"] for m in history["messages"]]
+    assert texts == [f"m{n}" for n in range(5, 55)]
+    assert history["has_more"] is True
+    await socket.disconnect()
+
+
+async def test_history_message_has_the_documented_fields(channel_layer, room, alice):
+    await database_sync_to_async(post)(room, alice, "hello", client_id="c-1")
+    socket, history = await join_room("general")
+    [message] = history["messages"]
+    assert message["type"] == protocol.MESSAGE
+    assert (message["room"], message["user"], message["text"]) == ("general", "alice", "hello")
+    assert message["client_id"] == "c-1"
+    assert message["ts"].endswith("+00:00")
+    assert isinstance(message["id"], int)
+    await socket.disconnect()
+
+
+async def test_older_page_is_sent_on_history_before(channel_layer, room, alice):
+    for n in range(60):
+        await apost(room, alice, f"m{n}")
+    socket, history = await join_room("general")
+    oldest = history["messages"][0]["id"]
+    await socket.send_json_to({"type": protocol.HISTORY, "before": oldest})
+    page = await next_of_type(socket, protocol.HISTORY)
+    assert [m["text"] for m in page["messages"]] == [f"m{n}" for n in range(10)]
+    assert page["has_more"] is False
+    assert page["before"] == oldest
+    await socket.disconnect()
+
+
+async def test_message_is_saved_and_echoed_to_sender_with_client_id(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "hi all", "client_id": "abc"})
+    echo = await next_of_type(socket, protocol.MESSAGE)
+    assert (echo["user"], echo["text"], echo["client_id"]) == ("alice", "hi all", "abc")
+    saved = await database_sync_to_async(Message.objects.get)(pk=echo["id"])
+    assert saved.text == "hi all"
+    await socket.disconnect()
+
+
+async def test_message_reaches_other_members_of_the_room_only(channel_layer, room, alice, bob):
+    await database_sync_to_async(Room.objects.create)(slug="random")
+    sender, _ = await join_room("general", alice)
+    reader, _ = await join_room("general", bob)
+    elsewhere, _ = await join_room("random", bob)
+    await sender.send_json_to({"type": protocol.MESSAGE, "text": "in general"})
+    received = await next_of_type(reader, protocol.MESSAGE)
+    assert received["text"] == "in general"
+    assert protocol.MESSAGE not in [f["type"] for f in await frames_within(elsewhere)]
+    for socket in (sender, reader, elsewhere):
+        await socket.disconnect()
+
+
+async def test_anonymous_visitor_reads_but_cannot_send(channel_layer, room, alice):
+    await apost(room, alice, "public")
+    socket, history = await join_room("general")
+    assert [m["text"] for m in history["messages"]] == ["public"]
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "hi"})
+    error = await next_of_type(socket, protocol.ERROR)
+    assert error["code"] == protocol.LOGIN_REQUIRED
+    assert await database_sync_to_async(Message.objects.count)() == 1
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json", protocol.BAD_JSON),
+        ("[1, 2]", protocol.BAD_JSON),
+        ('{"type": "dance"}', protocol.UNKNOWN_TYPE),
+        ('{"text": "no type"}', protocol.UNKNOWN_TYPE),
+    ],
+)
+async def test_malformed_frame_gets_error_and_connection_stays_open(
+    channel_layer, room, alice, raw, code
+):
+    socket, _ = await join_room("general", alice)
+    await socket.send_to(text_data=raw)
+    error = await next_of_type(socket, protocol.ERROR)
+    assert error["code"] == code
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "still here"})
+    assert (await next_of_type(socket, protocol.MESSAGE))["text"] == "still here"
+    await socket.disconnect()
+
+
+async def test_binary_frame_gets_bad_json_error(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    await socket.send_to(bytes_data=b'{"type": "message"}')
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.BAD_JSON
+    await socket.disconnect()
+
+
+async def test_text_over_limit_is_refused_as_too_long(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    text = "x" * (protocol.MAX_TEXT_LENGTH + 1)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": text})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.TOO_LONG
+    assert await database_sync_to_async(Message.objects.count)() == 0
+    await socket.disconnect()
+
+
+async def test_text_at_limit_is_accepted(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    text = "x" * protocol.MAX_TEXT_LENGTH
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": text})
+    assert (await next_of_type(socket, protocol.MESSAGE))["text"] == text
+    await socket.disconnect()
+
+
+async def test_blank_text_is_refused_as_empty(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "   \n"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.EMPTY
+    await socket.disconnect()
+
+
+async def test_frame_over_64_kib_gets_too_large_and_close_4009(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    payload = json.dumps({"type": "message", "text": "x" * protocol.MAX_FRAME_BYTES})
+    await socket.send_to(text_data=payload)
+    error = await socket.receive_json_from()
+    assert error["code"] == protocol.TOO_LARGE
+    closed = await socket.receive_output()
+    assert closed == {"type": "websocket.close", "code": protocol.CLOSE_TOO_LARGE}
+
+
+async def test_eleventh_message_within_window_is_rate_limited(channel_layer, room, alice):
+    socket, _ = await join_room("general", alice)
+    for n in range(10):
+        await socket.send_json_to({"type": protocol.MESSAGE, "text": f"m{n}"})
+        assert (await next_of_type(socket, protocol.MESSAGE))["text"] == f"m{n}"
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "one too many"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.RATE_LIMITED
+    assert await database_sync_to_async(Message.objects.count)() == 10
+    await socket.disconnect()
+
+
+async def test_rate_limit_follows_setting(channel_layer, room, alice, settings):
+    settings.CHAT_RATE_LIMIT = "2/60"
+    socket, _ = await join_room("general", alice)
+    for text in ("a", "b", "c"):
+        await socket.send_json_to({"type": protocol.MESSAGE, "text": text})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.RATE_LIMITED
+    await socket.disconnect()
+
+
+async def test_reconnect_with_after_gets_exactly_the_missed_messages(channel_layer, room, alice):
+    first = await apost(room, alice, "seen")
+    await apost(room, alice, "missed 1")
+    await apost(room, alice, "missed 2")
+    socket, history = await join_room("general", query=f"after={first.frame['id']}")
+    assert [m["text"] for m in history["messages"]] == ["missed 1", "missed 2"]
+    assert history["after"] == first.frame["id"]
+    await socket.disconnect()
+
+
+async def test_reconnect_with_after_and_seq_replays_missed_edits_and_deletes(
+    channel_layer, room, alice
+):
+    kept = await apost(room, alice, "typo")
+    gone = await apost(room, alice, "oops")
+    from chat.services import delete_message, edit_message
+
+    await database_sync_to_async(edit_message)(alice, room, kept.frame["id"], "fixed")
+    await database_sync_to_async(delete_message)(alice, gone.frame["id"], room)
+    socket = await open_socket(f"/ws/chat/general/?after={gone.frame['id']}&seq={gone.seq}")
+    history, edited, deleted, presence = [await socket.receive_json_from() for _ in range(4)]
+    assert (history["type"], history["messages"]) == (protocol.HISTORY, [])
+    assert (edited["type"], edited["id"], edited["text"]) == (
+        protocol.EDITED,
+        kept.frame["id"],
+        "fixed",
+    )
+    assert (deleted["type"], deleted["id"]) == (protocol.DELETED, gone.frame["id"])
+    assert presence["type"] == protocol.PRESENCE
+    await socket.disconnect()
+
+
+async def test_unknown_room_gets_error_and_close_4404(channel_layer, transactional_db):
+    socket = await open_socket("/ws/chat/nowhere/")
+    assert (await socket.receive_json_from())["code"] == protocol.NOT_FOUND
+    closed = await socket.receive_output()
+    assert closed == {"type": "websocket.close", "code": protocol.CLOSE_NO_SUCH_ROOM}
+
+
+async def test_typing_is_shown_to_other_members(channel_layer, room, alice, bob):
+    typist, _ = await join_room("general", alice)
+    reader, _ = await join_room("general", bob)
+    await typist.send_json_to({"type": protocol.TYPING})
+    frame = await next_of_type(reader, protocol.TYPING)
+    assert frame["user"] == "alice"
+    await typist.disconnect()
+    await reader.disconnect()
+
+
+async def test_presence_lists_users_and_updates_when_someone_leaves(
+    channel_layer, room, alice, bob
+):
+    first, _ = await join_room("general", alice)
+    second, _ = await join_room("general", bob)
+    update = await next_of_type(first, protocol.PRESENCE)
+    assert update["users"] == ["alice", "bob"]
+    await second.disconnect()
+    update = await next_of_type(first, protocol.PRESENCE)
+    assert update["users"] == ["alice"]
+    await first.disconnect()
+
+
+async def test_author_edits_own_message_and_everyone_sees_edited(channel_layer, room, alice, bob):
+    author, _ = await join_room("general", alice)
+    reader, _ = await join_room("general", bob)
+    await author.send_json_to({"type": protocol.MESSAGE, "text": "helo"})
+    message = await next_of_type(reader, protocol.MESSAGE)
+    await author.send_json_to({"type": protocol.EDIT, "id": message["id"], "text": "hello"})
+    edited = await next_of_type(reader, protocol.EDITED)
+    assert (edited["id"], edited["text"]) == (message["id"], "hello")
+    await author.disconnect()
+    await reader.disconnect()
+
+
+async def test_editing_someone_elses_message_is_not_allowed(channel_layer, room, alice, bob):
+    event = await apost(room, alice, "mine")
+    socket, _ = await join_room("general", bob)
+    await socket.send_json_to({"type": protocol.EDIT, "id": event.frame["id"], "text": "x"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.NOT_ALLOWED
+    await socket.disconnect()
+
+
+async def test_editing_after_ten_minutes_is_not_allowed(channel_layer, room, alice):
+    from django.utils import timezone
+
+    event = await apost(room, alice, "old")
+    old = timezone.now() - protocol.EDIT_WINDOW - protocol.EDIT_WINDOW / 10
+    await database_sync_to_async(Message.objects.filter(pk=event.frame["id"]).update)(created=old)
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.EDIT, "id": event.frame["id"], "text": "new"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.NOT_ALLOWED
+    await socket.disconnect()
+
+
+async def test_author_deletes_own_message_and_it_leaves_history(channel_layer, room, alice, bob):
+    event = await apost(room, alice, "regret")
+    author, _ = await join_room("general", alice)
+    reader, _ = await join_room("general", bob)
+    await author.send_json_to({"type": protocol.DELETE, "id": event.frame["id"]})
+    assert (await next_of_type(reader, protocol.DELETED))["id"] == event.frame["id"]
+    late, history = await join_room("general")
+    assert history["messages"] == []
+    for socket in (author, reader, late):
+        await socket.disconnect()
+
+
+async def test_staff_deletes_anyones_message_from_the_room(channel_layer, room, alice, moderator):
+    event = await apost(room, alice, "spam")
+    socket, _ = await join_room("general", moderator)
+    await socket.send_json_to({"type": protocol.DELETE, "id": event.frame["id"]})
+    assert (await next_of_type(socket, protocol.DELETED))["id"] == event.frame["id"]
+    await socket.disconnect()
+
+
+async def test_muted_user_cannot_post(channel_layer, room, alice, moderator):
+    from chat.services import mute_user
+
+    await database_sync_to_async(mute_user)(moderator, "alice", "general", 5)
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "let me talk"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.MUTED
+    await socket.disconnect()
+
+
+async def test_read_marker_is_reported_on_next_connect(channel_layer, room, alice, bob):
+    first = await apost(room, bob, "one")
+    await apost(room, bob, "two")
+    socket, history = await join_room("general", alice)
+    assert history["last_read"] == 0
+    await socket.send_json_to({"type": protocol.READ, "id": first.frame["id"]})
+    await socket.disconnect()
+    socket, history = await join_room("general", alice)
+    assert history["last_read"] == first.frame["id"]
+    await socket.disconnect()
+
+
+async def test_mention_notifies_the_named_user(channel_layer, room, alice, bob):
+    from notifications.models import Notification
+
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "hey @bob look"})
+    message = await next_of_type(socket, protocol.MESSAGE)
+    notes = await database_sync_to_async(list)(Notification.objects.filter(recipient=bob))
+    assert [(n.verb, n.url) for n in notes] == [
+        ("mention", f"/rooms/general/#message-{message['id']}")
+    ]
+    assert not await database_sync_to_async(Notification.objects.filter(recipient=alice).exists)()
+    await socket.disconnect()
+
+
+async def test_member_that_missed_broadcasts_catches_up_from_database(channel_layer, room, alice):
+    """A full queue drops group messages for that member; it refills the gap from the database."""
+    reader, _ = await join_room("general", alice)
+    # Saved events the reader never got (as if its queue had been full while they were sent).
+    missed = [await apost(room, alice, f"missed {n}") for n in range(3)]
+    from chat.services import broadcast_room_event
+
+    latest = await apost(room, alice, "latest")
+    await broadcast_room_event(channel_layer, latest)
+    texts = [(await next_of_type(reader, protocol.MESSAGE))["text"] for _ in range(4)]
+    assert texts == [m.frame["text"] for m in missed] + ["latest"]
+    await reader.disconnect()
+
+
+async def test_duplicate_broadcast_is_delivered_once(channel_layer, room, alice):
+    from chat.services import broadcast_room_event
+
+    reader, _ = await join_room("general", alice)
+    event = await apost(room, alice, "once")
+    await broadcast_room_event(channel_layer, event)
+    await broadcast_room_event(channel_layer, event)
+    assert (await next_of_type(reader, protocol.MESSAGE))["text"] == "once"
+    assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
+    await reader.disconnect()

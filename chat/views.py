@@ -1,0 +1,42 @@
+"""The chat pages: the room list, a room, and the staff console. The live parts run in the
+browser (static/js/chat.js, console.js) over the sockets in chat.consumers."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from chat import protocol, services
+from chat.presence import presence
+
+
+def room_list(request: HttpRequest) -> HttpResponse:
+    """Every room with how many people are in it and, for members, how many messages are unread."""
+    rooms = services.rooms_with_unread(request.user)
+    online = async_to_sync(presence.users_in)([room.slug for room in rooms])
+    for room in rooms:
+        room.online = len(online[room.slug])
+    return render(request, "chat/room_list.html", {"rooms": rooms})
+
+
+def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    room = services.get_room(slug)
+    if room is None:
+        raise Http404(f"There is no room {slug!r}.")
+    return render(
+        request,
+        "chat/room.html",
+        {
+            "room": room,
+            "rooms": services.rooms_with_unread(request.user),
+            "max_text_length": protocol.MAX_TEXT_LENGTH,
+            "edit_window_seconds": int(protocol.EDIT_WINDOW.total_seconds()),
+        },
+    )
+
+
+@staff_member_required
+def console(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/console.html", {"rooms": services.rooms_with_unread(request.user)})
