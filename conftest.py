@@ -254,6 +254,13 @@ def live_server_factory() -> Iterator:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _live_server_helper() -> Iterator[None]:
+    """Replaces pytest-django's helper of the same name, which assumes any fixture called
+    `live_server` is its own (and fails on ours); our servers need no settings override."""
+    yield
+
+
 @pytest.fixture(scope="session")
 def live_server(live_server_factory) -> LiveServer:
     """One all-in-one Daphne (in-memory layer, worker in-process) on a SQLite file, for the session."""

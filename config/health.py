@@ -8,14 +8,16 @@
                    realtime_messages_routed_total, realtime_long_polls_waiting (realtime.metrics),
                    realtime_layer_dropped_total (the channel layer's stats()["dropped"])
 
-Readiness checks the database with `SELECT 1` and the channel layer with a send/receive round trip
-on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops sending traffic
-to a process whose Redis or PostgreSQL went away, and sends it again once they are back.
+Readiness checks the database with `SELECT 1` and the channel layer with a group_send/receive
+round trip on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops
+sending traffic to a process whose Redis or PostgreSQL went away, and sends it again once they are
+back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -53,13 +55,22 @@ def _check_database() -> None:
 
 
 async def _check_channel_layer() -> None:
+    # A group round trip: with a Redis layer, group_send is a PUBLISH that must come back through
+    # this process's subscription, so it proves Redis is reachable (a send to a process-local
+    # channel may never leave the process).
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer is configured")
     channel = await layer.new_channel("health")
     token = uuid.uuid4().hex
-    await layer.send(channel, {"type": READINESS_MESSAGE_TYPE, "token": token})
-    message = await layer.receive(channel)
+    group = f"health.{token}"
+    await layer.group_add(group, channel)
+    try:
+        await layer.group_send(group, {"type": READINESS_MESSAGE_TYPE, "token": token})
+        message = await layer.receive(channel)
+    finally:
+        with contextlib.suppress(Exception):
+            await layer.group_discard(group, channel)
     if message.get("token") != token:
         raise RuntimeError(f"round trip returned {message!r}")
 

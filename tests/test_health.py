@@ -1,0 +1,127 @@
+"""/healthz, /readyz and /metrics on real Daphne processes: readiness follows the database and the
+channel layer going away and coming back, and metrics count live connections by route."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+from conftest import PostgresServer
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_for_status(url: str, status: int, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    answer: tuple[int, str] = (0, "")
+    while time.monotonic() < deadline:
+        answer = get(url)
+        if answer[0] == status:
+            return json.loads(answer[1])
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never answered {status}; last answer {answer}")
+
+
+def test_healthz_answers_ok_without_touching_dependencies(live_server):
+    status, body = get(live_server.url + "/healthz")
+    assert status == 200
+    assert json.loads(body) == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_channel_layer_ok(live_server):
+    status, body = get(live_server.url + "/readyz")
+    assert status == 200, body
+    assert json.loads(body) == {
+        "status": "ready",
+        "checks": {"database": "ok", "channel_layer": "ok"},
+    }
+
+
+def test_readyz_fails_while_redis_is_down_and_recovers_when_it_returns(
+    live_server_factory, fresh_redis
+):
+    server = live_server_factory(redis_url=fresh_redis.url, SWITCHBOARD_APRS_REPLAY="")
+    server.start_daphne()
+    ready = server.url + "/readyz"
+    wait_for_status(ready, 200)
+
+    fresh_redis.stop()
+    answer = wait_for_status(ready, 503)
+    assert answer["status"] == "unavailable"
+    assert answer["checks"]["database"] == "ok"
+    assert answer["checks"]["channel_layer"] != "ok"
+    assert get(server.url + "/healthz")[0] == 200, "liveness must not depend on Redis"
+
+    fresh_redis.start()
+    assert wait_for_status(ready, 200)["checks"] == {"database": "ok", "channel_layer": "ok"}
+    server.stop()
+
+
+def test_readyz_fails_while_postgres_is_down(live_server_factory):
+    postgres = PostgresServer()
+    try:
+        postgres.start()
+        server = live_server_factory(database_url=postgres.url, SWITCHBOARD_APRS_REPLAY="")
+        server.start_daphne()
+        wait_for_status(server.url + "/readyz", 200)
+
+        postgres.stop()
+        answer = wait_for_status(server.url + "/readyz", 503)
+        assert answer["checks"]["channel_layer"] == "ok"
+        assert answer["checks"]["database"] != "ok"
+        assert get(server.url + "/healthz")[0] == 200
+        server.stop()
+    finally:
+        postgres.cleanup()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def test_metrics_count_open_websockets_by_route_and_layer_drops(live_server):
+    session = live_server.create_user("metrics-reader")
+    route = {"route": "ws/notifications/", "type": "websocket"}
+
+    async def scenario() -> tuple[float, float]:
+        async with websockets.connect(
+            live_server.ws_url + "/ws/notifications/",
+            origin=live_server.url,
+            additional_headers={"Cookie": f"sessionid={session}"},
+        ) as socket:
+            await socket.recv()  # the unread count: the connection is in
+            during = get(live_server.url + "/metrics")[1]
+        await asyncio.sleep(0.3)
+        after = get(live_server.url + "/metrics")[1]
+        return metric_value(during, "realtime_open_connections", **route), metric_value(
+            after, "realtime_open_connections", **route
+        )
+
+    before = metric_value(
+        get(live_server.url + "/metrics")[1], "realtime_open_connections", **route
+    )
+    during, after = asyncio.run(scenario())
+    assert during == before + 1
+    assert after == before
+
+    text = get(live_server.url + "/metrics")[1]
+    assert "# TYPE realtime_layer_dropped_total counter" in text
+    assert "realtime_layer_dropped_total 0.0" in text
+    assert metric_value(text, "realtime_messages_routed_total", type="websocket", direction="in")
+    assert "# TYPE realtime_long_polls_waiting gauge" in text

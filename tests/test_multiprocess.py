@@ -1,0 +1,122 @@
+"""Switchboard as it is deployed: two Daphne processes and a worker on one Redis and one
+PostgreSQL (both started by the test suite). Chat users connected to different processes see each
+other's messages in order, nothing lost or duplicated; an announcement from the staff console on
+one process reaches a notification stream on the other through the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+import websockets
+from chat_client import ChatClient, create_room, create_sessions, room_message_ids
+
+from chat import protocol as chat_protocol
+from notifications import protocol as notification_protocol
+
+CLIENTS = 6
+MESSAGES_PER_CLIENT = 20
+
+
+@pytest.fixture
+def deployment(live_server_factory, postgres_server, fresh_redis):
+    """Two web processes and a notifications worker, on PostgreSQL and a private Redis."""
+    server = live_server_factory(
+        redis_url=fresh_redis.url,
+        database_url=postgres_server,
+        SWITCHBOARD_CHAT_RATE_LIMIT="1000/1",
+        SWITCHBOARD_APRS_REPLAY="",
+    )
+    server.start_daphne()
+    server.start_daphne()
+    server.start_process("runworker", notification_protocol.FANOUT_CHANNEL, name="worker")
+    yield server
+    alive = [process.args for process in server.processes if process.poll() is not None]
+    server.stop()
+    assert not alive, f"processes died during the test: {alive}\n{server.log()[-4000:]}"
+
+
+def test_chat_clients_on_two_processes_see_every_message_once_in_order(deployment):
+    server = deployment
+    room = "multiprocess"
+    create_room(server, room)
+    sessions = create_sessions(server, [f"mp-{i}" for i in range(CLIENTS)])
+
+    async def scenario() -> list[ChatClient]:
+        clients = [
+            ChatClient(
+                f"ws://127.0.0.1:{server.ports[i % 2]}",
+                room,
+                session,
+                origin=f"http://127.0.0.1:{server.ports[i % 2]}",
+                name=name,
+            )
+            for i, (name, session) in enumerate(sessions.items())
+        ]
+        for client in clients:
+            await client.start()
+
+        async def talk(client: ChatClient) -> None:
+            for n in range(MESSAGES_PER_CLIENT):
+                assert await client.say(f"{client.name} says {n}")
+                await asyncio.sleep(random.uniform(0, 0.02))
+
+        await asyncio.gather(*(talk(client) for client in clients))
+        expected = CLIENTS * MESSAGES_PER_CLIENT
+        for client in clients:
+            await client.wait_until(lambda c: len(c.ids) >= expected, timeout=30)
+        await asyncio.sleep(0.3)  # anything extra (a duplicate) would arrive now
+        for client in clients:
+            await client.stop()
+        return clients
+
+    clients = asyncio.run(scenario())
+    saved = room_message_ids(server, room)
+    assert len(saved) == CLIENTS * MESSAGES_PER_CLIENT
+    for client in clients:
+        assert client.duplicates == [], client.name
+        assert client.out_of_order == [], client.name
+        assert client.errors == [], client.name
+        assert client.ids == saved, f"{client.name} saw a different sequence than the database"
+        assert client.connects == 1, f"{client.name} was disconnected"
+    # Each sender's own messages arrive in the order it sent them, on every process.
+    for client in clients:
+        for sender in sessions:
+            said = [text for text in client.texts() if text.startswith(f"{sender} says ")]
+            assert said == [f"{sender} says {n}" for n in range(MESSAGES_PER_CLIENT)]
+
+
+def test_console_announcement_reaches_a_notification_stream_on_the_other_process(deployment):
+    server = deployment
+    staff = create_sessions(server, ["mp-moderator"], staff=True)["mp-moderator"]
+    reader = create_sessions(server, ["mp-reader"])["mp-reader"]
+    console_port, reader_port = server.ports
+
+    async def scenario() -> list[dict]:
+        async with (
+            websockets.connect(
+                f"ws://127.0.0.1:{reader_port}/ws/notifications/",
+                origin=f"http://127.0.0.1:{reader_port}",
+                additional_headers={"Cookie": f"sessionid={reader}"},
+            ) as stream,
+            websockets.connect(
+                f"ws://127.0.0.1:{console_port}/ws/chat/admin/",
+                origin=f"http://127.0.0.1:{console_port}",
+                additional_headers={"Cookie": f"sessionid={staff}"},
+            ) as console,
+        ):
+            first = json.loads(await asyncio.wait_for(stream.recv(), 10))
+            assert first["type"] == notification_protocol.UNREAD
+            await console.send(
+                json.dumps({"type": chat_protocol.ANNOUNCE, "text": "maintenance at noon"})
+            )
+            frames = []
+            while not any(f["type"] == notification_protocol.NOTIFICATION for f in frames):
+                frames.append(json.loads(await asyncio.wait_for(stream.recv(), 20)))
+            return frames
+
+    frames = asyncio.run(scenario())
+    notification = next(f for f in frames if f["type"] == notification_protocol.NOTIFICATION)
+    assert "maintenance at noon" in notification["text"]
