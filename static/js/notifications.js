@@ -1,0 +1,213 @@
+/**
+ * notifications.js — the header bell: unread count, dropdown of recent notifications, live.
+ *
+ * Markup: templates/notifications/_bell.html (an element with data-notification-bell carrying
+ * data-ws-path, data-poll-url, data-api-url, data-read-url and data-cursor = newest id shown).
+ *
+ * Transport: a ReconnectingSocket (socket.js) on ws/notifications/, which sends
+ *   {"type": "unread", "count": N}  and  {"type": "notification", "id", "text", "url", ...}
+ * and takes {"type": "read", "ids": [...]} / {"type": "read_all"}. When the browser has no
+ * WebSocket, or the socket fails FALLBACK_AFTER times in a row without ever opening (a proxy that
+ * drops upgrades), the bell switches to the long-poll feed
+ *   GET /notifications/poll/?after=<cursor>&timeout=25 -> {"notifications": [...], "cursor": id}
+ * and marks read through POST /api/notifications/read/ (with the CSRF cookie).
+ */
+
+import { ReconnectingSocket, wsUrl } from "./socket.js";
+
+const FALLBACK_AFTER = 3; // consecutive failed WebSocket attempts before long-polling
+const RECENT = 8; // items kept in the dropdown
+const POLL_TIMEOUT = 25; // seconds the server holds a poll
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+class Bell {
+  constructor(root) {
+    this.root = root;
+    this.count = root.querySelector("[data-bell-count]");
+    this.list = root.querySelector("[data-bell-list]");
+    this.dropdown = root.querySelector("[data-bell-dropdown]");
+    this.toggle = root.querySelector("[data-bell-toggle]");
+    this.cursor = Number(root.dataset.cursor || 0);
+    this.unread = Number(this.count.textContent || 0);
+    this.socket = null;
+    this.mode = "connecting"; // "socket" | "poll" | "stopped"
+    this.root.dataset.transport = this.mode;
+    this.bindUi();
+    if (typeof window.WebSocket === "function") this.openSocket();
+    else this.startPolling();
+  }
+
+  bindUi() {
+    this.toggle.addEventListener("click", () => this.setOpen(this.dropdown.hidden));
+    document.addEventListener("click", (event) => {
+      if (!this.root.contains(event.target)) this.setOpen(false);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this.setOpen(false);
+    });
+    this.root.querySelector("[data-bell-read-all]").addEventListener("click", () => this.readAll());
+    this.list.addEventListener("click", (event) => {
+      const item = event.target.closest("[data-notification-id]");
+      if (item && item.classList.contains("is-unread")) this.read([Number(item.dataset.notificationId)]);
+    });
+  }
+
+  setOpen(open) {
+    this.dropdown.hidden = !open;
+    this.toggle.setAttribute("aria-expanded", String(open));
+  }
+
+  // --- what the bell shows -------------------------------------------------------------------
+
+  setUnread(count) {
+    this.unread = Math.max(0, count);
+    this.count.textContent = String(this.unread);
+    this.count.hidden = this.unread === 0;
+    this.root.classList.toggle("has-unread", this.unread > 0);
+    for (const node of document.querySelectorAll("[data-page-unread]")) node.textContent = String(this.unread);
+  }
+
+  addNotification(n) {
+    if (n.id <= this.cursor && this.list.querySelector(`[data-notification-id="${n.id}"]`)) return false;
+    this.cursor = Math.max(this.cursor, n.id);
+    this.list.querySelector(".bell-empty")?.remove();
+    const item = document.createElement("li");
+    item.className = "notification-item" + (n.read ? "" : " is-unread");
+    item.dataset.notificationId = String(n.id);
+    const link = document.createElement("a");
+    link.href = n.url || "/notifications/";
+    const text = document.createElement("span");
+    text.className = "notification-text";
+    text.textContent = n.text;
+    const time = document.createElement("time");
+    time.dateTime = n.created;
+    time.textContent = "just now";
+    link.append(text, time);
+    item.append(link);
+    this.list.prepend(item);
+    while (this.list.children.length > RECENT) this.list.lastElementChild.remove();
+    this.root.classList.add("bell-ring");
+    setTimeout(() => this.root.classList.remove("bell-ring"), 1500);
+    return true;
+  }
+
+  markShownRead(ids) {
+    for (const item of this.list.querySelectorAll(".is-unread")) {
+      if (!ids || ids.includes(Number(item.dataset.notificationId))) item.classList.remove("is-unread");
+    }
+  }
+
+  // --- marking read ---------------------------------------------------------------------------
+
+  read(ids) {
+    this.markShownRead(ids);
+    if (this.mode === "socket" && this.socket.send({ type: "read", ids })) return;
+    this.postRead({ ids });
+  }
+
+  readAll() {
+    this.markShownRead(null);
+    if (this.mode === "socket" && this.socket.send({ type: "read_all" })) return;
+    this.postRead({ all: true });
+  }
+
+  async postRead(body) {
+    try {
+      const response = await fetch(this.root.dataset.readUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(body),
+      });
+      if (response.ok) this.setUnread((await response.json()).unread);
+    } catch (error) {
+      console.warn("notifications.js: could not mark read", error);
+    }
+  }
+
+  // --- WebSocket ------------------------------------------------------------------------------
+
+  openSocket() {
+    let everOpened = false;
+    let failures = 0;
+    this.socket = new ReconnectingSocket(() => wsUrl(this.root.dataset.wsPath), {
+      onOpen: () => {
+        if (everOpened) this.refreshRecent(); // catch up on what arrived while disconnected
+        everOpened = true;
+        failures = 0;
+        this.setMode("socket");
+      },
+      onMessage: (frame) => this.onFrame(frame),
+      onStateChange: (state) => {
+        if (state === "reconnecting") {
+          failures += 1;
+          if (!everOpened && failures >= FALLBACK_AFTER) {
+            this.socket.close();
+            this.startPolling();
+          }
+        } else if (state === "closed" && this.mode !== "poll") {
+          this.setMode("stopped"); // 4401: logged out
+        }
+      },
+    });
+  }
+
+  onFrame(frame) {
+    if (frame.type === "unread") this.setUnread(frame.count);
+    else if (frame.type === "notification") this.addNotification(frame);
+    else if (frame.type === "error") console.warn("notifications.js: server error", frame);
+  }
+
+  async refreshRecent() {
+    try {
+      const response = await fetch(`${this.root.dataset.apiUrl}?limit=${RECENT}`, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const body = await response.json();
+      for (const n of body.notifications.reverse()) this.addNotification(n);
+      this.setUnread(body.unread);
+    } catch (error) {
+      console.warn("notifications.js: could not refresh", error);
+    }
+  }
+
+  // --- long-poll fallback ---------------------------------------------------------------------
+
+  async startPolling() {
+    this.setMode("poll");
+    let delay = 1000;
+    while (this.mode === "poll") {
+      try {
+        const url = `${this.root.dataset.pollUrl}?after=${this.cursor}&timeout=${POLL_TIMEOUT}`;
+        const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+        if (response.status === 401) {
+          this.setMode("stopped");
+          return;
+        }
+        if (!response.ok) throw new Error(`poll answered ${response.status}`);
+        const body = await response.json();
+        let fresh = 0;
+        for (const n of body.notifications) if (this.addNotification(n) && !n.read) fresh += 1;
+        if (fresh) this.setUnread(this.unread + fresh);
+        this.cursor = Math.max(this.cursor, body.cursor);
+        delay = 1000;
+      } catch (error) {
+        console.warn("notifications.js: poll failed, retrying", error);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 30000);
+      }
+    }
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    this.root.dataset.transport = mode;
+  }
+}
+
+for (const root of document.querySelectorAll("[data-notification-bell]")) {
+  if (!root.bell) root.bell = new Bell(root);
+}
