@@ -1,7 +1,8 @@
 """A tiny root application for the tests that start real server processes (`manage.py serve`,
 `manage.py runworker`) without depending on the project's apps.
 
-    http       /hello/ -> "hello"; /static/... -> Django (WhiteNoise serves static files)
+    http       /hello/ -> "hello"; /broken/ -> raises ValueError; /static/... -> Django
+               (WhiteNoise serves static files)
     websocket  origin check -> /ws/echo/ (echoes text; "service?" asks about the embedded
                service; "work" round-trips a job through the worker channel)
     channel    "server-test-jobs" -> JobConsumer (replies "job.done" to the sender's channel,
@@ -39,6 +40,10 @@ async def hello(scope, receive, send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def broken(scope, receive, send) -> None:
+    raise ValueError("a bug in a view, not a missing route")
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
@@ -88,7 +93,13 @@ async def heartbeat(application) -> None:
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter([path("hello/", hello), re_path(r"^static/", django_asgi_app)]),
+        "http": URLRouter(
+            [
+                path("hello/", hello),
+                path("broken/", broken),
+                re_path(r"^static/", django_asgi_app),
+            ]
+        ),
         "websocket": AllowedHostsOriginValidator(
             URLRouter([path("ws/echo/", EchoConsumer.as_asgi())])
         ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -56,13 +57,23 @@ def test_cross_origin_websocket_handshake_is_refused_with_403(server):
     assert refused.value.response.status_code == 403
 
 
-def test_websocket_to_an_unknown_path_is_refused_and_the_server_keeps_serving(server):
+def test_websocket_to_an_unknown_path_is_refused_at_the_handshake(server):
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{server.ws_url}/ws/nowhere/", origin=origin(server), open_timeout=10)
-    assert refused.value.response.status_code >= 400
-    with connect(f"{server.ws_url}/ws/echo/", origin=origin(server), open_timeout=10) as ws:
-        ws.send("still here")
-        assert ws.recv(timeout=10) == "still here"
+    assert refused.value.response.status_code == 403
+
+
+def test_http_request_to_an_unknown_path_gets_404(server):
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{server.url}/nowhere/", timeout=10)
+    assert missing.value.code == 404
+
+
+def test_an_application_error_still_answers_500(server):
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(f"{server.url}/broken/", timeout=10)
+    assert failed.value.code == 500
+    wait_for_log(server, "a bug in a view, not a missing route")
 
 
 def test_http_requests_are_served(server):

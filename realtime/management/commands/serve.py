@@ -10,6 +10,10 @@ One asyncio event loop (Daphne's, under Twisted's asyncio reactor) runs:
 - every service in settings.REALTIME_EMBEDDED_SERVICES: dotted paths to
   ``async def service(application) -> None``, each run as a task (an APRS replay, say).
 
+A request or WebSocket handshake for a path no URLRouter route matches gets an HTTP 404, or a
+WebSocket refused at the handshake (Daphne answers a close-before-accept with 403), instead of
+Daphne's 500 and an "Exception inside application" traceback (see `RouteMissResponder`).
+
 Background tasks start once the reactor runs. On SIGTERM/SIGINT the worker finishes its messages
 in hand, services are cancelled, open connections are closed, and the process exits with 0.
 """
@@ -34,7 +38,7 @@ from twisted.internet import defer, reactor
 
 from realtime.layers import get_channel_layer
 from realtime.management.commands.runworker import load_application
-from realtime.types import ASGIApp
+from realtime.types import ASGIApp, Message, Receive, Scope, Send
 from realtime.worker import Worker, channel_route_names
 
 logger = logging.getLogger("realtime.serve")
@@ -43,6 +47,51 @@ Service = Callable[[ASGIApp], Awaitable[None]]
 WORKER_MODES = {"on": True, "off": False, "auto": None}
 SHUTDOWN_TIMEOUT = 10.0
 WORKER_TASK = "in-process worker"
+
+
+ROUTE_MISS_PREFIX = "No route found for path"
+
+
+class RouteMissResponder:
+    """Wraps the root application so that a URLRouter miss gets the answer a client expects.
+
+    URLRouter raises ``ValueError("No route found for path 'ws/nowhere/'.")`` as in Channels, and
+    leaves it to the server to answer. When that error escapes before anything was sent, this
+    answers HTTP 404 (text/plain) or closes the WebSocket before accepting it (Daphne sends 403),
+    logging one INFO line; every other error propagates unchanged (Daphne logs it and answers 500).
+    """
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.application(scope, receive, send)
+            return
+        sent = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal sent
+            sent = True
+            await send(message)
+
+        try:
+            await self.application(scope, receive, tracking_send)
+        except ValueError as error:
+            if sent or not str(error).startswith(ROUTE_MISS_PREFIX):
+                raise
+            logger.info("%s %s: %s", scope["type"], scope.get("path"), error)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"Not Found"})
 
 
 class Server(daphne.server.Server):
@@ -122,6 +171,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not run settings.REALTIME_EMBEDDED_SERVICES",
         )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="Take the client address, port and scheme from X-Forwarded-For/-Port/-Proto "
+            "(only behind a proxy that sets them)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
@@ -142,9 +197,13 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
+        proxied = options["proxy_headers"]
         self.server = Server(
-            application=application,
+            application=RouteMissResponder(application),
             endpoints=endpoints,
+            proxy_forwarded_address_header="X-Forwarded-For" if proxied else None,
+            proxy_forwarded_port_header="X-Forwarded-Port" if proxied else None,
+            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxied else None,
             signal_handlers=True,
             action_logger=self.log_action if self.verbosity >= 2 else None,
             verbosity=self.verbosity,
