@@ -4,11 +4,14 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from notifications import anotify_all, notify, protocol
+from notifications.consumers import NotificationConsumer
 from notifications.models import Notification
 from notifications.routing import channel_routes
 from notifications.services import MAX_TEXT_LENGTH, run_fanout_batch
+from notifications.tests.conftest import as_user
 from realtime.db import database_sync_to_async
 from realtime.routing import ChannelNameRouter
+from realtime.testing import WebsocketCommunicator
 from realtime.worker import Worker
 
 
@@ -76,10 +79,21 @@ async def test_notify_all_reaches_every_active_user_through_the_worker(channel_l
     await database_sync_to_async(make_users)(protocol.FANOUT_BATCH_SIZE * 2 + 3)
     await database_sync_to_async(make_users)(2, is_active=False)
     active = await database_sync_to_async(get_user_model().objects.filter(is_active=True).count)()
+    socket = WebsocketCommunicator(
+        as_user(NotificationConsumer.as_asgi(), ann), "/ws/notifications/"
+    )
+    assert (await socket.connect())[0]
+    assert (await socket.receive_json_from())["count"] == 0
     worker = Worker(ChannelNameRouter(channel_routes), [protocol.FANOUT_CHANNEL], channel_layer)
     running = asyncio.ensure_future(worker.run())
     try:
         await anotify_all(verb="announcement", text="maintenance at noon", actor=ann)
+        frame = await socket.receive_json_from(timeout=10)
+        assert (frame["verb"], frame["text"], frame["actor"]) == (
+            "announcement",
+            "maintenance at noon",
+            "ann",
+        )
         count = 0
         for _ in range(200):  # bounded: 20 s
             count = await database_sync_to_async(Notification.objects.count)()
@@ -95,3 +109,4 @@ async def test_notify_all_reaches_every_active_user_through_the_worker(channel_l
     )()
     assert per_user == {True}
     assert worker.stats["dead_letters"] == 0
+    await socket.disconnect()
