@@ -51,6 +51,10 @@ def _path_scope(path: str) -> dict[str, Any]:
 class ApplicationCommunicator(_AsgirefCommunicator):
     """Runs `application` with `scope` and exchanges raw ASGI events with it (asgiref's)."""
 
+    # asgiref's __del__ reads this; a subclass that rejects its arguments before calling
+    # __init__ must not turn that into a second, confusing error at garbage collection.
+    _future = None
+
     def __init__(self, application: ASGIApp, scope: Scope) -> None:
         super().__init__(application, scope)
 
