@@ -137,3 +137,22 @@ def test_verbosity_2_writes_an_access_log_to_stdout(server):
     output = process.stdout.read()
     assert "HTTP GET /hello/ 200" in output
     assert "In-process worker" not in output
+
+
+def test_an_embedded_service_that_does_not_import_stops_serve_at_start(server):
+    result = subprocess.run(
+        [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=ROOT,
+        env={
+            **server.env,
+            **SERVER_SETTINGS,
+            "SERVER_TEST_SERVICES": "realtime.tests.server_app.no_such_service",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Cannot import the embedded service 'realtime.tests.server_app.no_such_service'" in (
+        result.stderr
+    )
