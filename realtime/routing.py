@@ -23,7 +23,8 @@ Where Django Channels has known flaws, this module does better:
   `path("ws/", AuthMiddlewareStack(URLRouter([...])))` never matches (its docs warn about this).
   Here a router is found through any middleware that keeps the wrapped app in `inner`,
   `application` or `app` (the convention of every middleware in `realtime`), so nesting with
-  `path()` works whether or not the inner router is wrapped.
+  `path()` works whether or not the inner router is wrapped. Middleware that hides what it wraps
+  can say it leads to a router with Channels' marker attribute `_path_routing = True`.
 - Channels mutates the Django pattern objects it is given; here they are left untouched.
 - Channels catches "no route" errors raised anywhere below a route, including by a consumer long
   after routing; here only a nested router's own miss makes the outer router try the next route.
@@ -214,7 +215,11 @@ class _Route:
             )
         _check_application(application, f"Route {self.description!r}")
         self.application: ASGIApp = application
-        self.nested = find_router(application) is not None
+        # Channels' marker `_path_routing = True` also declares a nested router, for middleware
+        # that hides the app it wraps (a closure, say).
+        self.nested = find_router(application) is not None or bool(
+            getattr(application, "_path_routing", False)
+        )
         self.pattern = self._matching_pattern(route.pattern, endpoint=not self.nested)
 
     @staticmethod

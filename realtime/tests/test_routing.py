@@ -243,6 +243,18 @@ async def test_nested_router_inside_several_middlewares_works() -> None:
     assert app.scope["path_remaining"] == ""
 
 
+async def test_path_routing_marker_declares_a_nested_router_behind_opaque_middleware() -> None:
+    app = Recorder()
+    inner = URLRouter([path("chat/", app)])
+
+    async def opaque(scope: Any, receive: Any, send: Any) -> None:
+        await inner(scope, receive, send)
+
+    opaque._path_routing = True  # type: ignore[attr-defined]
+    await route(URLRouter([path("ws/", opaque)]), "/ws/chat/")
+    assert app.scope is not None
+
+
 async def test_nested_router_without_match_lets_outer_router_try_next_route() -> None:
     fallback = Recorder()
     router = URLRouter(
