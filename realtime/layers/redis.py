@@ -1,0 +1,1074 @@
+"""A channel layer on Redis for many processes on many machines: ``RedisChannelLayer``.
+
+Configuration (``CHANNEL_LAYERS[alias]["CONFIG"]``, the keys channels_redis users know)::
+
+    {
+        "hosts": ["redis://127.0.0.1:6379/0"],   # one Redis: a URL, or a dict of connection kwargs
+        "prefix": "asgi",                        # every key and pub/sub channel starts with it
+        "expiry": 60,                            # seconds an undelivered message is kept
+        "group_expiry": 86400,                   # seconds a group membership lasts
+        "capacity": 100,                         # undelivered messages per channel
+        "channel_capacity": {"worker.*": 1000},  # per-channel capacities (globs or regexes)
+        "symmetric_encryption_keys": ["..."],    # encrypt payloads (Fernet; first key encrypts)
+        "pool_size": 8,                          # command connections per event loop
+        "worker_lease": 30,                      # seconds before a dead worker's messages return
+        "reconnect_max_delay": 5,                # back-off cap while Redis is unreachable
+    }
+
+How messages travel
+-------------------
+Every event loop that uses the layer holds a *client*: a small command connection pool
+(``pool_size``, shared by all its channels), one pub/sub connection, and one blocking connection
+per worker channel it receives from. A client has an id; ``new_channel()`` names carry it
+(``"specific.<client id>!<random>"``) so any process can tell which client owns a channel.
+
+Process-local channels (names with ``!``) live in memory in their owner, never in a Redis list:
+
+- ``send`` from the owner itself puts the message straight on the local queue (no Redis at all);
+  from anywhere else it is one ``PUBLISH`` to the owner's *inbox* (``<prefix>:i:<client id>``).
+- ``group_add(group, name)`` by the owner records the membership in memory and subscribes the
+  client to the group's pub/sub channel (``<prefix>:g:<group>``) when it is its first member
+  there. Done by another process (a Django view calling ``Group(g).add_sync(name)``), it stores the
+  membership in the owner's hash (``<prefix>:m:<client id>``) and publishes it to the owner's
+  inbox; the owner applies it at once, and re-reads the hash whenever it (re)connects, so a
+  membership change made while it was cut off from Redis still arrives.
+- ``group_send`` is one ``PUBLISH`` (pipelined with one ``ZRANGEBYSCORE``, see below) whatever
+  the group size: each subscribed client decrypts and fans the payload out to its own members in
+  memory. A member whose queue is full misses that message alone (``stats()["dropped"]``).
+
+Worker channels (names without ``!``) are durable queues, Redis lists ``<prefix>:q:<name>``:
+
+- ``send`` runs a small script: drop expired messages when the list looks full, refuse
+  (``ChannelFull``) at capacity, ``LPUSH``, refresh the key's TTL.
+- A receiving client moves messages with ``BLMOVE`` into its own *in-flight list*
+  ``<prefix>:f:<client id>:<name>`` (the reliable-queue pattern) and keeps a lease key
+  ``<prefix>:alive:<client id>`` alive while it consumes. Acknowledging a message removes it from
+  the in-flight list; acknowledgements ride along with the next ``BLMOVE`` of the channel, so they
+  cost no extra round trip in a busy worker.
+- Any consuming client, every ``worker_lease`` seconds, moves the in-flight messages of clients
+  whose lease expired (killed workers, lost machines) back to the front of their queues. A message
+  is therefore delivered *at least once*: exactly once in normal operation, again after its
+  receiver died before acknowledging it.
+- Group members that are worker channels are kept in a sorted set ``<prefix>:gw:<group>``
+  (score: when they joined); ``group_send`` reads it in the same round trip as its ``PUBLISH``
+  and queues the message on each of them (a second round trip, only for groups that have any).
+
+Receiving
+---------
+``receive(channel)`` is the Channels contract: it returns the next message and acknowledges it
+(the acknowledgement travels with the client's next command on that channel).
+``receive_with_ack(channel) -> (message, ack)`` is for workers that want at-least-once delivery
+across crashes: ``await ack()`` once the message is handled; a message never acknowledged goes
+back to its queue when its client's lease runs out. For process-local channels ``ack`` does
+nothing (they are not durable). Cancelling a ``receive`` loses nothing: a message fetched for a
+receiver that went away waits for the next ``receive`` of that channel (and goes back to the
+Redis queue on ``close()``).
+
+Faults
+------
+Redis unreachable or restarting never crashes the process and never spins: the pub/sub
+connection and the worker fetchers reconnect with exponential back-off (capped at
+``reconnect_max_delay``), re-subscribe every group and re-read remote memberships; the outage is
+logged once at WARNING and its end at INFO. Operations that need Redis while it is down (a send
+to a worker channel or to another process, ``group_send``, a remote ``group_add``) raise
+:class:`LayerUnavailableError` (a ``ConnectionError``) at once: nothing is buffered, so a caller
+knows the message was not accepted and may retry or report it. Local work continues: sends
+between channels of the same client still work, and receivers keep waiting. Pub/sub messages
+published while a client was disconnected are not replayed to it (apps that must not lose
+anything resend from their own store, as the chat does with the last id a client saw).
+
+Limits: one Redis server (no sharding over several ``hosts``). A send to a process-local channel
+of *another* process cannot see the remote queue, so it never raises ``ChannelFull``: the owner
+drops the message when the queue is full and counts it in ``stats()["dropped"]``.
+State is per event loop (several loops in one process, as with ``async_to_sync``, each get their
+own client); a loop's connections are closed when that loop closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import math
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import msgpack
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from realtime.exceptions import ChannelFull
+from realtime.layers.base import BaseChannelLayer, Pattern
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+Acknowledge = Callable[[], Awaitable[None]]
+
+# Errors that mean "Redis is not there right now".
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
+
+# Queue entries are "<13-digit expiry in ms><payload>", so the send script can read the expiry.
+EXPIRY_DIGITS = 13
+
+# KEYS[1] queue; ARGV: entry, capacity, ttl ms, now ms. Returns 1 if queued, 0 if full.
+SEND_SCRIPT = """
+local capacity = tonumber(ARGV[2])
+if redis.call('LLEN', KEYS[1]) >= capacity then
+    local now = tonumber(ARGV[4])
+    while true do
+        local oldest = redis.call('LINDEX', KEYS[1], -1)
+        if not oldest or tonumber(string.sub(oldest, 1, 13)) > now then break end
+        redis.call('RPOP', KEYS[1])
+    end
+    if redis.call('LLEN', KEYS[1]) >= capacity then return 0 end
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS[1] the in-flight registry set; ARGV[1] the key prefix. Moves the in-flight messages of
+# every client whose lease key is gone back to the consuming end of their queues, oldest last
+# taken first, and returns how many it moved.
+RECOVER_SCRIPT = """
+local moved = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local sep = string.find(member, ':', 1, true)
+    local client = string.sub(member, 1, sep - 1)
+    local channel = string.sub(member, sep + 1)
+    if redis.call('EXISTS', ARGV[1] .. 'alive:' .. client) == 0 then
+        local inflight = ARGV[1] .. 'f:' .. client .. ':' .. channel
+        local queue = ARGV[1] .. 'q:' .. channel
+        while redis.call('LMOVE', inflight, queue, 'LEFT', 'RIGHT') do
+            moved = moved + 1
+        end
+        redis.call('SREM', KEYS[1], member)
+    end
+end
+return moved
+"""
+
+
+class LayerUnavailableError(ConnectionError):
+    """Redis could not be reached, so the operation did not happen (nothing was queued)."""
+
+
+class MessageCodec:
+    """msgpack serialization, with optional Fernet encryption (first key encrypts, every key
+    decrypts, so keys can be rotated). Keys are any strings; each is stretched with SHA-256."""
+
+    def __init__(self, symmetric_encryption_keys: Iterable[str | bytes] | None = None) -> None:
+        keys = list(symmetric_encryption_keys or [])
+        self.crypter = None
+        if keys:
+            from cryptography.fernet import Fernet, MultiFernet
+
+            fernets = []
+            for key in keys:
+                raw = key.encode() if isinstance(key, str) else key
+                fernets.append(Fernet(base64.urlsafe_b64encode(hashlib.sha256(raw).digest())))
+            self.crypter = MultiFernet(fernets)
+
+    def pack(self, message: Message) -> bytes:
+        """The plain msgpack bytes of ``message`` (TypeError for values msgpack cannot hold)."""
+        return msgpack.packb(message, use_bin_type=True)
+
+    def unpack(self, payload: bytes) -> Message:
+        return msgpack.unpackb(payload, raw=False)
+
+    def seal(self, plain: bytes) -> bytes:
+        """What goes over Redis: ``plain`` encrypted when keys are configured."""
+        return self.crypter.encrypt(plain) if self.crypter is not None else plain
+
+    def open(self, sealed: bytes) -> bytes:
+        """The plain bytes of a sealed payload; ``cryptography.fernet.InvalidToken`` when no key
+        fits."""
+        return self.crypter.decrypt(sealed) if self.crypter is not None else sealed
+
+
+def _pool_kwargs(host: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(url, connection kwargs) for one ``hosts`` entry: a URL, ``{"address": url, ...}``, or
+    redis-py connection kwargs (``{"host": ..., "port": ..., "password": ...}``)."""
+    if isinstance(host, str):
+        return host, {}
+    if isinstance(host, Mapping):
+        options = dict(host)
+        address = options.pop("address", None)
+        if isinstance(address, (tuple, list)):
+            options["host"], options["port"] = address
+            address = None
+        return address, options
+    raise ValueError(f"hosts entries must be redis:// URLs or dicts, not {host!r}")
+
+
+class _LocalChannel:
+    """A process-local channel's queue of ``(expires_at, plain payload)``."""
+
+    __slots__ = ("capacity", "groups", "queue", "waiting")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self.groups: set[str] = set()
+        self.waiting = 0
+
+
+class _Fetcher:
+    """Moves messages of one worker channel from Redis to this client's receivers.
+
+    It fetches only while receivers wait (one message per waiting receiver), into ``ready``; a
+    message fetched for a receiver that was cancelled stays in ``ready`` for the next one.
+    Pending acknowledgements are sent with the next fetch, or after a short pause when idle.
+    """
+
+    ACK_DELAY = 0.02
+    BLOCK_SECONDS = 1.0
+
+    def __init__(self, client: _Client, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+        layer = client.layer
+        self.queue_key = f"{layer.key_prefix}q:{channel}"
+        self.inflight_key = f"{layer.key_prefix}f:{client.id}:{channel}"
+        self.registry_member = f"{client.id}:{channel}"
+        self.ready: asyncio.Queue[bytes] = asyncio.Queue()
+        self.waiting = 0
+        self.pending_acks: list[bytes] = []
+        # Entries handed to receive_with_ack() callers and not acknowledged yet.
+        self.outstanding: Counter[bytes] = Counter()
+        self.wake = asyncio.Event()
+        self.connection: Connection | None = None
+        self.task = asyncio.ensure_future(self.run())
+
+    async def get(self) -> bytes:
+        self.waiting += 1
+        self.wake.set()
+        try:
+            return await self.ready.get()
+        finally:
+            self.waiting -= 1
+
+    def ack(self, entry: bytes) -> None:
+        self.pending_acks.append(entry)
+        self.wake.set()
+
+    def hand_out(self, entry: bytes) -> Acknowledge:
+        """Track ``entry`` as held by a caller until the returned coroutine function runs."""
+        self.outstanding[entry] += 1
+        acknowledged = False
+
+        async def ack() -> None:
+            nonlocal acknowledged
+            if not acknowledged:
+                acknowledged = True
+                self.outstanding[entry] -= 1
+                if self.outstanding[entry] <= 0:
+                    del self.outstanding[entry]
+                self.ack(entry)
+
+        return ack
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self.wake.clear()
+            try:
+                if self.waiting > self.ready.qsize():
+                    await self.fetch()
+                    failures = 0
+                    continue
+                if self.pending_acks:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), self.ACK_DELAY)
+                    if self.waiting <= self.ready.qsize() and self.pending_acks:
+                        await self.call([self._ack_commands()])
+                    continue
+                await self.wake.wait()
+            except UNREACHABLE as exc:
+                failures += 1
+                await self.disconnect()
+                self.client.layer._note_outage(exc)
+                await asyncio.sleep(self.client.layer.backoff(failures))
+            except RedisError:
+                logger.exception("Fetching from worker channel %r failed", self.channel)
+                await asyncio.sleep(self.client.layer.backoff(1))
+
+    def _ack_commands(self) -> list[Any]:
+        acks, self.pending_acks = self.pending_acks, []
+        # One LREM per acknowledged entry, packed into a single pipeline by call().
+        return [("LREM", self.inflight_key, 1, entry) for entry in acks]
+
+    async def call(self, batches: list[list[Any]]) -> list[Any]:
+        commands = [command for batch in batches for command in batch]
+        if not commands:
+            return []
+        if self.connection is None:
+            self.connection = await self.client.layer._connect()
+            await self.client.ensure_lease()
+            await self._return_orphans(self.connection)
+            self.client.layer._note_recovery()
+        connection = self.connection
+        await connection.send_packed_command(connection.pack_commands(commands))
+        return [await connection.read_response(timeout=math.inf) for _ in commands]
+
+    async def _return_orphans(self, connection: Connection) -> None:
+        """Put back in-flight entries this client does not hold: a connection that broke during
+        a BLMOVE may have moved one that never reached us."""
+        await connection.send_command("LRANGE", self.inflight_key, 0, -1)
+        inflight = await connection.read_response(timeout=math.inf)
+        known = Counter(self.outstanding)
+        known.update(self.pending_acks)
+        known.update(self.ready._queue)  # type: ignore[attr-defined]
+        commands: list[Any] = []
+        for entry in inflight:
+            if known[entry] > 0:
+                known[entry] -= 1
+                continue
+            commands += [("LREM", self.inflight_key, 1, entry), ("RPUSH", self.queue_key, entry)]
+        if commands:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            for _ in commands:
+                await connection.read_response(timeout=math.inf)
+
+    async def fetch(self) -> None:
+        block = ("BLMOVE", self.queue_key, self.inflight_key, "RIGHT", "LEFT", self.BLOCK_SECONDS)
+        replies = await self.call([self._ack_commands(), [block]])
+        entry = replies[-1]
+        if entry is None:
+            return
+        expires_ms = int(entry[:EXPIRY_DIGITS])
+        if expires_ms < time.time() * 1000:
+            self.pending_acks.append(entry)
+            return
+        self.ready.put_nowait(entry)
+
+    async def disconnect(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.disconnect()
+            self.connection = None
+
+    async def close(self) -> None:
+        """Stop fetching, send pending acks and put fetched-but-unclaimed messages back."""
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+        unclaimed = []
+        while not self.ready.empty():
+            unclaimed.append(self.ready.get_nowait())
+        commands = self._ack_commands()
+        for entry in unclaimed:
+            commands += [("LREM", self.inflight_key, 1, entry), ("RPUSH", self.queue_key, entry)]
+        with contextlib.suppress(*UNREACHABLE, RedisError):
+            await self.call([commands])
+        await self.disconnect()
+
+
+class _Client:
+    """Everything one event loop holds: connections, local channels, groups, fetchers."""
+
+    def __init__(self, layer: RedisChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
+        self.layer = layer
+        self.loop = loop
+        self.id = secrets.token_hex(6)
+        self.redis = Redis(connection_pool=layer._make_pool())
+        self.channels: dict[str, _LocalChannel] = {}
+        # group -> {local channel: joined at (time.time())}
+        self.groups: dict[str, dict[str, float]] = {}
+        self.oldest_join: dict[str, float] = {}
+        self.inbox = f"{layer.key_prefix}i:{self.id}".encode()
+        self.membership_key = f"{layer.key_prefix}m:{self.id}"
+        # pub/sub channel -> group, and the pending/confirmed subscriptions
+        self.topics: dict[bytes, str] = {}
+        self.subscribed: dict[bytes, asyncio.Future[None]] = {}
+        self.pubsub: Connection | None = None
+        self.listener: asyncio.Task[None] | None = None
+        self.first_attempt = asyncio.Event()
+        self.fetchers: dict[str, _Fetcher] = {}
+        self.lease_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.send_script: Any = None
+        self.closed = False
+
+    def background(self, coroutine: Awaitable[Any]) -> None:
+        """Run a short pub/sub bookkeeping coroutine without waiting for it."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- local channels ---------------------------------------------------------------------------
+
+    def owns(self, channel: str) -> bool:
+        bang = channel.find("!")
+        return bang != -1 and channel[:bang].rpartition(".")[2] == self.id
+
+    def local(self, channel: str) -> _LocalChannel:
+        entry = self.channels.get(channel)
+        if entry is None:
+            entry = self.channels[channel] = _LocalChannel(self.layer.get_capacity(channel))
+        return entry
+
+    def deliver(self, channel: str, payload: bytes, expires_at: float) -> bool:
+        """Queue a plain payload on a local channel; False (and a counted drop) when full."""
+        entry = self.local(channel)
+        if entry.queue.qsize() >= entry.capacity:
+            self.layer.dropped += 1
+            return False
+        entry.queue.put_nowait((expires_at, payload))
+        return True
+
+    # -- pub/sub ----------------------------------------------------------------------------------
+
+    async def listen(self) -> None:
+        """Start the pub/sub connection once, and wait for its first connection attempt."""
+        if self.listener is None:
+            self.listener = asyncio.ensure_future(self._listen())
+        if not self.first_attempt.is_set():
+            await asyncio.shield(self.first_attempt.wait())
+
+    async def _listen(self) -> None:
+        failures = 0
+        while not self.closed:
+            connection = None
+            try:
+                connection = await self.layer._connect()
+                self.pubsub = connection
+                topics = [self.inbox, *self.topics]
+                for topic in topics:
+                    self.subscribed.setdefault(topic, self.loop.create_future())
+                await connection.send_command("SUBSCRIBE", *topics)
+                failures = 0
+                await self._read(connection)
+            except asyncio.CancelledError:
+                raise
+            except UNREACHABLE as exc:
+                failures += 1
+                self.layer._note_outage(exc)
+            except Exception:
+                failures += 1
+                logger.exception("Channel layer pub/sub listener failed; reconnecting")
+            finally:
+                self.pubsub = None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.disconnect()
+                # Forget confirmations: everything is subscribed again on reconnect, and nobody
+                # should wait for a connection that is gone.
+                for future in self.subscribed.values():
+                    if not future.done():
+                        future.set_result(None)
+                self.subscribed.clear()
+                self.first_attempt.set()
+            if not self.closed:
+                await asyncio.sleep(self.layer.backoff(failures))
+
+    async def _read(self, connection: Connection) -> None:
+        topics = self.topics
+        inbox = self.inbox
+        while True:
+            reply = await connection.read_response(timeout=math.inf)
+            kind = reply[0]
+            if kind == b"message":
+                topic = reply[1]
+                if topic == inbox:
+                    self._on_inbox(reply[2])
+                else:
+                    group = topics.get(topic)
+                    if group is not None:
+                        self._fan_out(group, reply[2])
+            elif kind == b"subscribe":
+                future = self.subscribed.get(reply[1])
+                if future is not None and not future.done():
+                    future.set_result(None)
+                if reply[1] == inbox:
+                    self.first_attempt.set()
+                    self.background(self._reload_memberships())
+
+    async def subscribe(self, group: str) -> None:
+        topic = self.layer.group_topic(group)
+        self.topics[topic] = group
+        if self.listener is None:
+            await self.listen()
+        future = self.subscribed.get(topic)
+        if future is None:
+            connection = self.pubsub
+            if connection is None:
+                return  # subscribed on reconnect
+            future = self.subscribed[topic] = self.loop.create_future()
+            try:
+                await connection.send_command("SUBSCRIBE", topic)
+            except UNREACHABLE:
+                return
+        await asyncio.shield(future)
+
+    async def unsubscribe(self, group: str) -> None:
+        if group in self.groups:
+            return  # a member joined again before this ran
+        topic = self.layer.group_topic(group)
+        self.topics.pop(topic, None)
+        future = self.subscribed.pop(topic, None)
+        connection = self.pubsub
+        if future is not None and connection is not None:
+            with contextlib.suppress(*UNREACHABLE):
+                await connection.send_command("UNSUBSCRIBE", topic)
+
+    def _fan_out(self, group: str, sealed: bytes) -> None:
+        members = self.groups.get(group)
+        if not members:
+            return
+        try:
+            payload = self.layer.codec.open(sealed)
+        except Exception:
+            self.layer._undecryptable(group)
+            return
+        now = time.time()
+        if now - self.oldest_join.get(group, now) > self.layer.group_expiry:
+            self._expire_members(group, now)
+            members = self.groups.get(group) or {}
+        expires_at = now + self.layer.expiry
+        channels = self.channels
+        for name in members:
+            entry = channels.get(name)
+            if entry is None:
+                entry = self.local(name)
+            queue = entry.queue
+            if queue.qsize() >= entry.capacity:
+                self.layer.dropped += 1
+            else:
+                queue.put_nowait((expires_at, payload))
+
+    def _expire_members(self, group: str, now: float) -> None:
+        members = self.groups.get(group, {})
+        limit = now - self.layer.group_expiry
+        for name in [name for name, joined in members.items() if joined < limit]:
+            self.remove_member(group, name)
+        if group in self.groups:
+            self.oldest_join[group] = min(self.groups[group].values())
+
+    def _on_inbox(self, frame: bytes) -> None:
+        kind = frame[:1]
+        if kind == b"m":
+            channel, _, sealed = frame[1:].partition(b"\x00")
+            expires_ms, payload = sealed[:EXPIRY_DIGITS], sealed[EXPIRY_DIGITS:]
+            try:
+                plain = self.layer.codec.open(payload)
+            except Exception:
+                self.layer._undecryptable(channel.decode())
+                return
+            self.deliver(channel.decode(), plain, int(expires_ms) / 1000)
+        elif kind == b"a":
+            group, _, rest = frame[1:].partition(b"\x00")
+            channel, _, joined = rest.partition(b"\x00")
+            self._add_and_subscribe(group.decode(), channel.decode(), float(joined))
+        elif kind == b"d":
+            group, _, channel = frame[1:].partition(b"\x00")
+            self.remove_member(group.decode(), channel.decode())
+
+    async def _reload_memberships(self) -> None:
+        """Apply memberships other processes stored for this client's channels."""
+        try:
+            stored = await self.redis.hgetall(self.membership_key)
+        except (*UNREACHABLE, RedisError):
+            return
+        limit = time.time() - self.layer.group_expiry
+        for field, joined in stored.items():
+            group, _, channel = field.decode().partition(":")
+            if float(joined) >= limit:
+                self._add_and_subscribe(group, channel, float(joined))
+
+    def _add_and_subscribe(self, group: str, channel: str, joined: float) -> None:
+        if self.add_member(group, channel, joined):
+            self.background(self.subscribe(group))
+
+    # -- memberships ------------------------------------------------------------------------------
+
+    def add_member(self, group: str, channel: str, joined: float) -> bool:
+        """Record a local membership; True when it is the group's first local member (the
+        caller then subscribes)."""
+        members = self.groups.get(group)
+        first = members is None
+        if members is None:
+            members = self.groups[group] = {}
+            self.oldest_join[group] = joined
+        members[channel] = joined
+        self.local(channel).groups.add(group)
+        return first
+
+    def remove_member(self, group: str, channel: str) -> None:
+        members = self.groups.get(group)
+        if members is None or members.pop(channel, None) is None:
+            return
+        entry = self.channels.get(channel)
+        if entry is not None:
+            entry.groups.discard(group)
+            self.forget_if_idle(channel, entry)
+        if not members:
+            del self.groups[group]
+            self.oldest_join.pop(group, None)
+            self.background(self.unsubscribe(group))
+
+    def forget_if_idle(self, channel: str, entry: _LocalChannel) -> None:
+        """Drop a local channel nobody waits on, with no messages and no groups (a later send
+        creates it again), so finished consumers leave nothing behind."""
+        if not entry.waiting and not entry.groups and entry.queue.empty():
+            self.channels.pop(channel, None)
+
+    # -- worker channels --------------------------------------------------------------------------
+
+    def fetcher(self, channel: str) -> _Fetcher:
+        fetcher = self.fetchers.get(channel)
+        if fetcher is None:
+            fetcher = self.fetchers[channel] = _Fetcher(self, channel)
+            if self.lease_task is None:
+                self.lease_task = asyncio.ensure_future(self._keep_lease())
+        return fetcher
+
+    async def ensure_lease(self) -> None:
+        """Mark this client alive and register its in-flight lists (idempotent)."""
+        layer = self.layer
+        lease_ms = int(layer.worker_lease * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{layer.key_prefix}alive:{self.id}", 1, px=lease_ms)
+            for fetcher in self.fetchers.values():
+                pipe.sadd(layer.inflight_registry, fetcher.registry_member)
+            await pipe.execute()
+
+    async def _keep_lease(self) -> None:
+        next_recovery = 0.0
+        failures = 0
+        while not self.closed:
+            try:
+                await self.ensure_lease()
+                if time.monotonic() >= next_recovery:
+                    moved = await self.layer.recover()
+                    if moved:
+                        logger.warning(
+                            "Returned %d unacknowledged message(s) of dead workers to their queues",
+                            moved,
+                        )
+                    next_recovery = time.monotonic() + self.layer.worker_lease
+                failures = 0
+                await asyncio.sleep(self.layer.worker_lease / 3)
+            except asyncio.CancelledError:
+                raise
+            except (*UNREACHABLE, RedisError) as exc:
+                failures += 1
+                self.layer._note_outage(exc)
+                await asyncio.sleep(self.layer.backoff(failures))
+
+    # -- shutdown ---------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self.closed = True
+        for fetcher in list(self.fetchers.values()):
+            await fetcher.close()
+        self.fetchers.clear()
+        tasks = [task for task in (self.listener, self.lease_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.lease_task is not None:
+            with contextlib.suppress(*UNREACHABLE, RedisError):
+                await self.redis.delete(f"{self.layer.key_prefix}alive:{self.id}")
+        with contextlib.suppress(Exception):
+            await self.redis.aclose(close_connection_pool=True)
+
+
+class RedisChannelLayer(BaseChannelLayer):
+    """The Redis channel layer: see the module docstring for the design and the guarantees."""
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        hosts: list[str | Mapping[str, Any]] | None = None,
+        prefix: str = "asgi",
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[str | Pattern, int] | None = None,
+        symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        pool_size: int = 8,
+        worker_lease: float = 30,
+        reconnect_max_delay: float = 5,
+        socket_connect_timeout: float = 5,
+    ) -> None:
+        super().__init__(
+            expiry=expiry,
+            capacity=capacity,
+            channel_capacity=channel_capacity,
+            group_expiry=group_expiry,
+        )
+        hosts = list(hosts or ["redis://127.0.0.1:6379/0"])
+        if len(hosts) != 1:
+            raise ValueError(
+                f"RedisChannelLayer talks to one Redis server (use Redis Sentinel or a bigger "
+                f"server to scale), got {len(hosts)} hosts: {hosts!r}"
+            )
+        self.url, self.connection_options = _pool_kwargs(hosts[0])
+        self.prefix = prefix
+        self.key_prefix = f"{prefix}:"
+        self.codec = MessageCodec(symmetric_encryption_keys)
+        self.pool_size = pool_size
+        self.worker_lease = worker_lease
+        self.reconnect_max_delay = reconnect_max_delay
+        self.socket_connect_timeout = socket_connect_timeout
+        self.inflight_registry = f"{self.key_prefix}inflight"
+        self.undecryptable = 0
+        self._clients: dict[asyncio.AbstractEventLoop, _Client] = {}
+        self._in_outage = False
+        self._pool_template = self._make_pool()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _make_pool(self) -> BlockingConnectionPool:
+        options = {
+            "max_connections": self.pool_size,
+            "timeout": None,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 1),
+            # RESP2: pub/sub messages arrive as plain replies on our dedicated connection.
+            "protocol": 2,
+            **self.connection_options,
+        }
+        if self.url:
+            return BlockingConnectionPool.from_url(self.url, **options)
+        return BlockingConnectionPool(**options)
+
+    async def _connect(self) -> Connection:
+        """A dedicated connection (pub/sub, blocking fetches), outside the command pool."""
+        template = self._pool_template
+        connection = template.connection_class(**template.connection_kwargs)
+        await connection.connect()
+        return connection
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures: 0.05 s doubling, capped."""
+        return min(self.reconnect_max_delay, 0.05 * 2 ** min(failures, 16))
+
+    def _note_outage(self, exc: BaseException) -> None:
+        if not self._in_outage:
+            self._in_outage = True
+            logger.warning("Redis at %s is unreachable (%s); reconnecting", self.location, exc)
+
+    def _note_recovery(self) -> None:
+        if self._in_outage:
+            self._in_outage = False
+            logger.info("Redis at %s is reachable again", self.location)
+
+    def _undecryptable(self, where: str) -> None:
+        self.undecryptable += 1
+        logger.error("Dropped a message for %r that no configured key decrypts", where)
+
+    @property
+    def location(self) -> str:
+        if self.url:
+            return self.url
+        return f"{self.connection_options.get('host', '127.0.0.1')}:" + str(
+            self.connection_options.get("port", 6379)
+        )
+
+    def _client(self) -> _Client:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = _Client(self, loop)
+            self._close_with_loop(loop)
+        return client
+
+    def _close_with_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close a loop's client when the loop closes (async_to_sync makes short-lived loops)."""
+        original_close = loop.close
+
+        def close() -> None:
+            client = self._clients.pop(loop, None)
+            if client is not None and not loop.is_closed() and not loop.is_running():
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(client.close())
+            original_close()
+
+        loop.close = close  # type: ignore[method-assign]
+
+    async def _redis_call(self, client: _Client, operation: Awaitable[Any]) -> Any:
+        try:
+            result = await operation
+        except UNREACHABLE as exc:
+            self._note_outage(exc)
+            raise LayerUnavailableError(
+                f"Redis at {self.location} is unreachable ({exc}); nothing was sent"
+            ) from exc
+        if self._in_outage:
+            self._note_recovery()
+        return result
+
+    def group_topic(self, group: str) -> bytes:
+        return f"{self.key_prefix}g:{group}".encode()
+
+    def owner_of(self, channel: str) -> str:
+        """The client id in a process-local channel name (``"specific.<id>!..."``)."""
+        return channel[: channel.find("!")].rpartition(".")[2]
+
+    def _entry(self, plain: bytes) -> bytes:
+        expires_ms = int((time.time() + self.expiry) * 1000)
+        return b"%013d" % expires_ms + self.codec.seal(plain)
+
+    async def recover(self) -> int:
+        """Return in-flight messages of clients whose lease ran out to their queues."""
+        client = self._client()
+        return await client.redis.eval(RECOVER_SCRIPT, 1, self.inflight_registry, self.key_prefix)
+
+    # -- the contract -----------------------------------------------------------------------------
+
+    async def send(self, channel: str, message: Message) -> None:
+        """Queue ``message`` on ``channel``. ChannelFull at capacity (for process-local channels
+        of another process, the owner drops instead: see the module docstring);
+        LayerUnavailableError when Redis is needed and unreachable."""
+        self.require_valid_message(message)
+        self.require_valid_channel_name(channel)
+        plain = self.codec.pack(message)
+        client = self._client()
+        if "!" in channel:
+            if client.owns(channel):
+                entry = client.local(channel)
+                if entry.queue.qsize() >= entry.capacity:
+                    raise ChannelFull(
+                        f"Channel {channel!r} is full ({entry.capacity} undelivered messages)"
+                    )
+                entry.queue.put_nowait((time.time() + self.expiry, plain))
+                return
+            inbox = f"{self.key_prefix}i:{self.owner_of(channel)}"
+            frame = b"m" + channel.encode() + b"\x00" + self._entry(plain)
+            await self._redis_call(client, client.redis.publish(inbox, frame))
+            return
+        capacity = self.get_capacity(channel)
+        queued = await self._redis_call(client, self._push(client, channel, plain, capacity))
+        if not queued:
+            raise ChannelFull(f"Channel {channel!r} is full ({capacity} undelivered messages)")
+
+    async def _push(self, client: _Client, channel: str, plain: bytes, capacity: int) -> int:
+        script = self._send_script(client)
+        return await script(
+            keys=[f"{self.key_prefix}q:{channel}"],
+            args=[
+                self._entry(plain),
+                capacity,
+                int((self.expiry + 1) * 1000),
+                int(time.time() * 1000),
+            ],
+        )
+
+    def _send_script(self, client: _Client) -> Any:
+        if client.send_script is None:
+            client.send_script = client.redis.register_script(SEND_SCRIPT)
+        return client.send_script
+
+    async def receive(self, channel: str) -> Message:
+        """The next message on ``channel`` (acknowledged: see the module docstring)."""
+        self.require_valid_channel_name(channel)
+        client = self._client()
+        if "!" in channel:
+            return await self._receive_local(client, channel)
+        fetcher = client.fetcher(channel)
+        while True:
+            entry = await fetcher.get()
+            fetcher.ack(entry)
+            message = self._open_entry(channel, entry)
+            if message is not None:
+                return message
+
+    async def receive_with_ack(self, channel: str) -> tuple[Message, Acknowledge]:
+        """The next message on ``channel`` and a coroutine function acknowledging it. An
+        unacknowledged worker-channel message is delivered again once this client's lease runs
+        out (its process died) or the layer closes."""
+        self.require_valid_channel_name(channel)
+        client = self._client()
+        if "!" in channel:
+            return await self._receive_local(client, channel), _acknowledged
+        fetcher = client.fetcher(channel)
+        while True:
+            entry = await fetcher.get()
+            message = self._open_entry(channel, entry)
+            if message is None:
+                fetcher.ack(entry)
+                continue
+
+            return message, fetcher.hand_out(entry)
+
+    def _open_entry(self, channel: str, entry: bytes) -> Message | None:
+        try:
+            plain = self.codec.open(entry[EXPIRY_DIGITS:])
+        except Exception:
+            self._undecryptable(channel)
+            return None
+        return self.codec.unpack(plain)
+
+    async def _receive_local(self, client: _Client, channel: str) -> Message:
+        if client.listener is None:
+            await client.listen()
+        entry = client.local(channel)
+        entry.waiting += 1
+        try:
+            while True:
+                expires_at, payload = await entry.queue.get()
+                if expires_at >= time.time():
+                    return self.codec.unpack(payload)
+        finally:
+            entry.waiting -= 1
+            client.forget_if_idle(channel, entry)
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        """A new process-local channel name owned by this event loop's client."""
+        client = self._client()
+        name = self.make_channel_name(prefix, client.id)
+        client.local(name)
+        if client.listener is None:
+            await client.listen()
+        return name
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group`` (renewing the membership if it is one already)."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        client = self._client()
+        now = time.time()
+        if "!" not in channel:
+            key = f"{self.key_prefix}gw:{group}"
+            async with client.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {channel: now})
+                pipe.expire(key, int(self.group_expiry) + 1)
+                await self._redis_call(client, pipe.execute())
+            return
+        if client.owns(channel):
+            members = client.groups.get(group)
+            if members is not None and channel in members:
+                members[channel] = now
+                return
+            client.add_member(group, channel, now)
+            await client.subscribe(group)
+            return
+        owner = self.owner_of(channel)
+        membership_key = f"{self.key_prefix}m:{owner}"
+        async with client.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(membership_key, f"{group}:{channel}", repr(now))
+            pipe.expire(membership_key, int(self.group_expiry) + 1)
+            pipe.publish(
+                f"{self.key_prefix}i:{owner}",
+                b"a%s\x00%s\x00%s" % (group.encode(), channel.encode(), repr(now).encode()),
+            )
+            await self._redis_call(client, pipe.execute())
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group`` (nothing happens if it is not a member)."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        client = self._client()
+        if "!" not in channel:
+            await self._redis_call(
+                client, client.redis.zrem(f"{self.key_prefix}gw:{group}", channel)
+            )
+            return
+        if client.owns(channel):
+            client.remove_member(group, channel)
+            return
+        owner = self.owner_of(channel)
+        async with client.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(f"{self.key_prefix}m:{owner}", f"{group}:{channel}")
+            pipe.publish(
+                f"{self.key_prefix}i:{owner}", b"d%s\x00%s" % (group.encode(), channel.encode())
+            )
+            await self._redis_call(client, pipe.execute())
+
+    async def group_send(self, group: str, message: Message) -> None:
+        """Send ``message`` to every member of ``group``: one PUBLISH for the process-local
+        members of every process, plus a queued copy for each worker-channel member. A full
+        member misses it alone (counted in ``stats()["dropped"]``)."""
+        self.require_valid_group_name(group)
+        self.require_valid_message(message)
+        plain = self.codec.pack(message)
+        sealed = self.codec.seal(plain)
+        client = self._client()
+        workers_key = f"{self.key_prefix}gw:{group}"
+        async with client.redis.pipeline(transaction=False) as pipe:
+            pipe.publish(self.group_topic(group), sealed)
+            pipe.zrangebyscore(workers_key, time.time() - self.group_expiry, "+inf")
+            _, workers = await self._redis_call(client, pipe.execute())
+        if workers:
+            await self._send_to_workers(client, group, [w.decode() for w in workers], plain)
+
+    async def _send_to_workers(
+        self, client: _Client, group: str, channels: list[str], plain: bytes
+    ) -> None:
+        script = self._send_script(client)
+        entry = self._entry(plain)
+        now_ms = int(time.time() * 1000)
+        ttl_ms = int((self.expiry + 1) * 1000)
+        async with client.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(
+                f"{self.key_prefix}gw:{group}", "-inf", time.time() - self.group_expiry
+            )
+            for channel in channels:
+                script(
+                    keys=[f"{self.key_prefix}q:{channel}"],
+                    args=[entry, self.get_capacity(channel), ttl_ms, now_ms],
+                    client=pipe,
+                )
+            results = await self._redis_call(client, pipe.execute())
+        self.dropped += sum(1 for queued in results[1:] if not queued)
+
+    async def flush(self) -> None:
+        """Delete every key under the prefix and forget this process's channels and groups."""
+        client = self._client()
+        cursor = 0
+        while True:
+            cursor, keys = await self._redis_call(
+                client, client.redis.scan(cursor, match=f"{self.key_prefix}*", count=1000)
+            )
+            if keys:
+                await self._redis_call(client, client.redis.unlink(*keys))
+            if cursor == 0:
+                break
+        for fetcher in list(client.fetchers.values()):
+            while not fetcher.ready.empty():
+                fetcher.ready.get_nowait()
+            fetcher.pending_acks.clear()
+        for group in list(client.groups):
+            for channel in list(client.groups[group]):
+                client.remove_member(group, channel)
+        for channel, entry in list(client.channels.items()):
+            while not entry.queue.empty():
+                entry.queue.get_nowait()
+            client.forget_if_idle(channel, entry)
+
+    async def close(self) -> None:
+        """Close this event loop's connections (other loops' clients close with their loops)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.close()
+        for other in list(self._clients):
+            if other.is_closed():
+                self._clients.pop(other, None)
+
+    def stats(self) -> dict[str, int]:
+        return {"dropped": self.dropped, "undecryptable": self.undecryptable}
+
+
+async def _acknowledged() -> None:
+    """The acknowledgement of a process-local message: nothing to do, it is not durable."""
+
+
+__all__ = ["LayerUnavailableError", "MessageCodec", "RedisChannelLayer"]
