@@ -121,24 +121,31 @@ class ApplicationConnection:
             await self.start()
         await self.queue.put({"type": protocol.EVENT_PACKET, "raw": raw, "received": received})
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Send aprs.disconnect and wait (up to `timeout`) for the application to finish."""
+    async def close(self, stall_timeout: float = 10.0) -> None:
+        """Send aprs.disconnect after the packets still queued, and wait for the application to
+        finish; it is cancelled only if it makes no progress for `stall_timeout` seconds."""
         if self.task is None:
             return
         task, self.task = self.task, None
-        if not task.done():
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait({"type": protocol.EVENT_DISCONNECT})
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout)
-            except TimeoutError:
-                logger.warning("application did not finish within %ss; cancelling it", timeout)
+        disconnect = {"type": protocol.EVENT_DISCONNECT}
+        stalled_since = time.monotonic()
+        while not task.done():
+            if disconnect is not None:
+                try:
+                    self.queue.put_nowait(disconnect)
+                    disconnect = None
+                except asyncio.QueueFull:
+                    pass
+            backlog = self.queue.qsize()
+            await asyncio.wait({task}, timeout=0.5)
+            if self.queue.qsize() < backlog:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > stall_timeout:
+                logger.warning("application stuck for %ss; cancelling it", stall_timeout)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
                 return
-            except Exception:
-                pass
         if not task.cancelled() and task.exception() is not None:
             logger.error("APRS application failed", exc_info=task.exception())
 

@@ -22,11 +22,13 @@ QUICK = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
 
 
 class Recorder:
-    """An ASGI app that records each run's scope and events; `fail_on` raw text makes it crash."""
+    """An ASGI app that records each run's scope and events; `fail_on` raw text makes it crash,
+    `pause` makes it slow."""
 
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, pause: float = 0.0) -> None:
         self.runs: list[tuple[dict, list[dict]]] = []
         self.fail_on = fail_on
+        self.pause = pause
 
     async def __call__(self, scope, receive, send) -> None:
         events: list[dict] = []
@@ -38,6 +40,8 @@ class Recorder:
                 return
             if self.fail_on and event.get("raw") == self.fail_on:
                 raise RuntimeError("consumer bug")
+            if self.pause:
+                await asyncio.sleep(self.pause)
 
     def packets(self) -> list[str]:
         return [e["raw"] for _, events in self.runs for e in events if "raw" in e]
@@ -227,4 +231,16 @@ async def test_replay_feeds_lines_in_order_skipping_comments(tmp_path):
     assert app.packets() == [BULLETIN.decode(), LATIN1.decode("latin-1"), STATUS.decode()]
     [(scope, events)] = app.runs
     assert scope["server"] == "replay:capture.aprs"
+    assert events[-1]["type"] == protocol.EVENT_DISCONNECT
+
+
+async def test_replay_faster_than_the_application_loses_nothing(tmp_path):
+    capture = tmp_path / "burst.aprs"
+    lines = [f"K1ABC-{n % 16}>APRS,TCPIP*,qAC,T2X:>status {n}" for n in range(1500)]
+    capture.write_text("\n".join(lines) + "\n")
+    app = Recorder(pause=0.0005)  # slower than the replay: the gateway's queue fills up
+    sent = await replay(app, capture, stop=asyncio.Event(), speed=1, interval=0)
+    assert sent == 1500
+    assert app.packets() == lines
+    [(_, events)] = app.runs
     assert events[-1]["type"] == protocol.EVENT_DISCONNECT
