@@ -1,0 +1,440 @@
+/**
+ * chat.js — the room page (/rooms/<slug>/): one socket to ws/chat/<slug>/ (protocol in
+ * chat/protocol.py and the README).
+ *
+ * - Reconnects by itself (socket.js) with ?after=<last id>&seq=<last seq>, so it gets exactly what
+ *   it missed; messages typed while offline wait in an outbox and are sent (once) after the replay.
+ * - Enter sends, Shift+Enter adds a line, ↑ in an empty composer edits your last message, Esc
+ *   cancels an edit. Older pages load when you scroll to the top.
+ * - Shows presence, typing, a "new messages" divider from your read marker, and moves the marker
+ *   while the tab is visible and scrolled to the bottom.
+ */
+
+import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { renderMessage, updateText } from "./message-view.js";
+
+const app = document.getElementById("chat-app");
+const ROOM = app.dataset.room;
+const ME = app.dataset.username || "";
+const STAFF = app.dataset.staff === "1";
+const EDIT_WINDOW_MS = Number(app.dataset.editWindow || 600) * 1000;
+const TYPING_SEND_MS = 2000;
+const TYPING_SHOW_MS = 3500;
+const CONTINUATION_MS = 5 * 60 * 1000;
+
+const list = app.querySelector("[data-messages]");
+const scroller = app.querySelector("[data-scroller]");
+const loadOlder = app.querySelector("[data-load-older]");
+const historyStart = app.querySelector("[data-history-start]");
+const stateBadge = app.querySelector("[data-connection-state]");
+const typingLine = app.querySelector("[data-typing]");
+const people = app.querySelector("[data-people]");
+const onlineCount = app.querySelector("[data-online-count]");
+const onlineSummary = app.querySelector("[data-online-summary]");
+const composer = app.querySelector("[data-composer]");
+const textarea = app.querySelector("[data-composer-text]");
+const composerMode = app.querySelector("[data-composer-mode]");
+const composerHint = composerMode ? composerMode.innerHTML : "";
+const toast = document.querySelector("[data-toast]");
+
+const messages = new Map(); // id -> {frame, li}
+const outbox = new Map(); // client_id -> {text, li, sent}
+let lastId = 0;
+let lastSeq = 0;
+let lastRead = null;
+let readSent = 0;
+let loadingOlder = false;
+let editing = null; // id of the message being edited
+let lastTypingSent = 0;
+const typists = new Map(); // user -> timeout
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  open: "Live",
+  reconnecting: "Reconnecting…",
+  closed: "Offline",
+};
+
+function showToast(text) {
+  toast.textContent = text;
+  toast.hidden = false;
+  clearTimeout(showToast.timer);
+  showToast.timer = setTimeout(() => (toast.hidden = true), 4000);
+}
+
+function nearBottom() {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function actionsFor(frame) {
+  if (!ME || frame.id === undefined) return [];
+  const own = frame.user === ME && frame.kind !== "announcement";
+  const fresh = Date.now() - new Date(frame.ts).getTime() < EDIT_WINDOW_MS;
+  const actions = [];
+  if (own && fresh) actions.push({ name: "edit", label: "Edit", onClick: () => startEdit(frame.id) });
+  if ((own && fresh) || STAFF) {
+    actions.push({
+      name: "delete",
+      label: "Delete",
+      onClick: () => {
+        if (window.confirm("Delete this message?")) socket.send({ type: "delete", id: frame.id });
+      },
+    });
+  }
+  return actions;
+}
+
+/** Mark `li` as a continuation when the previous message is by the same author shortly before. */
+function markContinuation(li) {
+  const prev = li.previousElementSibling;
+  const same =
+    prev &&
+    prev.classList.contains("message") &&
+    !prev.classList.contains("is-announcement") &&
+    !li.classList.contains("is-announcement") &&
+    prev.dataset.user === li.dataset.user &&
+    new Date(li.dataset.ts) - new Date(prev.dataset.ts) < CONTINUATION_MS;
+  li.classList.toggle("is-continuation", Boolean(same));
+}
+
+function buildMessage(frame) {
+  const li = renderMessage(frame, { me: ME, actions: actionsFor(frame) });
+  messages.set(frame.id, { frame, li });
+  lastId = Math.max(lastId, frame.id);
+  return li;
+}
+
+/** Insert a message frame at its place (by id); an id seen before is updated, not duplicated. */
+function addMessage(frame, { flash = false } = {}) {
+  const pending = frame.client_id && outbox.get(frame.client_id);
+  if (pending && frame.user === ME) {
+    pending.li.remove();
+    outbox.delete(frame.client_id);
+  }
+  const known = messages.get(frame.id);
+  if (known) {
+    if (known.frame.text !== frame.text) updateText(known.li, frame.text);
+    return;
+  }
+  const li = buildMessage(frame);
+  let before = null;
+  for (const child of list.children) {
+    if (child.dataset.id && Number(child.dataset.id) > frame.id) {
+      before = child;
+      break;
+    }
+    if (!child.dataset.id) {
+      before = child; // pending messages stay last
+      break;
+    }
+  }
+  list.insertBefore(li, before);
+  markContinuation(li);
+  if (li.nextElementSibling) markContinuation(li.nextElementSibling);
+  if (flash) li.classList.add("is-flash");
+}
+
+function placeDivider() {
+  list.querySelector(".new-divider")?.remove();
+  if (!ME || lastRead === null) return;
+  for (const { frame, li } of [...messages.values()].sort((a, b) => a.frame.id - b.frame.id)) {
+    if (frame.id > lastRead && frame.user !== ME) {
+      const divider = document.createElement("li");
+      divider.className = "new-divider";
+      divider.textContent = "New messages";
+      divider.setAttribute("role", "separator");
+      list.insertBefore(divider, li);
+      return;
+    }
+  }
+}
+
+function markRead() {
+  if (!ME || document.visibilityState !== "visible" || !nearBottom()) return;
+  if (lastId > readSent && socket.send({ type: "read", id: lastId })) readSent = lastId;
+}
+
+function onHistory(frame) {
+  if (frame.before !== undefined) {
+    // An older page: prepend and keep what the reader looks at in place.
+    const height = scroller.scrollHeight;
+    for (const message of frame.messages.slice().reverse()) {
+      if (messages.has(message.id)) continue;
+      const li = buildMessage(message);
+      list.insertBefore(li, list.firstElementChild);
+      if (li.nextElementSibling) markContinuation(li.nextElementSibling);
+      markContinuation(li);
+    }
+    scroller.scrollTop += scroller.scrollHeight - height;
+    setHasMore(frame.has_more);
+    loadingOlder = false;
+    return;
+  }
+  const stick = nearBottom() || messages.size === 0;
+  if (frame.after === undefined) {
+    // A fresh start (first connect, or a reconnect that had seen nothing).
+    list.replaceChildren(...[...list.children].filter((li) => !li.dataset.id));
+    messages.clear();
+    setHasMore(frame.has_more);
+  }
+  for (const message of frame.messages) addMessage(message);
+  if (frame.seq !== undefined) lastSeq = Math.max(lastSeq, frame.seq);
+  if (frame.last_read !== undefined && lastRead === null) {
+    lastRead = frame.last_read;
+    readSent = frame.last_read;
+    placeDivider();
+  }
+  if (stick) scrollToBottom();
+  flushOutbox();
+  markRead();
+}
+
+function setHasMore(hasMore) {
+  loadOlder.hidden = !hasMore;
+  historyStart.hidden = hasMore;
+}
+
+function requestOlder() {
+  if (loadingOlder || loadOlder.hidden) return;
+  const oldest = Math.min(...messages.keys());
+  if (!Number.isFinite(oldest)) return;
+  loadingOlder = socket.send({ type: "history", before: oldest });
+}
+
+function onPresence(frame) {
+  people.replaceChildren();
+  for (const name of frame.users) {
+    const li = document.createElement("li");
+    const dot = document.createElement("span");
+    dot.className = "online-dot";
+    dot.setAttribute("aria-hidden", "true");
+    const label = document.createElement("span");
+    label.textContent = name === ME ? `${name} (you)` : name;
+    li.append(dot, label);
+    people.append(li);
+  }
+  onlineCount.textContent = String(frame.users.length);
+  onlineSummary.textContent = `${frame.users.length} online`;
+  onlineSummary.title = frame.users.join(", ");
+}
+
+function renderTyping() {
+  const names = [...typists.keys()];
+  if (names.length === 0) typingLine.textContent = "";
+  else if (names.length === 1) typingLine.textContent = `${names[0]} is typing…`;
+  else if (names.length <= 3) typingLine.textContent = `${names.join(", ")} are typing…`;
+  else typingLine.textContent = "Several people are typing…";
+}
+
+function onTyping(frame) {
+  if (frame.user === ME) return;
+  clearTimeout(typists.get(frame.user));
+  typists.set(
+    frame.user,
+    setTimeout(() => {
+      typists.delete(frame.user);
+      renderTyping();
+    }, TYPING_SHOW_MS),
+  );
+  renderTyping();
+}
+
+const REFUSALS = new Set(["rate_limited", "muted", "too_long", "empty", "login_required", "invalid"]);
+
+function onError(frame) {
+  showToast(frame.detail || frame.code);
+  if (!REFUSALS.has(frame.code)) return;
+  // Frames are answered in order: the refusal is for the oldest message still in flight.
+  for (const [clientId, entry] of outbox) {
+    if (!entry.sent) continue;
+    outbox.delete(clientId);
+    entry.li.classList.add("is-failed");
+    const note = document.createElement("span");
+    note.className = "message-failure";
+    note.textContent = `Not sent: ${frame.detail || frame.code}`;
+    entry.li.querySelector(".message-body").append(note);
+    break;
+  }
+}
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "history":
+      onHistory(frame);
+      break;
+    case "message": {
+      const stick = nearBottom() || frame.user === ME;
+      addMessage(frame, { flash: frame.user !== ME });
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      typists.delete(frame.user);
+      renderTyping();
+      if (stick) scrollToBottom();
+      markRead();
+      break;
+    }
+    case "edited": {
+      const known = messages.get(frame.id);
+      if (known) {
+        known.frame.text = frame.text;
+        updateText(known.li, frame.text);
+      }
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      break;
+    }
+    case "deleted": {
+      const known = messages.get(frame.id);
+      if (known) {
+        const next = known.li.nextElementSibling;
+        known.li.remove();
+        messages.delete(frame.id);
+        if (next) markContinuation(next);
+        if (editing === frame.id) cancelEdit();
+      }
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      break;
+    }
+    case "presence":
+      onPresence(frame);
+      break;
+    case "typing":
+      onTyping(frame);
+      break;
+    case "error":
+      onError(frame);
+      break;
+    default:
+      break;
+  }
+}
+
+const socket = new ReconnectingSocket(
+  () => wsUrl(`/ws/chat/${ROOM}/`, lastId ? { after: lastId, seq: lastSeq || undefined } : {}),
+  {
+    onMessage: onFrame,
+    onStateChange: (state, detail) => {
+      stateBadge.dataset.state = state;
+      let text = STATE_TEXT[state] || state;
+      if (state === "reconnecting" && detail.delay) text = `Reconnecting in ${Math.ceil(detail.delay / 1000)}s…`;
+      if (state === "closed" && detail.code === 4404) text = "Room not found";
+      stateBadge.textContent = text;
+      if (state !== "open") for (const entry of outbox.values()) entry.sent = false;
+      if (textarea) textarea.disabled = state === "closed";
+    },
+  },
+);
+
+// --- Sending --------------------------------------------------------------------------------
+
+function newClientId() {
+  return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 36);
+}
+
+/** Send every message waiting in the outbox that is not in flight yet. */
+function flushOutbox() {
+  if (socket.state !== "open") return;
+  for (const [clientId, entry] of outbox) {
+    if (entry.sent) continue;
+    entry.sent = socket.send({ type: "message", text: entry.text, client_id: clientId });
+  }
+}
+
+function sendMessage(text) {
+  const clientId = newClientId();
+  const li = renderMessage(
+    { id: undefined, user: ME, text, ts: new Date().toISOString(), kind: "message" },
+    { me: ME },
+  );
+  li.removeAttribute("id");
+  delete li.dataset.id;
+  li.classList.add("is-pending");
+  list.append(li);
+  outbox.set(clientId, { text, li, sent: false });
+  scrollToBottom();
+  flushOutbox();
+}
+
+function startEdit(id) {
+  const known = messages.get(id);
+  if (!known || !textarea) return;
+  editing = id;
+  textarea.value = known.frame.text;
+  textarea.focus();
+  composerMode.replaceChildren();
+  const label = document.createElement("span");
+  label.className = "composer-editing";
+  label.textContent = "Editing your message — Enter saves, Esc cancels";
+  composerMode.append(label);
+  autosize();
+}
+
+function cancelEdit() {
+  editing = null;
+  if (!textarea) return;
+  textarea.value = "";
+  composerMode.innerHTML = composerHint;
+  autosize();
+}
+
+function autosize() {
+  textarea.style.height = "auto";
+  textarea.style.height = `${Math.min(textarea.scrollHeight, 160)}px`;
+}
+
+function submit() {
+  const text = textarea.value;
+  if (!text.trim()) return;
+  if (editing !== null) {
+    if (!socket.send({ type: "edit", id: editing, text })) {
+      showToast("Not connected; try again in a moment.");
+      return;
+    }
+    cancelEdit();
+    return;
+  }
+  sendMessage(text);
+  textarea.value = "";
+  autosize();
+}
+
+if (composer) {
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "Escape" && editing !== null) {
+      event.preventDefault();
+      cancelEdit();
+    } else if (event.key === "ArrowUp" && textarea.value === "") {
+      const mine = [...messages.values()]
+        .filter(({ frame }) => frame.user === ME && frame.kind !== "announcement")
+        .sort((a, b) => b.frame.id - a.frame.id)[0];
+      if (mine && Date.now() - new Date(mine.frame.ts).getTime() < EDIT_WINDOW_MS) {
+        event.preventDefault();
+        startEdit(mine.frame.id);
+      }
+    }
+  });
+  textarea.addEventListener("input", () => {
+    autosize();
+    const now = Date.now();
+    if (editing === null && textarea.value && now - lastTypingSent > TYPING_SEND_MS) {
+      if (socket.send({ type: "typing" })) lastTypingSent = now;
+    }
+  });
+  textarea.focus();
+}
+
+loadOlder.addEventListener("click", requestOlder);
+scroller.addEventListener("scroll", () => {
+  if (scroller.scrollTop < 40) requestOlder();
+  markRead();
+});
+document.addEventListener("visibilitychange", markRead);
