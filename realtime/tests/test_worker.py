@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import ConsumeLater, StopConsumer
@@ -238,11 +239,13 @@ async def test_stop_before_run_returns_without_taking_a_message(layer):
     assert (await asyncio.wait_for(layer.receive("jobs"), 5))["name"] == "untouched"
 
 
-async def test_sync_consumer_routes_run_their_handlers_in_a_thread(layer):
+@pytest.mark.django_db(transaction=True)
+async def test_sync_consumer_routes_run_their_handlers_in_a_thread_with_the_orm(layer):
     threads: list = []
 
     class SyncJobConsumer(SyncConsumer):
         def job_run(self, message):
+            get_user_model().objects.create(username=f"job-{message['name']}")
             threads.append(threading.current_thread())
 
     worker = Worker(ChannelNameRouter({"jobs": SyncJobConsumer.as_asgi()}), ["jobs"], layer)
@@ -251,6 +254,7 @@ async def test_sync_consumer_routes_run_their_handlers_in_a_thread(layer):
     async with running(worker):
         await wait_until(lambda: len(threads) == 2)
     assert threading.main_thread() not in threads
+    assert await get_user_model().objects.filter(username__startswith="job-").acount() == 2
 
 
 async def test_a_consumer_that_stops_after_each_message_is_started_again(layer):
