@@ -7,12 +7,13 @@ from django.test import Client
 
 @pytest.fixture
 def ann(db):
-    return get_user_model().objects.create_user("ann", "ann@example.com", "pass-word-123")
+    """A user without a password (no slow hashing); tests log in with force_login."""
+    return get_user_model().objects.create_user("ann", "ann@example.com")
 
 
 @pytest.fixture
 def bob(db):
-    return get_user_model().objects.create_user("bob", "bob@example.com", "pass-word-123")
+    return get_user_model().objects.create_user("bob", "bob@example.com")
 
 
 @pytest.fixture
