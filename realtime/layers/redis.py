@@ -1020,12 +1020,10 @@ class RedisChannelLayer(BaseChannelLayer):
             pipe.zremrangebyscore(
                 f"{self.key_prefix}gw:{group}", "-inf", time.time() - self.group_expiry
             )
+            pipe.scripts.add(script)  # loaded by the pipeline if Redis lost it
             for channel in channels:
-                script(
-                    keys=[f"{self.key_prefix}q:{channel}"],
-                    args=[entry, self.get_capacity(channel), ttl_ms, now_ms],
-                    client=pipe,
-                )
+                key = f"{self.key_prefix}q:{channel}"
+                pipe.evalsha(script.sha, 1, key, entry, self.get_capacity(channel), ttl_ms, now_ms)
             results = await self._redis_call(client, pipe.execute())
         self.dropped += sum(1 for queued in results[1:] if not queued)
 
