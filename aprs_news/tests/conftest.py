@@ -20,6 +20,16 @@ def sample_packet(fragment: str, nth: int = 0) -> str:
     return found[nth]
 
 
+@pytest.fixture(scope="module")
+def news_server(live_server_factory, redis_server):
+    """Daphne on a Redis-backed layer, so a separate `aprs_gateway` process reaches its sockets;
+    no embedded replay, so the tests decide what arrives. One per test module."""
+    server = live_server_factory(redis_url=redis_server.url, SWITCHBOARD_APRS_REPLAY="")
+    server.start_daphne()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def channel_layer(settings):
     """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""

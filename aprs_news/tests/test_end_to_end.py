@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 from websockets.sync.client import connect
 
 from aprs_news import protocol
@@ -29,14 +28,6 @@ POSITION = sample_packet("N5QZX-9>APAT51,WIDE1-1,WIDE2-1,qAR,KD5ABC-10:!")
 
 def line(text: str) -> bytes:
     return text.encode() + b"\r\n"
-
-
-@pytest.fixture(scope="module")
-def news_server(live_server_factory, redis_server):
-    server = live_server_factory(redis_url=redis_server.url, SWITCHBOARD_APRS_REPLAY="")
-    server.start_daphne()
-    yield server
-    server.stop()
 
 
 def frames(socket, count: int, timeout: float = 20.0) -> list[dict]:
