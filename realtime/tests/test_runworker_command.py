@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, ROOT, stop_process
+from realtime.layers.redis import RedisChannelLayer
 from realtime.tests.server_app import JOBS_CHANNEL
 
 APPLICATION = "realtime.tests.server_app.application"
@@ -100,8 +101,6 @@ def test_runworker_refuses_a_channel_without_a_route_and_lists_the_known_ones(tm
 
 
 async def send_jobs(redis_url: str, *messages: dict) -> None:
-    from realtime.layers.redis import RedisChannelLayer
-
     layer = RedisChannelLayer(hosts=[redis_url])
     try:
         for message in messages:
@@ -111,8 +110,6 @@ async def send_jobs(redis_url: str, *messages: dict) -> None:
 
 
 async def receive_job(redis_url: str) -> dict:
-    from realtime.layers.redis import RedisChannelLayer
-
     layer = RedisChannelLayer(hosts=[redis_url])
     try:
         return await asyncio.wait_for(layer.receive(JOBS_CHANNEL), 10)
@@ -121,7 +118,6 @@ async def receive_job(redis_url: str) -> dict:
 
 
 def test_runworker_handles_messages_sent_by_another_process(tmp_path, fresh_redis, worker_process):
-    pytest.importorskip("realtime.layers.redis")
     process = start_worker(tmp_path, JOBS_CHANNEL, redis_url=fresh_redis.url)
     worker_process.append(process)
     asyncio.run(send_jobs(fresh_redis.url, {"type": "job.run", "name": "one"}))
@@ -131,7 +127,6 @@ def test_runworker_handles_messages_sent_by_another_process(tmp_path, fresh_redi
 def test_sigterm_finishes_the_message_in_hand_and_leaves_the_rest_queued(
     tmp_path, fresh_redis, worker_process
 ):
-    pytest.importorskip("realtime.layers.redis")
     process = start_worker(tmp_path, JOBS_CHANNEL, redis_url=fresh_redis.url)
     worker_process.append(process)
     asyncio.run(
