@@ -122,6 +122,7 @@ class ChannelApplication:
         self._in_hand = None
         scope: Scope = {"type": "channel", "channel": self.channel, "asgi": {"version": "3.0"}}
         self._task = asyncio.ensure_future(self.application(scope, self._receive, self._send))
+        self._task.add_done_callback(self._report_idle_failure)
 
     async def _receive(self) -> Message:
         if self._in_hand is not None and not self._in_hand.done():
@@ -158,6 +159,19 @@ class ChannelApplication:
             # The instance took the message and then ended (StopConsumer, or a plain function app).
             return Outcome.OK, None
         return Outcome.ERROR, RuntimeError("the application returned without receiving the message")
+
+    def _report_idle_failure(self, task: asyncio.Future) -> None:
+        """Log an instance that failed between messages (on a message from its own channel-layer
+        channel, say); the next message gets a fresh one. Failures with a message in hand are
+        that message's outcome, reported by `handle()`."""
+        if task is not self._task or (self._in_hand is not None and not self._in_hand.done()):
+            return
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error(
+                "The application instance for channel %r failed between messages",
+                self.channel,
+                exc_info=error,
+            )
 
     async def close(self) -> None:
         """Cancel the application instance and wait for it to end."""

@@ -274,6 +274,31 @@ async def test_a_consumer_that_stops_after_each_message_is_started_again(layer):
     assert worker.stats["handled"] == 3
 
 
+async def test_an_instance_failing_between_messages_is_logged_and_replaced(layer, caplog):
+    done: list = []
+
+    class GroupAwareConsumer(AsyncConsumer):
+        async def job_run(self, message):
+            done.append(self.channel_name)
+
+        async def group_poison(self, message):
+            raise RuntimeError("poisoned by a group message")
+
+    worker = Worker(ChannelNameRouter({"jobs": GroupAwareConsumer.as_asgi()}), ["jobs"], layer)
+    await layer.send("jobs", job("first"))
+    with caplog.at_level(logging.ERROR, logger="realtime.worker"):
+        async with running(worker):
+            await wait_until(lambda: len(done) == 1)
+            await layer.send(done[0], {"type": "group.poison"})
+            await wait_until(
+                lambda: any("between messages" in r.getMessage() for r in caplog.records)
+            )
+            await layer.send("jobs", job("second"))
+            await wait_until(lambda: len(done) == 2)
+    assert done[0] != done[1], "the failed instance was not replaced by a fresh one"
+    assert worker.stats["handled"] == 2
+
+
 class AckingLayer(InMemoryChannelLayer):
     """The in-memory layer plus the acknowledgement API a durable layer offers to workers."""
 
