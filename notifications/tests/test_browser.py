@@ -1,0 +1,88 @@
+"""The notification bell in real Chromium against a real Daphne (in-memory layer, worker in
+process): a chat @mention by one person lights the other person's bell, live over the WebSocket
+and, when the browser has no WebSocket, through the long-poll fallback."""
+
+import pytest
+from playwright.sync_api import expect
+
+TIMEOUT = 10_000
+
+
+@pytest.fixture(scope="module")
+def site(live_server):
+    """The live server with a room and four people logged in (their session keys)."""
+    live_server.shell(
+        "from chat.models import Room\n"
+        "Room.objects.get_or_create(slug='bells', title='Bells', topic='Notification tests')"
+    )
+    keys = {name: live_server.create_user(name) for name in ("nora", "otto", "pia", "quinn")}
+    return live_server, keys
+
+
+@pytest.fixture
+def open_page(site, browser):
+    """open_page(user, path, init_script=None) -> a page in its own context, logged in as user."""
+    server, keys = site
+    contexts = []
+
+    def open_(user: str, path: str, init_script: str | None = None):
+        context = browser.new_context()
+        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
+        if init_script:
+            context.add_init_script(init_script)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(server.url + path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def mention(page, text: str) -> None:
+    expect(page.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
+    page.fill("[data-composer-text]", text)
+    page.press("[data-composer-text]", "Enter")
+
+
+def test_a_mention_lights_the_other_persons_bell_live(open_page):
+    otto = open_page("otto", "/notifications/")
+    bell = otto.locator("[data-notification-bell]")
+    expect(bell).to_have_attribute("data-transport", "socket")
+    expect(otto.locator("[data-bell-count]")).to_be_hidden()
+
+    nora = open_page("nora", "/rooms/bells/")
+    mention(nora, "@otto the build is green")
+
+    count = otto.locator("[data-bell-count]")
+    expect(count).to_be_visible()
+    expect(count).to_have_text("1")
+    otto.click("[data-bell-toggle]")
+    item = otto.locator("[data-bell-list] .notification-item.is-unread")
+    expect(item).to_contain_text("nora in #bells: @otto the build is green")
+    expect(nora.locator("[data-notification-bell] [data-bell-count]")).to_be_hidden()
+
+    otto.click("[data-bell-read-all]")
+    expect(count).to_be_hidden()
+    expect(otto.locator("[data-bell-list] .notification-item.is-unread")).to_have_count(0)
+    otto.reload()
+    expect(otto.locator("[data-bell-count]")).to_be_hidden()
+
+
+def test_without_websockets_the_bell_falls_back_to_long_poll(open_page):
+    quinn = open_page("quinn", "/notifications/", init_script="delete window.WebSocket;")
+    expect(quinn.locator("[data-notification-bell]")).to_have_attribute("data-transport", "poll")
+
+    pia = open_page("pia", "/rooms/bells/")
+    mention(pia, "hey @quinn, polling works")
+
+    count = quinn.locator("[data-bell-count]")
+    expect(count).to_have_text("1")
+    quinn.click("[data-bell-toggle]")
+    expect(quinn.locator("[data-bell-list]")).to_contain_text("@quinn, polling works")
+    quinn.click("[data-bell-read-all]")  # marks read through the API with the CSRF token
+    expect(count).to_be_hidden()
+    quinn.reload()
+    expect(quinn.locator("[data-bell-count]")).to_be_hidden()
