@@ -69,22 +69,26 @@ class ChannelLayerManager:
 
     def make_backend(self, name: str) -> Any:
         """Build a new layer for alias ``name`` from its BACKEND and CONFIG."""
-        return self._make_backend(name, self.configs[name].get("CONFIG", {}))
+        return self._make_backend(name, self._entry(name).get("CONFIG", {}))
 
-    def make_test_backend(self, name: str) -> Any:
-        """Build a new layer for alias ``name`` from its TEST_CONFIG."""
-        try:
-            config = self.configs[name]["TEST_CONFIG"]
-        except KeyError:
-            raise InvalidChannelLayerError(f"No TEST_CONFIG specified for {name}") from None
-        return self._make_backend(name, config)
-
-    def _make_backend(self, name: str, config: dict[str, Any]) -> Any:
+    def _entry(self, name: str) -> dict[str, Any]:
         entry = self.configs[name]
         if not isinstance(entry, dict):
             raise InvalidChannelLayerError(
                 f"CHANNEL_LAYERS[{name!r}] must be a dict with BACKEND and CONFIG, got {entry!r}"
             )
+        return entry
+
+    def make_test_backend(self, name: str) -> Any:
+        """Build a new layer for alias ``name`` from its TEST_CONFIG."""
+        try:
+            config = self._entry(name)["TEST_CONFIG"]
+        except KeyError:
+            raise InvalidChannelLayerError(f"No TEST_CONFIG specified for {name}") from None
+        return self._make_backend(name, config)
+
+    def _make_backend(self, name: str, config: dict[str, Any]) -> Any:
+        entry = self._entry(name)
         if "ROUTING" in entry:
             raise InvalidChannelLayerError(
                 f"ROUTING key found for {name} - this is no longer needed in Channels 2."

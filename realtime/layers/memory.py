@@ -137,10 +137,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         while True:
             now = time.monotonic()
             with self._lock:
+                # Expired messages go, but the channel keeps its groups: it is being read.
+                # (Before the sweep, which would take the channel out of its groups.)
+                queue = self._queues.get(channel)
+                if queue is not None:
+                    self._drop_expired(queue, now)
                 self._maybe_sweep(now)
                 queue = self._queue(channel)
-                # Expired messages go, but the channel keeps its groups: it is being read.
-                self._drop_expired(queue, now)
                 if queue.messages:
                     _, message, shared = queue.messages.popleft()
                     if queue.messages:
@@ -258,7 +261,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
         return queue
 
     def _forget_if_idle(self, channel: str, queue: _Queue) -> None:
-        if not queue.messages and not queue.waiters and self._queues.get(channel) is queue:
+        # Group members keep their (empty) queue: the next group_send needs it again.
+        if (
+            not queue.messages
+            and not queue.waiters
+            and channel not in self._memberships
+            and self._queues.get(channel) is queue
+        ):
             del self._queues[channel]
 
     def _drop_expired(self, queue: _Queue, now: float) -> bool:
@@ -301,6 +310,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
             groups.discard(group)
             if not groups:
                 del self._memberships[channel]
+                queue = self._queues.get(channel)
+                if queue is not None:
+                    self._forget_if_idle(channel, queue)
 
     def _leave_all_groups(self, channel: str) -> None:
         for group in list(self._memberships.get(channel, ())):

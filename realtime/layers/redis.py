@@ -351,6 +351,13 @@ class _Fetcher:
         if expires_ms < time.time() * 1000:
             self.pending_acks.append(entry)
             return
+        if self.waiting <= self.ready.qsize():
+            # Its receiver was cancelled during the BLMOVE: give it back to the queue (at the
+            # consuming end) rather than hold it in a process that may never ask again.
+            await self.call(
+                [[("LREM", self.inflight_key, 1, entry), ("RPUSH", self.queue_key, entry)]]
+            )
+            return
         self.ready.put_nowait(entry)
 
     async def disconnect(self) -> None:

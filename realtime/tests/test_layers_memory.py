@@ -250,6 +250,17 @@ async def test_channel_whose_group_message_expired_unread_leaves_its_groups():
     await assert_nothing_arrives(layer, abandoned)
 
 
+async def test_channel_that_reads_its_expired_messages_keeps_its_groups():
+    layer = InMemoryChannelLayer(expiry=0.05)
+    member = await layer.new_channel()
+    await layer.group_add("room.lobby", member)
+    await layer.group_send("room.lobby", {"type": "chat.message", "n": 1})
+    await asyncio.sleep(0.1)
+    await assert_nothing_arrives(layer, member)  # the stale message is dropped, not delivered
+    await layer.group_send("room.lobby", {"type": "chat.message", "n": 2})
+    assert (await receive_soon(layer, member))["n"] == 2
+
+
 async def test_membership_older_than_group_expiry_ends():
     layer = InMemoryChannelLayer(group_expiry=0.05)
     member = await layer.new_channel()
@@ -260,12 +271,12 @@ async def test_membership_older_than_group_expiry_ends():
 
 
 async def test_adding_again_renews_a_membership():
-    layer = InMemoryChannelLayer(group_expiry=0.2)
+    layer = InMemoryChannelLayer(group_expiry=0.6)
     member = await layer.new_channel()
     await layer.group_add("room.lobby", member)
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.35)
     await layer.group_add("room.lobby", member)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.35)
     await layer.group_send("room.lobby", {"type": "chat.message"})
     assert await receive_soon(layer, member) == {"type": "chat.message"}
 
@@ -371,10 +382,61 @@ async def test_send_from_sync_code_in_another_thread_wakes_a_waiting_receiver(la
     thread.join()
 
 
+async def test_concurrent_senders_in_other_threads_lose_nothing_and_keep_their_order():
+    layer = InMemoryChannelLayer(capacity=1000)
+    senders, per_sender = 4, 100
+
+    def sender(number: int) -> None:
+        for sequence in range(per_sender):
+            async_to_sync(layer.send)("worker.mail", {"type": "x", "from": number, "seq": sequence})
+
+    threads = [threading.Thread(target=sender, args=(number,)) for number in range(senders)]
+    for thread in threads:
+        thread.start()
+    received: dict[int, list[int]] = {number: [] for number in range(senders)}
+    for _ in range(senders * per_sender):
+        message = await receive_soon(layer, "worker.mail")
+        received[message["from"]].append(message["seq"])
+    for thread in threads:
+        thread.join()
+    assert received == {number: list(range(per_sender)) for number in range(senders)}
+
+
+async def test_receivers_waiting_in_two_event_loops_each_get_one_message(layer):
+    other_loop_result: list[dict] = []
+    other_waiting = threading.Event()
+
+    def other_loop_receiver() -> None:
+        async def receive() -> None:
+            task = asyncio.create_task(layer.receive("worker.mail"))
+            await asyncio.sleep(0)
+            other_waiting.set()
+            other_loop_result.append(await asyncio.wait_for(task, 2))
+
+        asyncio.run(receive())
+
+    thread = threading.Thread(target=other_loop_receiver)
+    thread.start()
+    await asyncio.to_thread(other_waiting.wait, 2)
+    here = asyncio.create_task(layer.receive("worker.mail"))
+    await asyncio.sleep(0)
+    await layer.send("worker.mail", {"type": "x", "n": 1})
+    await layer.send("worker.mail", {"type": "x", "n": 2})
+    mine = await asyncio.wait_for(here, 2)
+    await asyncio.to_thread(thread.join, 2)
+    assert sorted([mine["n"], other_loop_result[0]["n"]]) == [1, 2]
+
+
 def test_message_sent_in_one_event_loop_is_received_in_another():
     layer = InMemoryChannelLayer()
     asyncio.run(layer.send("worker.mail", {"type": "mail.send"}))
     assert asyncio.run(layer.receive("worker.mail")) == {"type": "mail.send"}
+
+
+async def test_stats_report_the_counters_metrics_need(layer):
+    await layer.send("worker.mail", {"type": "mail.send"})
+    await layer.group_add("room.lobby", "specific.a!b")
+    assert layer.stats() == {"dropped": 0, "expired": 0, "channels": 1, "groups": 1, "queued": 1}
 
 
 def test_extensions_are_groups_and_flush(layer):

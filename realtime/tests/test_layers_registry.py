@@ -73,6 +73,12 @@ def test_config_the_backend_does_not_accept_raises_invalid_channel_layer_error(s
         get_channel_layer()
 
 
+def test_alias_entry_that_is_not_a_dict_raises_invalid_channel_layer_error(settings):
+    settings.CHANNEL_LAYERS = {"default": MEMORY}
+    with pytest.raises(InvalidChannelLayerError, match="must be a dict"):
+        get_channel_layer()
+
+
 def test_invalid_channel_layer_error_is_a_value_error():
     assert issubclass(InvalidChannelLayerError, ValueError)
 
