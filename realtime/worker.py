@@ -122,12 +122,12 @@ class ChannelApplication:
         self._in_hand = None
         scope: Scope = {"type": "channel", "channel": self.channel, "asgi": {"version": "3.0"}}
         self._task = asyncio.ensure_future(self.application(scope, self._receive, self._send))
-        self._task.add_done_callback(self._report_idle_failure)
+        self._task.add_done_callback(self._instance_ended)
 
     async def _receive(self) -> Message:
         if self._in_hand is not None and not self._in_hand.done():
             # Asking for the next message means the handler of the previous one returned.
-            self._in_hand.set_result(None)
+            self._in_hand.set_result((Outcome.OK, None))
         message, finished = await self._inbox.get()
         self._in_hand = finished
         return message
@@ -142,35 +142,44 @@ class ChannelApplication:
         """Feed one message to the application and wait until its outcome is known."""
         if self._task is None or self._task.done():
             self._start()
-        assert self._task is not None
-        finished: asyncio.Future = asyncio.get_running_loop().create_future()
+        finished: asyncio.Future[tuple[Outcome, BaseException | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._inbox.put_nowait((message, finished))
-        await asyncio.wait({finished, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if finished.done():
-            return Outcome.OK, None
-        if self._task.cancelled():
-            return Outcome.ERROR, RuntimeError("the application instance was cancelled")
-        error = self._task.exception()
-        if isinstance(error, ConsumeLater):
-            return Outcome.CONSUME_LATER, error
-        if error is not None:
-            return Outcome.ERROR, error
-        if self._in_hand is finished:
-            # The instance took the message and then ended (StopConsumer, or a plain function app).
-            return Outcome.OK, None
-        return Outcome.ERROR, RuntimeError("the application returned without receiving the message")
+        return await finished
 
-    def _report_idle_failure(self, task: asyncio.Future) -> None:
-        """Log an instance that failed between messages (on a message from its own channel-layer
-        channel, say); the next message gets a fresh one. Failures with a message in hand are
-        that message's outcome, reported by `handle()`."""
-        if task is not self._task or (self._in_hand is not None and not self._in_hand.done()):
+    def _instance_ended(self, task: asyncio.Task) -> None:
+        """Settle the message in hand (if any) with how the instance ended.
+
+        An instance failing between messages (on a message from its own channel-layer channel,
+        say) is logged; the next message gets a fresh instance.
+        """
+        if task is not self._task:
             return
-        if not task.cancelled() and (error := task.exception()) is not None:
+        error: BaseException | None
+        if task.cancelled():
+            error = RuntimeError("the application instance was cancelled")
+        else:
+            error = task.exception()
+        in_hand = self._in_hand
+        if in_hand is not None and not in_hand.done():
+            if isinstance(error, ConsumeLater):
+                in_hand.set_result((Outcome.CONSUME_LATER, error))
+            elif error is not None:
+                in_hand.set_result((Outcome.ERROR, error))
+            else:
+                # It took the message and then ended (StopConsumer, or a plain function app).
+                in_hand.set_result((Outcome.OK, None))
+        elif error is not None and not task.cancelled():
             logger.error(
                 "The application instance for channel %r failed between messages",
                 self.channel,
                 exc_info=error,
+            )
+        while not self._inbox.empty():
+            _, untaken = self._inbox.get_nowait()
+            untaken.set_result(
+                (Outcome.ERROR, RuntimeError("the application ended without receiving it"))
             )
 
     async def close(self) -> None:
@@ -222,13 +231,13 @@ class Worker:
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTER_LIMIT)
         self.stats = {"handled": 0, "requeued": 0, "errors": 0, "dead_letters": 0}
         self._stop_requested = False
-        self._stopping: asyncio.Event | None = None
+        self._stop_signal: asyncio.Future[None] | None = None
 
     def stop(self) -> None:
         """Ask the worker to stop once every channel has finished its message in hand."""
         self._stop_requested = True
-        if self._stopping is not None:
-            self._stopping.set()
+        if self._stop_signal is not None and not self._stop_signal.done():
+            self._stop_signal.set_result(None)
 
     @property
     def stopping(self) -> bool:
@@ -236,9 +245,9 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until `stop()`; returns when every channel has finished its message in hand."""
-        self._stopping = asyncio.Event()
+        self._stop_signal = asyncio.get_running_loop().create_future()
         if self._stop_requested:
-            self._stopping.set()
+            self._stop_signal.set_result(None)
         logger.info("Worker listening on channels %s", ", ".join(self.channels))
         tasks = [asyncio.ensure_future(self._serve(channel)) for channel in self.channels]
         try:
@@ -267,22 +276,22 @@ class Worker:
 
     async def _next_message(self, channel: str) -> tuple[Message, Acknowledge] | None:
         """The channel's next message, or None once a stop is requested while waiting for one."""
-        assert self._stopping is not None
+        assert self._stop_signal is not None
         failures = 0
-        while not self._stopping.is_set():
-            receiving = asyncio.ensure_future(self._receive(channel))
-            stopping = asyncio.ensure_future(self._stopping.wait())
+        while not self._stop_requested:
+            receiving: asyncio.Future[Any] = asyncio.ensure_future(self._receive(channel))
             try:
-                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {receiving, self._stop_signal}, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
-                stopping.cancel()
                 if not receiving.done():
                     receiving.cancel()
             try:
                 # A receive that completed just as the stop landed still hands over its message.
                 return await receiving
             except asyncio.CancelledError:
-                if not self._stopping.is_set():
+                if not self._stop_requested:
                     raise
                 return None
             except Exception:
@@ -291,8 +300,7 @@ class Worker:
                 logger.exception(
                     "Receiving from channel %r failed; retrying in %.1fs", channel, delay
                 )
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await asyncio.wait({self._stop_signal}, timeout=delay)
         return None
 
     async def _receive(self, channel: str) -> tuple[Message, Acknowledge]:
