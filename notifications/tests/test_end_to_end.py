@@ -62,3 +62,44 @@ def test_waiting_long_poll_is_answered_by_a_notification_the_worker_creates(redi
     # For the record (not asserted: timings flake): creation in the worker to answer over Daphne.
     latency = answered - datetime.fromisoformat(notification["created"])
     print(f"long-poll answered {latency.total_seconds() * 1000:.0f} ms after the worker created it")
+
+
+def test_console_announcement_reaches_a_waiting_poll_through_the_in_process_worker(live_server):
+    """`manage.py serve` with the in-memory layer runs the fan-out worker inside the web process:
+    a staff announcement from the console socket answers another user's waiting long-poll."""
+    from websockets.sync.client import connect
+
+    cookies = live_server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY\n"
+        "for name, staff in [('herald', True), ('listener', False)]:\n"
+        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
+        "    user.is_staff = user.is_superuser = staff\n"
+        "    user.save()\n"
+        "    session = SessionStore()\n"
+        "    session[SESSION_KEY] = str(user.pk)\n"
+        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+        "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
+        "    session.create()\n"
+        "    print(session.session_key)\n"
+    ).split()[-2:]
+    herald, listener = cookies
+    _, latest = get(f"{live_server.url}/api/notifications/?limit=1", listener)
+    after = latest["notifications"][0]["id"] if latest["notifications"] else 0
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            get, f"{live_server.url}/notifications/poll/?after={after}&timeout=30", listener, 10
+        )
+        with connect(
+            f"{live_server.ws_url}/ws/chat/admin/",
+            origin=live_server.url,
+            additional_headers={"Cookie": f"sessionid={herald}"},
+            open_timeout=10,
+        ) as console:
+            console.send(json.dumps({"type": "announce", "text": "Fire drill at three"}))
+            status, body = pending.result(timeout=15)
+    assert status == 200, body
+    assert [(n["verb"], n["text"]) for n in body["notifications"]] == [
+        ("announcement", "Fire drill at three")
+    ]
