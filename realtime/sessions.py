@@ -21,11 +21,14 @@ When a changed session is saved, and how the browser learns its key:
   ``SessionMiddleware`` does; an emptied session deletes the cookie. Responses with status 500
   save nothing.
 - WebSocket: when the consumer accepts the socket (``websocket.accept``) with a modified session,
-  it is saved and the ``Set-Cookie`` rides on the handshake response (browsers store it), so a
-  ``login()`` in ``connect()`` before ``accept()`` survives a reload. Django Channels saves
-  nothing here. Changes made later are saved when the consumer calls
-  ``scope["session"].save()`` (``asave()`` in async code), by ``login()``, or when the
-  connection ends; the browser's cookie cannot change after the handshake.
+  it is saved and a ``Set-Cookie`` added to the accept's ``headers`` (Django Channels saves
+  nothing here). Servers that honour ASGI accept headers (uvicorn, hypercorn) send it with the
+  handshake response and the browser stores it, so a ``login()`` in ``connect()`` before
+  ``accept()`` survives a reload; Daphne 4 drops accept headers, so behind Daphne the browser
+  keeps its old cookie: log in over HTTP for a login that outlives the socket. Changes made
+  later are saved when the consumer calls ``scope["session"].save()`` (``asave()`` in async
+  code), by ``login()``, or when the connection ends; the browser's cookie cannot change after
+  the handshake.
 """
 
 from __future__ import annotations
