@@ -22,8 +22,10 @@ Allowed-origin patterns (as Django Channels, which follows ``ALLOWED_HOSTS``):
     scheme's default (80 for http/ws, 443 for https/wss).
 
 A request without an ``Origin`` header, or with ``Origin: null`` (sandboxed frames, ``file:``
-pages), is refused unless ``"*"`` is allowed or ``allow_missing_origin=True`` (for non-browser
-clients; browsers always send the header on WebSocket handshakes).
+pages), is refused unless ``"*"`` is allowed or ``allow_missing_origin=True``. Browsers always
+send the header on WebSocket handshakes, but not on same-origin GET (or HEAD) requests: an HTTP
+route wrapped in a validator usually wants ``allow_missing_origin=True``, so that page loads and
+non-browser clients get through while cross-site requests (which carry their origin) do not.
 
 Refusal: for a WebSocket, ``websocket.close`` in answer to ``websocket.connect``, before any
 accept, so the server refuses the handshake (Daphne answers HTTP 403); for HTTP, a 403 response.
