@@ -42,8 +42,11 @@ def _received_at(value: Any) -> datetime:
 class APRSNewsConsumer(AsyncConsumer):
     """Turns APRS-IS packets into news items and live frames for ws/news/."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.counts: Counter[str] = Counter()  # this connection's packets, by outcome
+
     async def aprs_connect(self, event: dict) -> None:
-        self.counts: Counter[str] = Counter()
         logger.info(
             "APRS feed connected: server=%s callsign=%s filter=%s",
             self.scope.get("server"),
@@ -52,8 +55,6 @@ class APRSNewsConsumer(AsyncConsumer):
         )
 
     async def aprs_packet(self, event: dict) -> None:
-        if not hasattr(self, "counts"):
-            self.counts = Counter()
         outcome = await self._handle_packet(event)
         self.counts[outcome] += 1
         packet_counts[outcome] += 1
@@ -62,7 +63,7 @@ class APRSNewsConsumer(AsyncConsumer):
         logger.info(
             "APRS feed from %s disconnected; packets this connection: %s",
             self.scope.get("server"),
-            dict(getattr(self, "counts", {})) or "none",
+            dict(self.counts) or "none",
         )
         raise StopConsumer()
 

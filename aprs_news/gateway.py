@@ -206,13 +206,14 @@ class APRSISGateway:
                 break
             attempt = 0 if heard else attempt + 1
             delay = self.backoff.delay(attempt)
-            logger.info("reconnecting to APRS-IS %s in %.1fs", self.server, delay)
+            logger.info("reconnecting to APRS-IS %s in %.2fs", self.server, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
         logger.info("APRS-IS gateway stopped")
 
     async def _session(self, stop: asyncio.Event) -> bool:
-        """One connection, from login to drop/silence/stop; True if the server said anything."""
+        """One connection, from login to drop/silence/stop; True if it delivered any packet (so
+        a server that only greets and hangs up, refusing the login, keeps the back-off growing)."""
         logger.info("connecting to APRS-IS %s as %s", self.server, self.callsign)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.server.host, self.server.port, limit=MAX_LINE_BYTES),
@@ -252,8 +253,7 @@ class APRSISGateway:
                 if not data:
                     logger.warning("APRS-IS %s closed the connection", self.server)
                     return heard
-                heard = True
-                await self._line(decode_line(data), app)
+                heard = await self._line(decode_line(data), app) or heard
         finally:
             stopping.cancel()
             await app.close()
@@ -261,17 +261,19 @@ class APRSISGateway:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _line(self, line: str, app: ApplicationConnection) -> None:
+    async def _line(self, line: str, app: ApplicationConnection) -> bool:
+        """Hand a packet line to the application (True); log a comment line (False)."""
         if not line.strip():
-            return
+            return False
         if line.startswith("#"):
             if line.startswith("# logresp"):
                 logger.info("APRS-IS %s login reply: %s", self.server, line[2:])
             else:
                 logger.debug("APRS-IS %s: %s", self.server, line)
-            return
+            return False
         self.packets += 1
         await app.packet(line, time.time())
+        return True
 
 
 def read_capture(path: Path) -> list[tuple[float | None, str]]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 import time
 
 import pytest
@@ -244,3 +245,20 @@ async def test_replay_faster_than_the_application_loses_nothing(tmp_path):
     assert app.packets() == lines
     [(_, events)] = app.runs
     assert events[-1]["type"] == protocol.EVENT_DISCONNECT
+
+
+def logged_delays(text: str) -> list[str]:
+    return re.findall(r"reconnecting to APRS-IS \S+ in (\S+)s", text)
+
+
+async def test_back_off_grows_while_connections_deliver_nothing(fake_server, caplog):
+    caplog.set_level(logging.INFO, logger="aprs_news.gateway")
+    server = fake_server(*[[BANNER, LOGIN, CLOSE]] * 4, [LOGIN, STATUS + b"\r\n", CLOSE], [LOGIN])
+    app, stop = Recorder(), asyncio.Event()
+    backoff = Backoff(initial=0.05, maximum=0.4, jitter=0.0)
+    running = asyncio.create_task(gateway_for(server, app, backoff=backoff).run(stop))
+    await until(lambda: server.connections == 6)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    # four greet-and-hang-up connections: growing waits; one that delivered a packet: reset.
+    assert logged_delays(caplog.text) == ["0.10", "0.20", "0.40", "0.40", "0.05"]
