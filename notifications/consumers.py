@@ -76,18 +76,10 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             return
         frame_type = content.get("type")
         if frame_type == protocol.READ:
-            ids = content.get("ids")
-            if (
-                not isinstance(ids, list)
-                or len(ids) > protocol.MAX_IDS_PER_READ
-                or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-            ):
-                await self.send_frame(
-                    error_frame(
-                        protocol.ERROR_MALFORMED,
-                        f"'read' needs ids: a list of at most {protocol.MAX_IDS_PER_READ} integers",
-                    )
-                )
+            try:
+                ids = protocol.parse_ids(content.get("ids"))
+            except ValueError as exc:
+                await self.send_frame(error_frame(protocol.ERROR_MALFORMED, f"'read': {exc}"))
                 return
             await database_sync_to_async(services.mark_read)(self.user_id, ids)
         elif frame_type == protocol.READ_ALL:
@@ -163,7 +155,8 @@ class NotificationPoll(LongPollConsumer):
                 401, protocol.ERROR_NOT_AUTHENTICATED, "log in or send a Bearer token"
             )
         after = self.query.get("after", "0")
-        if not after.isdigit():
+        cursor = protocol.parse_id(after)
+        if cursor is None:
             return self.error(
                 400,
                 protocol.ERROR_BAD_PARAMETER,
@@ -182,7 +175,7 @@ class NotificationPoll(LongPollConsumer):
                 f"got {timeout!r}",
             )
         self.user_id = user.pk
-        self.after = int(after)
+        self.after = cursor
         self.timeout = seconds
         return None
 

@@ -22,7 +22,8 @@ Worker channel `FANOUT_CHANNEL` (see services.notify_all)::
      "url": ..., "actor_id": 7 | None, "after_user_id": 0}
 """
 
-from typing import Final
+import re
+from typing import Any, Final
 
 # Frame types (the "type" key of every JSON frame).
 UNREAD: Final = "unread"
@@ -45,6 +46,7 @@ CLOSE_FRAME_TOO_LARGE: Final = 4009
 # Limits.
 MAX_FRAME_BYTES: Final = 64 * 1024
 MAX_IDS_PER_READ: Final = 1000
+MAX_ID: Final = 2**63 - 1  # ids are 64-bit; larger cursors are bad parameters, not server errors
 POLL_DEFAULT_TIMEOUT: Final = 25.0
 POLL_MAX_TIMEOUT: Final = 60.0
 POLL_MAX_NOTIFICATIONS: Final = 100
@@ -62,3 +64,27 @@ FANOUT_CHANNEL: Final = "notifications-fanout"
 def user_group(user_id: int) -> str:
     """The channel-layer group every live connection (socket or poll) of one user joins."""
     return f"notifications.user.{user_id}"
+
+
+_ID_RE = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """A notification id (or cursor) from a query string: ASCII digits within 64 bits, else None."""
+    if not _ID_RE.fullmatch(text) or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+def parse_ids(value: Any) -> list[int]:
+    """The "ids" of a read request: a list of at most MAX_IDS_PER_READ integer ids. Raises
+    ValueError saying what was expected otherwise."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_IDS_PER_READ
+        or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_ID for i in value
+        )
+    ):
+        raise ValueError(f"ids must be a list of at most {MAX_IDS_PER_READ} notification ids")
+    return value

@@ -57,6 +57,13 @@ def _checked_fields(verb: str, text: str, url: str) -> tuple[str, str, str]:
         raise ValueError(f"verb must be 1-{MAX_VERB_LENGTH} characters, got {verb!r}")
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"url must be at most {MAX_URL_LENGTH} characters, got {len(url)}")
+    # The url becomes a link in every client: only site paths and http(s) URLs, never
+    # "javascript:" or a scheme-relative "//host".
+    if url and not (
+        (url.startswith("/") and not url.startswith("//"))
+        or url.startswith(("https://", "http://"))
+    ):
+        raise ValueError(f"url must be a path starting with / or an http(s) URL, got {url!r}")
     if len(text) > MAX_TEXT_LENGTH:
         text = text[: MAX_TEXT_LENGTH - 1] + "…"
     return verb, text, url

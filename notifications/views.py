@@ -33,14 +33,11 @@ class BadParameter(ValueError):
     """A query or body parameter the API cannot use; its message names the parameter."""
 
 
-def _positive_int(value: str | None, name: str, default: int | None = None) -> int | None:
+def _positive_integer(value: str | None, name: str, default: int | None = None) -> int | None:
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadParameter(f"{name} must be a positive integer, got {value!r}") from None
-    if number < 1:
+    number = protocol.parse_id(value)
+    if not number:
         raise BadParameter(f"{name} must be a positive integer, got {value!r}")
     return number
 
@@ -53,28 +50,14 @@ def _flag(value: str | None, name: str) -> bool:
     raise BadParameter(f"{name} must be 1 or 0, got {value!r}")
 
 
-def _ids(value: object) -> list[int]:
-    if (
-        not isinstance(value, list)
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in value)
-        or len(value) > protocol.MAX_IDS_PER_READ
-    ):
-        raise BadParameter(
-            f"ids must be a list of at most {protocol.MAX_IDS_PER_READ} integers, got {value!r}"[
-                :200
-            ]
-        )
-    return value
-
-
 @require_GET
 @api_login_required
 def api_list(request: HttpRequest) -> HttpResponse:
     """One page of the user's notifications, newest first; `before` pages to older ones."""
     try:
         unread_only = _flag(request.GET.get("unread"), "unread")
-        before = _positive_int(request.GET.get("before"), "before")
-        limit = _positive_int(request.GET.get("limit"), "limit", protocol.API_PAGE_SIZE)
+        before = _positive_integer(request.GET.get("before"), "before")
+        limit = _positive_integer(request.GET.get("limit"), "limit", protocol.API_PAGE_SIZE)
     except BadParameter as exc:
         return error_response(400, protocol.ERROR_BAD_PARAMETER, str(exc))
     limit = min(limit, protocol.API_MAX_PAGE_SIZE)
@@ -110,8 +93,8 @@ def api_mark_read(request: HttpRequest) -> HttpResponse:
         count = services.mark_all_read(request.user.pk)
     else:
         try:
-            ids = _ids(body.get("ids"))
-        except BadParameter as exc:
+            ids = protocol.parse_ids(body.get("ids"))
+        except ValueError as exc:
             return error_response(400, protocol.ERROR_BAD_PARAMETER, str(exc))
         count = services.mark_read(request.user.pk, ids)
     return JsonResponse({"unread": count})
@@ -136,10 +119,11 @@ def mark_read_form(request: HttpRequest) -> HttpResponse:
     if request.POST.get("all"):
         services.mark_all_read(request.user.pk)
     else:
-        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-        services.mark_read(request.user.pk, ids[: protocol.MAX_IDS_PER_READ])
-    page = request.POST.get("page", "")
-    return redirect(f"/notifications/?page={page}" if page.isdigit() else "/notifications/")
+        ids = [protocol.parse_id(i) for i in request.POST.getlist("ids")]
+        valid = [i for i in ids if i is not None]
+        services.mark_read(request.user.pk, valid[: protocol.MAX_IDS_PER_READ])
+    page = protocol.parse_id(request.POST.get("page", ""))
+    return redirect(f"/notifications/?page={page}" if page else "/notifications/")
 
 
 @login_required

@@ -115,6 +115,8 @@ async def test_client_disconnect_while_waiting_is_clean(channel_layer, ann):
     [
         ("after=abc", "after"),
         ("after=-1", "after"),
+        ("after=%C2%B2", "after"),
+        ("after=99999999999999999999", "after"),
         ("timeout=abc", "timeout"),
         ("timeout=61", "timeout"),
         ("timeout=-1", "timeout"),

@@ -41,6 +41,10 @@ def test_notify_rejects_bad_input_and_shortens_long_text(ann):
         notify(ann, verb="", text="t")
     with pytest.raises(ValueError, match="url"):
         notify(ann, verb="v", text="t", url="/" * 501)
+    for unsafe in ["javascript:alert(1)", "//evil.example/", "data:text/html,x"]:
+        with pytest.raises(ValueError, match="url"):
+            notify(ann, verb="v", text="t", url=unsafe)
+    assert notify(ann, verb="v", text="t", url="https://example.com/x")[0].pk
     with pytest.raises(TypeError, match="'ann'"):
         notify(["ann"], verb="v", text="t")
     [long] = notify(ann, verb="v", text="x" * 5000)

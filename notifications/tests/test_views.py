@@ -46,7 +46,17 @@ def test_api_unread_filter_hides_read_ones(ann_client, ann):
     assert [n["id"] for n in body["notifications"]] == [notes[2].id, notes[0].id]
 
 
-@pytest.mark.parametrize("query", ["unread=maybe", "before=abc", "before=0", "limit=-1", "limit=x"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "unread=maybe",
+        "before=abc",
+        "before=0",
+        "before=99999999999999999999",
+        "limit=-1",
+        "limit=x",
+    ],
+)
 def test_api_bad_parameter_is_400_json_naming_it(ann_client, query):
     response = ann_client.get(f"/api/notifications/?{query}")
     assert response.status_code == 400
@@ -86,7 +96,16 @@ def test_api_mark_all_read(ann_client, ann):
 
 
 @pytest.mark.parametrize(
-    "body", ["not json", "[1, 2]", '{"ids": "1"}', '{"ids": [1, "2"]}', '{"ids": [true]}', "{}"]
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        '{"ids": "1"}',
+        '{"ids": [1, "2"]}',
+        '{"ids": [true]}',
+        '{"ids": [99999999999999999999]}',
+        "{}",
+    ],
 )
 def test_api_mark_read_rejects_malformed_body(ann_client, ann, body):
     make_notifications(ann, 1)
