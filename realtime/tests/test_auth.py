@@ -99,6 +99,11 @@ async def test_socket_without_a_session_cookie_is_anonymous(transactional_db):
     assert await who_am_i() is None
 
 
+async def test_socket_without_a_session_cookie_never_touches_the_database():
+    # No django_db mark: pytest-django makes any database access here an error.
+    assert await who_am_i() is None
+
+
 async def test_socket_with_an_unknown_session_key_is_anonymous(transactional_db):
     assert await who_am_i(cookie_header("thisisnotasessionkey")) is None
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 
 from realtime.db import database_sync_to_async
+from realtime.generic.websocket import WebsocketConsumer
 from realtime.sessions import (
     CookieMiddleware,
     SessionMiddleware,
@@ -281,3 +282,27 @@ async def test_consumer_can_save_the_session_itself(stored_session):
     await communicator.wait()
     assert not connected
     assert saved == [{"colour": "teal"}]
+
+
+async def test_sync_consumer_uses_and_saves_the_session_like_a_django_view(stored_session):
+    class Counter(WebsocketConsumer):
+        def connect(self):
+            self.accept()
+
+        def receive(self, text_data=None, bytes_data=None):
+            session = self.scope["session"]
+            session["visits"] = session.get("visits", 0) + 1
+            session.save()
+            self.send(text_data=f"{session['colour']} {session['visits']}")
+
+    communicator = WebsocketCommunicator(
+        SessionMiddlewareStack(Counter.as_asgi()),
+        "/ws/",
+        headers=session_cookie(stored_session.session_key),
+    )
+    await communicator.connect()
+    await communicator.send_to(text_data="visit")
+    assert await communicator.receive_from() == "green 1"
+    await communicator.disconnect()
+    stored = await database_sync_to_async(load_session)(stored_session.session_key)
+    assert stored == {"colour": "green", "visits": 1}
