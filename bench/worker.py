@@ -1,0 +1,215 @@
+"""Benchmark the worker: messages per second a worker drains from one channel, Switchboard's
+`realtime.worker.Worker` against Django Channels' `channels.worker.Worker`, on in-memory and
+Redis layers.
+
+    .venv/bin/python bench/worker.py [--messages 2000] [--rounds 3]
+
+Each case queues `--messages` "job.run" messages on one channel, then starts the worker and times
+until its consumer (an AsyncConsumer counting messages, without a channel layer of its own) has
+handled them all. The best of `--rounds` runs is printed as a Markdown table. Redis cases use a
+private redis-server on a free port, started and stopped by this script.
+
+What differs between the workers: Channels' worker takes messages off the layer as fast as it can
+and queues them for the consumer (a message taken but not yet handled is lost if the process
+dies; ConsumeLater is not handled). Switchboard's takes the next message only when the previous
+one is settled, re-queues on ConsumeLater, and on Switchboard's Redis layer acknowledges each one
+(at-least-once delivery). One extra case shows the cost of a ConsumeLater on every message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHANNEL = "bench-jobs"
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server on a free port in a temporary directory, stopped by its PID."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.directory = tempfile.mkdtemp(prefix="sb-bench-redis-")
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.directory],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def switchboard_app(target: int, finished: asyncio.Event, consume_later: bool) -> Any:
+    from realtime.consumer import AsyncConsumer
+    from realtime.exceptions import ConsumeLater
+    from realtime.routing import ChannelNameRouter
+    from realtime.worker import RETRIES_KEY
+
+    handled = 0
+
+    class Counter(AsyncConsumer):
+        channel_layer_alias = "bench-no-layer"
+
+        async def job_run(self, message: dict) -> None:
+            nonlocal handled
+            if consume_later and not message.get(RETRIES_KEY):
+                raise ConsumeLater()
+            handled += 1
+            if handled == target:
+                finished.set()
+
+    return ChannelNameRouter({CHANNEL: Counter.as_asgi()})
+
+
+def channels_app(target: int, finished: asyncio.Event) -> Any:
+    from channels.consumer import AsyncConsumer
+    from channels.routing import ChannelNameRouter
+
+    handled = 0
+
+    class Counter(AsyncConsumer):
+        channel_layer_alias = "bench-no-layer"
+
+        async def job_run(self, message: dict) -> None:
+            nonlocal handled
+            handled += 1
+            if handled == target:
+                finished.set()
+
+    return ChannelNameRouter({CHANNEL: Counter.as_asgi()})
+
+
+async def drain(
+    make_layer: Callable[[], Any], worker_kind: str, messages: int, consume_later: bool = False
+) -> float:
+    layer = make_layer()
+    flush = getattr(layer, "flush", None)
+    if flush is not None:
+        await flush()
+    for number in range(messages):
+        await layer.send(CHANNEL, {"type": "job.run", "n": number})
+    finished = asyncio.Event()
+    started = time.perf_counter()
+    if worker_kind == "switchboard":
+        from realtime.worker import Worker
+
+        application = switchboard_app(messages, finished, consume_later)
+        worker = Worker(application, [CHANNEL], layer)
+        task = asyncio.ensure_future(worker.run())
+        await asyncio.wait_for(finished.wait(), 120)
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+    else:
+        from channels.worker import Worker as ChannelsWorker
+
+        application = channels_app(messages, finished)
+        channels_worker = ChannelsWorker(application, [CHANNEL], layer)
+        task = asyncio.ensure_future(channels_worker.handle())
+        await asyncio.wait_for(finished.wait(), 120)
+        elapsed = time.perf_counter() - started
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for details in channels_worker.application_instances.values():
+            details["future"].cancel()
+    # Channels' worker leaves its listener tasks behind; end them before the layer closes.
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+    close = getattr(layer, "close", None) or getattr(layer, "close_pools", None)
+    if close is not None:
+        await close()
+    return messages / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    setup_django()
+    logging.getLogger("realtime.worker").setLevel(logging.WARNING)
+    import channels.layers
+    import channels_redis.core
+
+    from realtime.layers.memory import InMemoryChannelLayer
+    from realtime.layers.redis import RedisChannelLayer
+
+    capacity = options.messages + 10
+    redis = PrivateRedis()
+    try:
+        cases = [
+            ("Switchboard worker", "realtime in-memory", "switchboard",
+             lambda: InMemoryChannelLayer(capacity=capacity), False),
+            ("Channels worker", "channels in-memory", "channels",
+             lambda: channels.layers.InMemoryChannelLayer(capacity=capacity), False),
+            ("Switchboard worker", "realtime Redis (acks)", "switchboard",
+             lambda: RedisChannelLayer(hosts=[redis.url], capacity=capacity), False),
+            ("Switchboard worker", "channels_redis", "switchboard",
+             lambda: channels_redis.core.RedisChannelLayer(hosts=[redis.url], capacity=capacity),
+             False),
+            ("Channels worker", "channels_redis", "channels",
+             lambda: channels_redis.core.RedisChannelLayer(hosts=[redis.url], capacity=capacity),
+             False),
+            ("Switchboard worker, ConsumeLater once per message", "realtime in-memory",
+             "switchboard", lambda: InMemoryChannelLayer(capacity=capacity), True),
+        ]  # fmt: skip
+        print(f"Worker drain rate, {options.messages} messages, best of {options.rounds} runs\n")
+        print("| Worker | Layer | messages/s |")
+        print("|---|---|---:|")
+        for worker_name, layer_name, kind, make_layer, consume_later in cases:
+            best = max(
+                asyncio.run(drain(make_layer, kind, options.messages, consume_later))
+                for _ in range(options.rounds)
+            )
+            print(f"| {worker_name} | {layer_name} | {best:,.0f} |", flush=True)
+    finally:
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()
