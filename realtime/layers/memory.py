@@ -81,6 +81,15 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _wake_all(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        _wake(future)
+
+
+# Receivers to wake in other event loops, gathered so that a group_send wakes each loop once.
+_Elsewhere = dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], "_Queue"]]]
+
+
 class InMemoryChannelLayer(BaseChannelLayer):
     """A channel layer for one process. CONFIG keys: ``expiry``, ``group_expiry``, ``capacity``,
     ``channel_capacity`` (see :mod:`realtime.layers.base`)."""
@@ -208,6 +217,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             joined_cutoff = now - self.group_expiry
             leaving: list[str] = []
             abandoned: list[str] = []
+            elsewhere: _Elsewhere = {}
             for channel, joined_at in members.items():
                 if joined_at < joined_cutoff:
                     leaving.append(channel)
@@ -220,7 +230,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     self.dropped += 1
                     continue
                 queue.messages.append((expires_at, entry, True))
-                self._wake_one(queue, loop)
+                self._wake_one(queue, loop, elsewhere)
+            self._wake_elsewhere(elsewhere, loop)
             for channel in leaving:
                 self._remove_member(group, channel)
             for channel in abandoned:
@@ -283,8 +294,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._expired += dropped
         return dropped > 0
 
-    def _wake_one(self, queue: _Queue, running: asyncio.AbstractEventLoop) -> None:
-        """Wake the longest-waiting receiver of ``queue``, in whichever loop it waits."""
+    def _wake_one(
+        self,
+        queue: _Queue,
+        running: asyncio.AbstractEventLoop,
+        elsewhere: _Elsewhere | None = None,
+    ) -> None:
+        """Wake the longest-waiting receiver of ``queue``, in whichever loop it waits.
+
+        With ``elsewhere``, a receiver in another loop is only noted there, for
+        :meth:`_wake_elsewhere` to wake together with the others of its loop.
+        """
         while queue.waiters:
             waiter = queue.waiters.popleft()
             if waiter.done():
@@ -293,11 +313,22 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if waiter_loop is running:
                 waiter.set_result(None)
                 return
+            if elsewhere is not None:
+                elsewhere.setdefault(waiter_loop, []).append((waiter, queue))
+                return
             try:
                 waiter_loop.call_soon_threadsafe(_wake, waiter)
             except RuntimeError:  # that loop is closed: its receiver is gone
                 continue
             return
+
+    def _wake_elsewhere(self, elsewhere: _Elsewhere, running: asyncio.AbstractEventLoop) -> None:
+        for waiter_loop, pairs in elsewhere.items():
+            try:
+                waiter_loop.call_soon_threadsafe(_wake_all, [waiter for waiter, _ in pairs])
+            except RuntimeError:  # that loop is closed: wake the next receiver of each queue
+                for _, queue in pairs:
+                    self._wake_one(queue, running)
 
     def _remove_member(self, group: str, channel: str) -> None:
         members = self._groups.get(group)

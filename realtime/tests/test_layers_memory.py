@@ -382,6 +382,21 @@ async def test_send_from_sync_code_in_another_thread_wakes_a_waiting_receiver(la
     thread.join()
 
 
+async def test_group_send_from_a_sync_thread_wakes_every_member_waiting_here(layer):
+    members = [await layer.new_channel() for _ in range(20)]
+    for member in members:
+        await layer.group_add("room.lobby", member)
+    waiting = [asyncio.create_task(layer.receive(member)) for member in members]
+    await asyncio.sleep(0)
+
+    def sync_signal_handler() -> None:
+        async_to_sync(layer.group_send)("room.lobby", {"type": "chat.message", "text": "hi"})
+
+    await asyncio.to_thread(sync_signal_handler)
+    results = await asyncio.wait_for(asyncio.gather(*waiting), 2)
+    assert results == [{"type": "chat.message", "text": "hi"}] * len(members)
+
+
 async def test_concurrent_senders_in_other_threads_lose_nothing_and_keep_their_order():
     layer = InMemoryChannelLayer(capacity=1000)
     senders, per_sender = 4, 100
