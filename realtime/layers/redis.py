@@ -94,17 +94,14 @@ import logging
 import math
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import msgpack
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import Connection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.exceptions import ChannelFull
@@ -160,6 +157,10 @@ return moved
 """
 
 
+SEND_SHA = hashlib.sha1(SEND_SCRIPT.encode()).hexdigest()
+RECOVER_SHA = hashlib.sha1(RECOVER_SCRIPT.encode()).hexdigest()
+
+
 class LayerUnavailableError(ConnectionError):
     """Redis could not be reached, so the operation did not happen (nothing was queued)."""
 
@@ -210,6 +211,111 @@ def _pool_kwargs(host: str | Mapping[str, Any]) -> tuple[str | None, dict[str, A
             address = None
         return address, options
     raise ValueError(f"hosts entries must be redis:// URLs or dicts, not {host!r}")
+
+
+class _CommandConnection:
+    """One connection for every command of a client (all but pub/sub and blocking fetches).
+
+    Commands from any number of tasks are written in order and their replies matched in order
+    (Redis answers in order), so concurrent callers share the connection and their commands go
+    out pipelined, with no pool checkout per call.
+    """
+
+    def __init__(self, layer: RedisChannelLayer) -> None:
+        self.layer = layer
+        self.connection: Connection | None = None
+        self.replies: deque[asyncio.Future[Any]] = deque()
+        self.reader: asyncio.Task[None] | None = None
+        self.connecting: asyncio.Future[Connection] | None = None
+
+    async def execute(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Replies to ``commands`` (sent as one pipeline). A Redis error reply raises
+        ResponseError after every reply arrived; losing the connection raises
+        LayerUnavailableError."""
+        connection = self.connection or await self._connect()
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self.replies.extend(futures)
+        try:
+            # The write happens before this coroutine first yields, so the order of `replies`
+            # is the order on the wire.
+            await connection.send_packed_command(
+                connection.pack_commands(commands), check_health=False
+            )
+        except UNREACHABLE as exc:
+            self._lost(connection, exc)
+            raise self.layer._unavailable(exc) from exc
+        results = []
+        for future in futures:
+            try:
+                results.append(await future)
+            except UNREACHABLE as exc:
+                raise self.layer._unavailable(exc) from exc
+        for result in results:
+            if isinstance(result, ResponseError):
+                raise result
+        return results
+
+    async def _connect(self) -> Connection:
+        if self.connecting is None:
+            self.connecting = asyncio.ensure_future(self.layer._connect())
+        connecting = self.connecting
+        try:
+            connection = await asyncio.shield(connecting)
+        except UNREACHABLE as exc:
+            raise self.layer._unavailable(exc) from exc
+        finally:
+            if self.connecting is connecting and connecting.done():
+                self.connecting = None
+        if self.connection is not connection:
+            self.connection = connection
+            self.reader = asyncio.ensure_future(self._read(connection))
+            self.layer._note_recovery()
+        return connection
+
+    async def _read(self, connection: Connection) -> None:
+        replies = self.replies
+        try:
+            while True:
+                try:
+                    reply = await connection.read_response(timeout=math.inf)
+                except ResponseError as error:
+                    reply = error
+                if replies:
+                    future = replies.popleft()
+                    if not future.done():
+                        future.set_result(reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lost(connection, exc)
+
+    def _lost(self, connection: Connection, exc: BaseException) -> None:
+        """Fail every command waiting on a dead connection; the next call reconnects."""
+        if self.connection is not connection:
+            return
+        self.connection = None
+        self.layer._note_outage(exc)
+        error = exc if isinstance(exc, UNREACHABLE) else RedisConnectionError(str(exc))
+        while self.replies:
+            future = self.replies.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self.reader is not None and self.reader is not asyncio.current_task():
+            self.reader.cancel()
+        with contextlib.suppress(Exception):
+            connection._writer.close()  # type: ignore[union-attr]
+        connection._reader = connection._writer = None
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self.reader
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.disconnect()
+            self.connection = None
 
 
 class _LocalChannel:
@@ -389,7 +495,7 @@ class _Client:
         self.layer = layer
         self.loop = loop
         self.id = secrets.token_hex(6)
-        self.redis = Redis(connection_pool=layer._make_pool())
+        self.commands = _CommandConnection(layer)
         self.channels: dict[str, _LocalChannel] = {}
         # group -> {local channel: joined at (time.time())}
         self.groups: dict[str, dict[str, float]] = {}
@@ -405,7 +511,6 @@ class _Client:
         self.fetchers: dict[str, _Fetcher] = {}
         self.lease_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Future[Any]] = set()
-        self.send_script: Any = None
         self.closed = False
 
     def background(self, coroutine: Awaitable[Any]) -> None:
@@ -585,11 +690,11 @@ class _Client:
     async def _reload_memberships(self) -> None:
         """Apply memberships other processes stored for this client's channels."""
         try:
-            stored = await self.redis.hgetall(self.membership_key)
-        except (*UNREACHABLE, RedisError):
+            (flat,) = await self.commands.execute(("HGETALL", self.membership_key))
+        except (LayerUnavailableError, RedisError):
             return
         limit = time.time() - self.layer.group_expiry
-        for field, joined in stored.items():
+        for field, joined in zip(flat[::2], flat[1::2], strict=True):
             group, _, channel = field.decode().partition(":")
             if float(joined) >= limit:
                 self._add_and_subscribe(group, channel, float(joined))
@@ -645,11 +750,12 @@ class _Client:
         """Mark this client alive and register its in-flight lists (idempotent)."""
         layer = self.layer
         lease_ms = int(layer.worker_lease * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(f"{layer.key_prefix}alive:{self.id}", 1, px=lease_ms)
-            for fetcher in self.fetchers.values():
-                pipe.sadd(layer.inflight_registry, fetcher.registry_member)
-            await pipe.execute()
+        commands: list[tuple[Any, ...]] = [
+            ("SET", f"{layer.key_prefix}alive:{self.id}", 1, "PX", lease_ms)
+        ]
+        for fetcher in self.fetchers.values():
+            commands.append(("SADD", layer.inflight_registry, fetcher.registry_member))
+        await self.commands.execute(*commands)
 
     async def _keep_lease(self) -> None:
         next_recovery = 0.0
@@ -669,7 +775,7 @@ class _Client:
                 await asyncio.sleep(self.layer.worker_lease / 3)
             except asyncio.CancelledError:
                 raise
-            except (*UNREACHABLE, RedisError) as exc:
+            except (LayerUnavailableError, *UNREACHABLE, RedisError) as exc:
                 failures += 1
                 self.layer._note_outage(exc)
                 await asyncio.sleep(self.layer.backoff(failures))
@@ -688,10 +794,11 @@ class _Client:
             with contextlib.suppress(BaseException):
                 await task
         if self.lease_task is not None:
-            with contextlib.suppress(*UNREACHABLE, RedisError):
-                await self.redis.delete(f"{self.layer.key_prefix}alive:{self.id}")
-        with contextlib.suppress(Exception):
-            await self.redis.aclose(close_connection_pool=True)
+            with contextlib.suppress(LayerUnavailableError, RedisError):
+                await self.commands.execute(("DEL", f"{self.layer.key_prefix}alive:{self.id}"))
+        for task in list(self.tasks):
+            task.cancel()
+        await self.commands.close()
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -708,7 +815,6 @@ class RedisChannelLayer(BaseChannelLayer):
         capacity: int = 100,
         channel_capacity: Mapping[str | Pattern, int] | None = None,
         symmetric_encryption_keys: Iterable[str | bytes] | None = None,
-        pool_size: int = 8,
         worker_lease: float = 30,
         reconnect_max_delay: float = 5,
         socket_connect_timeout: float = 5,
@@ -729,7 +835,6 @@ class RedisChannelLayer(BaseChannelLayer):
         self.prefix = prefix
         self.key_prefix = f"{prefix}:"
         self.codec = MessageCodec(symmetric_encryption_keys)
-        self.pool_size = pool_size
         self.worker_lease = worker_lease
         self.reconnect_max_delay = reconnect_max_delay
         self.socket_connect_timeout = socket_connect_timeout
@@ -737,31 +842,35 @@ class RedisChannelLayer(BaseChannelLayer):
         self.undecryptable = 0
         self._clients: dict[asyncio.AbstractEventLoop, _Client] = {}
         self._in_outage = False
-        self._pool_template = self._make_pool()
+        self._connection_template = self._make_template()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _make_pool(self) -> BlockingConnectionPool:
+    def _make_template(self) -> ConnectionPool:
+        """Holds the connection class and kwargs parsed from the URL; never connects itself."""
         options = {
-            "max_connections": self.pool_size,
-            "timeout": None,
             "socket_connect_timeout": self.socket_connect_timeout,
             "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 1),
             # RESP2: pub/sub messages arrive as plain replies on our dedicated connection.
             "protocol": 2,
             **self.connection_options,
         }
         if self.url:
-            return BlockingConnectionPool.from_url(self.url, **options)
-        return BlockingConnectionPool(**options)
+            return ConnectionPool.from_url(self.url, **options)
+        return ConnectionPool(**options)
 
     async def _connect(self) -> Connection:
-        """A dedicated connection (pub/sub, blocking fetches), outside the command pool."""
-        template = self._pool_template
+        """A new connection to Redis (commands, pub/sub or blocking fetches)."""
+        template = self._connection_template
         connection = template.connection_class(**template.connection_kwargs)
         await connection.connect()
         return connection
+
+    def _unavailable(self, exc: BaseException) -> LayerUnavailableError:
+        self._note_outage(exc)
+        return LayerUnavailableError(
+            f"Redis at {self.location} is unreachable ({exc}); nothing was sent"
+        )
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures: 0.05 s doubling, capped."""
@@ -810,17 +919,23 @@ class RedisChannelLayer(BaseChannelLayer):
 
         loop.close = close  # type: ignore[method-assign]
 
-    async def _redis_call(self, client: _Client, operation: Awaitable[Any]) -> Any:
-        try:
-            result = await operation
-        except UNREACHABLE as exc:
-            self._note_outage(exc)
-            raise LayerUnavailableError(
-                f"Redis at {self.location} is unreachable ({exc}); nothing was sent"
-            ) from exc
-        if self._in_outage:
-            self._note_recovery()
+    async def _script(self, client: _Client, script: str, sha: str, *args: Any) -> Any:
+        (result,) = await self._scripts(client, script, sha, [args])
         return result
+
+    async def _scripts(
+        self, client: _Client, script: str, sha: str, calls: list[tuple[Any, ...]]
+    ) -> list[Any]:
+        """EVALSHA for each argument tuple in one pipeline, loading the script when Redis does
+        not know it (first use, after a restart). Redis's script cache is global, so either
+        every call of the pipeline ran or none did."""
+        commands = [("EVALSHA", sha, *args) for args in calls]
+        try:
+            return await client.commands.execute(*commands)
+        except NoScriptError:
+            pass
+        await client.commands.execute(("SCRIPT", "LOAD", script))
+        return await client.commands.execute(*commands)
 
     def group_topic(self, group: str) -> bytes:
         return f"{self.key_prefix}g:{group}".encode()
@@ -836,7 +951,9 @@ class RedisChannelLayer(BaseChannelLayer):
     async def recover(self) -> int:
         """Return in-flight messages of clients whose lease ran out to their queues."""
         client = self._client()
-        return await client.redis.eval(RECOVER_SCRIPT, 1, self.inflight_registry, self.key_prefix)
+        return await self._script(
+            client, RECOVER_SCRIPT, RECOVER_SHA, 1, self.inflight_registry, self.key_prefix
+        )
 
     # -- the contract -----------------------------------------------------------------------------
 
@@ -859,29 +976,22 @@ class RedisChannelLayer(BaseChannelLayer):
                 return
             inbox = f"{self.key_prefix}i:{self.owner_of(channel)}"
             frame = b"m" + channel.encode() + b"\x00" + self._entry(plain)
-            await self._redis_call(client, client.redis.publish(inbox, frame))
+            await client.commands.execute(("PUBLISH", inbox, frame))
             return
         capacity = self.get_capacity(channel)
-        queued = await self._redis_call(client, self._push(client, channel, plain, capacity))
+        queued = await self._script(
+            client,
+            SEND_SCRIPT,
+            SEND_SHA,
+            1,
+            f"{self.key_prefix}q:{channel}",
+            self._entry(plain),
+            capacity,
+            int((self.expiry + 1) * 1000),
+            int(time.time() * 1000),
+        )
         if not queued:
             raise ChannelFull(f"Channel {channel!r} is full ({capacity} undelivered messages)")
-
-    async def _push(self, client: _Client, channel: str, plain: bytes, capacity: int) -> int:
-        script = self._send_script(client)
-        return await script(
-            keys=[f"{self.key_prefix}q:{channel}"],
-            args=[
-                self._entry(plain),
-                capacity,
-                int((self.expiry + 1) * 1000),
-                int(time.time() * 1000),
-            ],
-        )
-
-    def _send_script(self, client: _Client) -> Any:
-        if client.send_script is None:
-            client.send_script = client.redis.register_script(SEND_SCRIPT)
-        return client.send_script
 
     async def receive(self, channel: str) -> Message:
         """The next message on ``channel`` (acknowledged: see the module docstring)."""
@@ -954,10 +1064,9 @@ class RedisChannelLayer(BaseChannelLayer):
         now = time.time()
         if "!" not in channel:
             key = f"{self.key_prefix}gw:{group}"
-            async with client.redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {channel: now})
-                pipe.expire(key, int(self.group_expiry) + 1)
-                await self._redis_call(client, pipe.execute())
+            await client.commands.execute(
+                ("ZADD", key, now, channel), ("EXPIRE", key, int(self.group_expiry) + 1)
+            )
             return
         if client.owns(channel):
             members = client.groups.get(group)
@@ -969,14 +1078,15 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         owner = self.owner_of(channel)
         membership_key = f"{self.key_prefix}m:{owner}"
-        async with client.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(membership_key, f"{group}:{channel}", repr(now))
-            pipe.expire(membership_key, int(self.group_expiry) + 1)
-            pipe.publish(
+        await client.commands.execute(
+            ("HSET", membership_key, f"{group}:{channel}", repr(now)),
+            ("EXPIRE", membership_key, int(self.group_expiry) + 1),
+            (
+                "PUBLISH",
                 f"{self.key_prefix}i:{owner}",
                 b"a%s\x00%s\x00%s" % (group.encode(), channel.encode(), repr(now).encode()),
-            )
-            await self._redis_call(client, pipe.execute())
+            ),
+        )
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Remove ``channel`` from ``group`` (nothing happens if it is not a member)."""
@@ -984,20 +1094,20 @@ class RedisChannelLayer(BaseChannelLayer):
         self.require_valid_channel_name(channel)
         client = self._client()
         if "!" not in channel:
-            await self._redis_call(
-                client, client.redis.zrem(f"{self.key_prefix}gw:{group}", channel)
-            )
+            await client.commands.execute(("ZREM", f"{self.key_prefix}gw:{group}", channel))
             return
         if client.owns(channel):
             client.remove_member(group, channel)
             return
         owner = self.owner_of(channel)
-        async with client.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(f"{self.key_prefix}m:{owner}", f"{group}:{channel}")
-            pipe.publish(
-                f"{self.key_prefix}i:{owner}", b"d%s\x00%s" % (group.encode(), channel.encode())
-            )
-            await self._redis_call(client, pipe.execute())
+        await client.commands.execute(
+            ("HDEL", f"{self.key_prefix}m:{owner}", f"{group}:{channel}"),
+            (
+                "PUBLISH",
+                f"{self.key_prefix}i:{owner}",
+                b"d%s\x00%s" % (group.encode(), channel.encode()),
+            ),
+        )
 
     async def group_send(self, group: str, message: Message) -> None:
         """Send ``message`` to every member of ``group``: one PUBLISH for the process-local
@@ -1009,42 +1119,41 @@ class RedisChannelLayer(BaseChannelLayer):
         sealed = self.codec.seal(plain)
         client = self._client()
         workers_key = f"{self.key_prefix}gw:{group}"
-        async with client.redis.pipeline(transaction=False) as pipe:
-            pipe.publish(self.group_topic(group), sealed)
-            pipe.zrangebyscore(workers_key, time.time() - self.group_expiry, "+inf")
-            _, workers = await self._redis_call(client, pipe.execute())
+        _, workers = await client.commands.execute(
+            ("PUBLISH", self.group_topic(group), sealed),
+            ("ZRANGEBYSCORE", workers_key, time.time() - self.group_expiry, "+inf"),
+        )
         if workers:
             await self._send_to_workers(client, group, [w.decode() for w in workers], plain)
 
     async def _send_to_workers(
         self, client: _Client, group: str, channels: list[str], plain: bytes
     ) -> None:
-        script = self._send_script(client)
         entry = self._entry(plain)
         now_ms = int(time.time() * 1000)
         ttl_ms = int((self.expiry + 1) * 1000)
-        async with client.redis.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(
-                f"{self.key_prefix}gw:{group}", "-inf", time.time() - self.group_expiry
-            )
-            pipe.scripts.add(script)  # loaded by the pipeline if Redis lost it
-            for channel in channels:
-                key = f"{self.key_prefix}q:{channel}"
-                pipe.evalsha(script.sha, 1, key, entry, self.get_capacity(channel), ttl_ms, now_ms)
-            results = await self._redis_call(client, pipe.execute())
-        self.dropped += sum(1 for queued in results[1:] if not queued)
+        calls = [
+            (1, f"{self.key_prefix}q:{name}", entry, self.get_capacity(name), ttl_ms, now_ms)
+            for name in channels
+        ]
+        results = await self._scripts(client, SEND_SCRIPT, SEND_SHA, calls)
+        self.dropped += sum(1 for queued in results if not queued)
+        limit = time.time() - self.group_expiry
+        await client.commands.execute(
+            ("ZREMRANGEBYSCORE", f"{self.key_prefix}gw:{group}", "-inf", limit)
+        )
 
     async def flush(self) -> None:
         """Delete every key under the prefix and forget this process's channels and groups."""
         client = self._client()
         cursor = 0
         while True:
-            cursor, keys = await self._redis_call(
-                client, client.redis.scan(cursor, match=f"{self.key_prefix}*", count=1000)
+            ((cursor, keys),) = await client.commands.execute(
+                ("SCAN", cursor, "MATCH", f"{self.key_prefix}*", "COUNT", 1000)
             )
             if keys:
-                await self._redis_call(client, client.redis.unlink(*keys))
-            if cursor == 0:
+                await client.commands.execute(("UNLINK", *keys))
+            if int(cursor) == 0:
                 break
         for fetcher in list(client.fetchers.values()):
             while not fetcher.ready.empty():
