@@ -1,0 +1,398 @@
+"""Channel layer benchmark: our Redis layer against channels_redis (core and pub/sub) and the
+in-memory layer, in one run, on a private redis-server this script starts on a free port.
+
+    .venv/bin/python bench/layers.py [--repeat 3] [--seconds 1.5] [--sizes 1,100,1000]
+
+Measures, each the median of ``--repeat`` runs:
+
+- round trips per second: ``send`` then ``receive`` on a process-local channel (``new_channel()``)
+  and on a worker channel (a named one, durable in the Redis layers);
+- ``group_send`` to 1, 100 and 1000 members, the members in the sender's process or spread over
+  4 other processes: deliveries per second and the p50/p99 latency from ``group_send`` to the
+  member's ``receive`` returning. Up to ``WINDOW`` group messages are in flight at once.
+
+Each measurement is bounded by ``--seconds`` of sending and a timeout. Prints a Markdown table
+with ratios against channels_redis core measured in the same run. Never part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BACKENDS = ["redis", "channels_redis", "channels_redis_pubsub", "memory"]
+TITLES = {
+    "redis": "Switchboard Redis",
+    "channels_redis": "channels_redis core",
+    "channels_redis_pubsub": "channels_redis pub/sub",
+    "memory": "in-memory",
+}
+WINDOW = 8  # group messages in flight
+CAPACITY = 100_000  # large enough that no layer drops while the window is full
+WAVE_TIMEOUT = 20.0
+
+
+def make_layer(backend: str, url: str) -> Any:
+    if backend == "redis":
+        from realtime.layers.redis import RedisChannelLayer
+
+        return RedisChannelLayer(hosts=[url], capacity=CAPACITY)
+    if backend == "channels_redis":
+        from channels_redis.core import RedisChannelLayer as CoreLayer
+
+        return CoreLayer(hosts=[url], capacity=CAPACITY)
+    if backend == "channels_redis_pubsub":
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+
+        return RedisPubSubChannelLayer(hosts=[url])
+    from realtime.layers.memory import InMemoryChannelLayer
+
+    return InMemoryChannelLayer(capacity=CAPACITY)
+
+
+async def close_layer(backend: str, layer: Any) -> None:
+    if backend == "channels_redis":
+        await layer.close_pools()
+    elif backend == "channels_redis_pubsub":
+        await layer.flush()
+    else:
+        await layer.close()
+
+
+# -- a private redis-server -----------------------------------------------------------------------
+
+
+class PrivateRedis:
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.directory = tempfile.mkdtemp(prefix="sb-bench-redis-")
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.directory, "--logfile", os.path.join(self.directory, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def flushall(self) -> None:
+        import redis
+
+        client = redis.Redis(port=self.port)
+        client.flushall()
+        client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# -- round trips ----------------------------------------------------------------------------------
+
+
+async def round_trips(backend: str, url: str, seconds: float, worker: bool) -> float:
+    layer = make_layer(backend, url)
+    try:
+        channel = "bench.worker" if worker else await layer.new_channel()
+        for _ in range(20):  # warm up connections and scripts
+            await layer.send(channel, {"type": "bench.warmup"})
+            await layer.receive(channel)
+        count = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline and count < 200_000:
+            for _ in range(50):
+                await layer.send(channel, {"type": "bench.ping", "n": count})
+                await layer.receive(channel)
+                count += 1
+        return count / (time.perf_counter() - start)
+    finally:
+        await close_layer(backend, layer)
+
+
+# -- group_send -----------------------------------------------------------------------------------
+
+
+class Members:
+    """Receivers of one process: counts each wave's deliveries and keeps latencies."""
+
+    def __init__(self, layer: Any, size: int, on_wave_done: Callable[[int], None]) -> None:
+        self.layer = layer
+        self.size = size
+        self.counts: dict[int, int] = defaultdict(int)
+        self.latencies: list[float] = []
+        self.on_wave_done = on_wave_done
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def join(self, group: str) -> None:
+        channels = [await self.layer.new_channel() for _ in range(self.size)]
+        for channel in channels:
+            await self.layer.group_add(group, channel)
+        self.tasks = [asyncio.ensure_future(self.receive(channel)) for channel in channels]
+
+    async def receive(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            now = time.time()
+            wave = message["w"]
+            if wave >= 0:
+                self.latencies.append(now - message["t"])
+            self.counts[wave] += 1
+            if self.counts[wave] == self.size:
+                del self.counts[wave]
+                self.on_wave_done(wave)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def child_main(backend: str, url: str, group: str, size: int, connection: Any) -> None:
+    """A process holding ``size`` members; reports each completed wave, then its latencies."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        layer = make_layer(backend, url)
+        members = Members(layer, size, lambda wave: connection.send(("done", wave)))
+        await members.join(group)
+        stop = asyncio.Event()
+        threading.Thread(
+            target=lambda: (connection.recv(), loop.call_soon_threadsafe(stop.set)), daemon=True
+        ).start()
+        connection.send(("ready", None))
+        await stop.wait()
+        await members.stop()
+        connection.send(("latencies", members.latencies))
+        await close_layer(backend, layer)
+
+    asyncio.run(run())
+
+
+async def group_fan_out(
+    backend: str, url: str, size: int, processes: int, seconds: float
+) -> tuple[float, float, float]:
+    """(deliveries/s, p50 ms, p99 ms) of group_send to ``size`` members in ``processes``."""
+    group = "bench.group"
+    loop = asyncio.get_running_loop()
+    done_per_wave: dict[int, int] = defaultdict(int)
+    completed = 0
+    progress = asyncio.Event()
+    processes = min(processes, size)
+    expected = max(processes, 1)
+
+    def wave_done(wave: int) -> None:
+        nonlocal completed
+        done_per_wave[wave] += 1
+        if done_per_wave[wave] == expected:
+            del done_per_wave[wave]
+            completed += 1
+            progress.set()
+
+    layer = make_layer(backend, url)
+    children: list[tuple[Any, Any]] = []
+    members = None
+    try:
+        if processes == 0:
+            members = Members(layer, size, wave_done)
+            await members.join(group)
+        else:
+            context = multiprocessing.get_context("spawn")
+            for index in range(processes):
+                # Spread the members as evenly as possible (1 member: one process).
+                share = size // processes + (1 if index < size % processes else 0)
+                parent_end, child_end = context.Pipe()
+                process = context.Process(
+                    target=child_main, args=(backend, url, group, share, child_end), daemon=True
+                )
+                process.start()
+                children.append((process, parent_end))
+            for _, pipe in children:
+                kind, _ = await asyncio.to_thread(pipe.recv)
+                assert kind == "ready"
+            for _, pipe in children:
+
+                def pump(pipe: Any = pipe) -> None:
+                    while True:
+                        try:
+                            kind, value = pipe.recv()
+                        except EOFError:
+                            return
+                        if kind == "done":
+                            loop.call_soon_threadsafe(wave_done, value)
+                        else:
+                            loop.call_soon_threadsafe(latency_parts.append, value)
+                            return
+
+                threading.Thread(target=pump, daemon=True).start()
+        latency_parts: list[list[float]] = []
+
+        async def wait_for_completed(count: int) -> None:
+            while completed < count:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), WAVE_TIMEOUT)
+
+        # Warm-up wave (w = -1 is not timed), then timed waves.
+        await layer.group_send(group, {"type": "bench.message", "t": time.time(), "w": -1})
+        await wait_for_completed(1)
+        start = time.perf_counter()
+        deadline = start + seconds
+        sent = 0
+        while time.perf_counter() < deadline and sent < 100_000:
+            await wait_for_completed(1 + sent - WINDOW + 1)
+            await layer.group_send(group, {"type": "bench.message", "t": time.time(), "w": sent})
+            sent += 1
+        await wait_for_completed(1 + sent)
+        elapsed = time.perf_counter() - start
+        if members is not None:
+            latencies = members.latencies
+        else:
+            for _, pipe in children:
+                pipe.send("stop")
+            deadline_collect = time.monotonic() + 30
+            while len(latency_parts) < len(children) and time.monotonic() < deadline_collect:
+                await asyncio.sleep(0.05)
+            latencies = [value for part in latency_parts for value in part]
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        return sent * size / elapsed, p50, p99
+    finally:
+        if members is not None:
+            await members.stop()
+        for process, pipe in children:
+            with contextlib.suppress(Exception):
+                pipe.send("stop")
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+        await close_layer(backend, layer)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--sizes", default="1,100,1000")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    backends = options.backends.split(",")
+    server = PrivateRedis()
+    results: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    scenarios: list[tuple[str, Callable[[str], Any], set[str]]] = [
+        (
+            "round trip, process-local channel (round trips/s)",
+            lambda backend: round_trips(backend, server.url, options.seconds, worker=False),
+            set(),
+        ),
+        (
+            "round trip, worker channel (round trips/s)",
+            lambda backend: round_trips(backend, server.url, options.seconds, worker=True),
+            {"channels_redis_pubsub"},
+        ),
+    ]
+    for processes in (0, 4):
+        for size in sizes:
+            where = "sender's process" if processes == 0 else f"over {processes} processes"
+            scenarios.append(
+                (
+                    f"group_send to {size} members, {where} (deliveries/s, p50/p99 ms)",
+                    lambda backend, size=size, processes=processes: group_fan_out(
+                        backend, server.url, size, processes, options.seconds
+                    ),
+                    {"memory"} if processes else set(),
+                )
+            )
+    try:
+        for repetition in range(options.repeat):
+            for title, run, unsupported in scenarios:
+                for backend in backends:
+                    if backend in unsupported:
+                        continue
+                    server.flushall()
+                    try:
+                        value = asyncio.run(run(backend))
+                    except Exception as exc:  # a reference layer failing is a result too
+                        value = f"failed: {type(exc).__name__}"
+                    results[(title, backend)].append(value)
+                    print(f"[{repetition + 1}/{options.repeat}] {title} / {backend}: {value}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+    finally:
+        server.stop()
+    print(render(scenarios, backends, results, options))
+
+
+def render(scenarios: list, backends: list[str], results: dict, options: Any) -> str:
+    def cell(values: list[Any]) -> tuple[str, float | None]:
+        if not values:
+            return "n/a", None
+        failures = [v for v in values if isinstance(v, str)]
+        if failures:
+            return failures[0], None
+        if isinstance(values[0], tuple):
+            rate = median([v[0] for v in values])
+            p50 = median([v[1] for v in values])
+            p99 = median([v[2] for v in values])
+            return f"{rate:,.0f} ({p50:.1f} / {p99:.1f})", rate
+        rate = median(values)
+        return f"{rate:,.0f}", rate
+
+    header = ["Scenario", *(TITLES[b] for b in backends), "ours / core"]
+    lines = [
+        f"Medians of {options.repeat} runs, {options.seconds}s each, window {WINDOW}; "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for title, _, _ in scenarios:
+        cells, rates = [], {}
+        for backend in backends:
+            text, rate = cell(results.get((title, backend), []))
+            cells.append(text)
+            rates[backend] = rate
+        ours, core = rates.get("redis"), rates.get("channels_redis")
+        ratio = f"{ours / core:.1f}x" if ours and core else "n/a"
+        lines.append("| " + " | ".join([title, *cells, ratio]) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
