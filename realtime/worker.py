@@ -69,7 +69,7 @@ RETRIES_KEY = "__retries__"
 DEFAULT_MAX_RETRIES = 10
 DEAD_LETTER_LIMIT = 1000
 DEAD_LETTER_MESSAGE_TYPE = "dead.letter"
-RECEIVE_ERROR_BACKOFF_MAX = 5.0
+LAYER_ERROR_BACKOFF_MAX = 5.0
 
 Acknowledge = Callable[[], Awaitable[None]]
 
@@ -266,7 +266,8 @@ class Worker:
                 if received is None:
                     return
                 message, ack = received
-                await self._process(channel, instance, message)
+                if not await self._process(channel, instance, message):
+                    continue  # not settled: left unacknowledged for the layer to deliver again
                 try:
                     await ack()
                 except Exception:
@@ -296,7 +297,7 @@ class Worker:
                 return None
             except Exception:
                 failures += 1
-                delay = min(RECEIVE_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
                 logger.exception(
                     "Receiving from channel %r failed; retrying in %.1fs", channel, delay
                 )
@@ -310,12 +311,13 @@ class Worker:
             return message, ack
         return await self.channel_layer.receive(channel), _no_ack
 
-    async def _process(self, channel: str, instance: ChannelApplication, message: Message) -> None:
+    async def _process(self, channel: str, instance: ChannelApplication, message: Message) -> bool:
+        """Handle one message; True once its outcome is settled (so it may be acknowledged)."""
         outcome, error = await instance.handle(message)
         if outcome is Outcome.OK:
             self.stats["handled"] += 1
         elif outcome is Outcome.CONSUME_LATER:
-            await self._consume_later(channel, message)
+            return await self._consume_later(channel, message)
         else:
             self.stats["errors"] += 1
             logger.error(
@@ -325,18 +327,45 @@ class Worker:
                 exc_info=error,
             )
             await self._dead_letter(channel, message, DeadLetterReason.ERROR, error)
+        return True
 
-    async def _consume_later(self, channel: str, message: Message) -> None:
+    async def _consume_later(self, channel: str, message: Message) -> bool:
+        """Re-queue a deferred message at the back of its channel, or dead-letter it.
+
+        A layer that cannot take the message (Redis unreachable) is retried with back-off until
+        it does or the worker stops; then the message stays unacknowledged (False), so a durable
+        layer delivers it again once this worker is gone.
+        """
         retries = int(message.get(RETRIES_KEY, 0))
         if retries >= self.max_retries:
             await self._dead_letter(channel, message, DeadLetterReason.RETRIES_EXHAUSTED)
-            return
-        try:
-            await self.channel_layer.send(channel, {**message, RETRIES_KEY: retries + 1})
-        except ChannelFull as error:
-            await self._dead_letter(channel, message, DeadLetterReason.CHANNEL_FULL, error)
-        else:
-            self.stats["requeued"] += 1
+            return True
+        failures = 0
+        while True:
+            try:
+                await self.channel_layer.send(channel, {**message, RETRIES_KEY: retries + 1})
+            except ChannelFull as error:
+                await self._dead_letter(channel, message, DeadLetterReason.CHANNEL_FULL, error)
+                return True
+            except Exception:
+                failures += 1
+                if self._stop_requested:
+                    logger.exception(
+                        "Could not re-queue a message of type %r on channel %r; stopping with "
+                        "it unacknowledged",
+                        message.get("type"),
+                        channel,
+                    )
+                    return False
+                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                logger.exception(
+                    "Re-queueing a message on channel %r failed; retrying in %.1fs", channel, delay
+                )
+                assert self._stop_signal is not None
+                await asyncio.wait({self._stop_signal}, timeout=delay)
+            else:
+                self.stats["requeued"] += 1
+                return True
 
     async def _dead_letter(
         self,

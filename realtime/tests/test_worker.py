@@ -299,6 +299,35 @@ async def test_an_instance_failing_between_messages_is_logged_and_replaced(layer
     assert worker.stats["handled"] == 2
 
 
+class UnreachableForAWhileLayer(InMemoryChannelLayer):
+    """The in-memory layer, refusing `failures` sends with ConnectionError once armed (a Redis
+    outage as the worker sees it)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.armed = False
+
+    async def send(self, channel, message):
+        if self.armed and self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("layer unreachable")
+        await super().send(channel, message)
+
+
+async def test_a_requeue_the_layer_refuses_is_retried_until_it_is_taken(caplog):
+    layer = UnreachableForAWhileLayer(failures=2)
+    worker, attempts, done = job_worker(layer)
+    await layer.send("jobs", job("deferred", behaviour="later", until=1))
+    layer.armed = True
+    with caplog.at_level(logging.ERROR, logger="realtime.worker"):
+        async with running(worker):
+            await wait_until(lambda: done == ["deferred"])
+    assert attempts == [("jobs", "deferred", 0), ("jobs", "deferred", 1)]
+    assert caplog.text.count("Re-queueing a message on channel 'jobs' failed") == 2
+    assert not worker.dead_letters
+
+
 class AckingLayer(InMemoryChannelLayer):
     """The in-memory layer plus the acknowledgement API a durable layer offers to workers."""
 
