@@ -1,0 +1,463 @@
+"""Property-based tests (hypothesis): random frames at the chat and notification consumers, random
+URLs at the routers, random APRS lines at the APRS consumer. Whatever arrives, nothing raises; every
+bad frame is answered with an error frame or a close code from the app's protocol module, and the
+connection still works afterwards.
+
+Consumers run under realtime.testing communicators with the in-memory layer; the user is put in
+the scope as the auth middleware would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import quote
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aprs_news.consumers import APRSNewsConsumer
+from aprs_news.models import NewsItem
+from chat import protocol as chat_protocol
+from notifications import protocol as notification_protocol
+from notifications.consumers import NotificationConsumer
+from realtime.db import database_sync_to_async
+from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def typed_frames(types: list[str]) -> st.SearchStrategy[dict]:
+    """Objects with a protocol `type` and random other fields."""
+    fields = st.dictionaries(
+        st.sampled_from(["id", "ids", "text", "client_id", "before", "room", "user", "minutes"])
+        | st.text(max_size=8),
+        JSON_VALUES,
+        max_size=4,
+    )
+    return st.builds(lambda kind, rest: {**rest, "type": kind}, st.sampled_from(types), fields)
+
+
+def bad_frames(known_types: set[str]) -> st.SearchStrategy[tuple[str, str | bytes]]:
+    """Frames no protocol accepts: ("text" | "bytes", payload)."""
+    not_json = st.text(max_size=80).filter(lambda s: not _is_json(s))
+    not_object = JSON_VALUES.filter(lambda v: not isinstance(v, dict)).map(json.dumps)
+    no_type = st.dictionaries(st.text(max_size=8).filter(lambda k: k != "type"), JSON_VALUES).map(
+        json.dumps
+    )
+    wrong_type = st.builds(
+        lambda kind, rest: json.dumps({**rest, "type": kind}),
+        JSON_VALUES.filter(lambda v: not (isinstance(v, str) and v in known_types)),
+        st.dictionaries(st.text(max_size=8), JSON_SCALARS, max_size=3),
+    )
+    return st.one_of(
+        st.tuples(st.just("text"), not_json | not_object | no_type | wrong_type),
+        st.tuples(st.just("bytes"), st.binary(max_size=64)),
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def send_frame(communicator: WebsocketCommunicator, kind: str, payload: str | bytes) -> None:
+    if kind == "text":
+        await communicator.send_to(text_data=payload)
+    else:
+        await communicator.send_to(bytes_data=payload)
+
+
+async def drain(communicator: WebsocketCommunicator, quiet: float = 0.03) -> list[dict]:
+    """Everything the application sends until it has been quiet for `quiet` seconds."""
+    events = []
+    while not await communicator.receive_nothing(timeout=quiet):
+        events.append(await communicator.receive_output())
+    return events
+
+
+async def next_event(communicator: WebsocketCommunicator, timeout: float = 2.0) -> dict:
+    return await communicator.receive_output(timeout)
+
+
+async def output_or_exit(communicator: ApplicationCommunicator, timeout: float = 3.0) -> dict:
+    """The application's next event; if it exits first, what it raised (at once, where asgiref's
+    receive_output would first wait out its whole timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not communicator.output_queue.empty():
+            return communicator.output_queue.get_nowait()
+        if communicator.future.done():
+            communicator.future.result()  # raises what the application raised
+            raise AssertionError("the application returned without a word")
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"no answer within {timeout}s")
+
+
+def frame_of(event: dict) -> dict:
+    assert event["type"] == "websocket.send", event
+    return json.loads(event["text"])
+
+
+def as_user(application, user):
+    async def app(scope, receive, send):
+        return await application(dict(scope, user=user), receive, send)
+
+    return app
+
+
+@pytest.fixture
+def memory_layer(settings):
+    from realtime.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
+    }
+    return get_channel_layer()
+
+
+@pytest.fixture
+def member(db):
+    return get_user_model().objects.create_user("fuzz-member", password="pass-word-123")
+
+
+# -- notifications ---------------------------------------------------------------------------------
+
+NOTIFICATION_ERRORS = {
+    notification_protocol.ERROR_MALFORMED,
+    notification_protocol.ERROR_UNKNOWN_TYPE,
+    notification_protocol.ERROR_FRAME_TOO_LARGE,
+    notification_protocol.ERROR_BAD_PARAMETER,
+}
+NOTIFICATION_SERVER_TYPES = {
+    notification_protocol.UNREAD,
+    notification_protocol.NOTIFICATION,
+    notification_protocol.ERROR,
+}
+NOTIFICATION_CLIENT_TYPES = [notification_protocol.READ, notification_protocol.READ_ALL]
+
+
+async def notification_socket(user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(
+        as_user(NotificationConsumer.as_asgi(), user), "/ws/notifications/"
+    )
+    assert (await communicator.connect())[0]
+    assert frame_of(await next_event(communicator))["type"] == notification_protocol.UNREAD
+    return communicator
+
+
+async def assert_notification_socket_alive(communicator: WebsocketCommunicator) -> None:
+    await communicator.send_json_to({"type": notification_protocol.READ_ALL})
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        frame = frame_of(await next_event(communicator))
+        if frame["type"] == notification_protocol.UNREAD:
+            assert frame["count"] == 0
+            return
+    raise AssertionError("the socket stopped answering after the fuzzed frames")
+
+
+@FUZZ
+@given(frames=st.lists(bad_frames(set(NOTIFICATION_CLIENT_TYPES)), min_size=1, max_size=4))
+async def test_notification_stream_answers_every_bad_frame_with_an_error(
+    memory_layer, member, frames
+):
+    communicator = await notification_socket(member)
+    for kind, payload in frames:
+        await send_frame(communicator, kind, payload)
+        frame = frame_of(await next_event(communicator))
+        assert frame["type"] == notification_protocol.ERROR, (payload, frame)
+        assert frame["code"] in NOTIFICATION_ERRORS, frame
+    await assert_notification_socket_alive(communicator)
+    await communicator.disconnect()
+
+
+@FUZZ
+@given(frames=st.lists(typed_frames(NOTIFICATION_CLIENT_TYPES), min_size=1, max_size=4))
+async def test_notification_stream_survives_random_fields_on_known_frames(
+    memory_layer, member, frames
+):
+    communicator = await notification_socket(member)
+    for frame in frames:
+        await communicator.send_json_to(frame)
+        for event in await drain(communicator):
+            answer = frame_of(event)
+            assert answer["type"] in NOTIFICATION_SERVER_TYPES, answer
+            if answer["type"] == notification_protocol.ERROR:
+                assert answer["code"] in NOTIFICATION_ERRORS, answer
+    await assert_notification_socket_alive(communicator)
+    await communicator.disconnect()
+
+
+async def test_notification_stream_closes_4009_on_an_oversized_frame(memory_layer, member):
+    communicator = await notification_socket(member)
+    await communicator.send_to(text_data="x" * (notification_protocol.MAX_FRAME_BYTES + 1))
+    error = frame_of(await next_event(communicator))
+    assert error["code"] == notification_protocol.ERROR_FRAME_TOO_LARGE
+    close = await next_event(communicator)
+    assert close == {"type": "websocket.close", "code": notification_protocol.CLOSE_FRAME_TOO_LARGE}
+
+
+# -- chat ----------------------------------------------------------------------------------------
+
+CHAT_ERRORS = {
+    chat_protocol.BAD_JSON,
+    chat_protocol.UNKNOWN_TYPE,
+    chat_protocol.INVALID,
+    chat_protocol.TOO_LONG,
+    chat_protocol.EMPTY,
+    chat_protocol.RATE_LIMITED,
+    chat_protocol.LOGIN_REQUIRED,
+    chat_protocol.MUTED,
+    chat_protocol.TOO_LARGE,
+    chat_protocol.NOT_FOUND,
+    chat_protocol.NOT_ALLOWED,
+}
+CHAT_SERVER_TYPES = {
+    chat_protocol.MESSAGE,
+    chat_protocol.TYPING,
+    chat_protocol.HISTORY,
+    chat_protocol.PRESENCE,
+    chat_protocol.EDITED,
+    chat_protocol.DELETED,
+    chat_protocol.ERROR,
+    chat_protocol.AUDIT,
+    chat_protocol.STATS,
+    chat_protocol.ACK,
+}
+FUZZ_ROOM = "fuzz-room"
+
+
+@pytest.fixture
+def chat_room(db):
+    from chat.models import Room
+
+    return Room.objects.get_or_create(slug=FUZZ_ROOM, defaults={"title": "Fuzz"})[0]
+
+
+@pytest.fixture
+def moderator(db):
+    return get_user_model().objects.create_user(
+        "fuzz-moderator", password="pass-word-123", is_staff=True, is_superuser=True
+    )
+
+
+async def chat_socket(user, path: str) -> WebsocketCommunicator:
+    from chat.consumers import AdminChatConsumer, PublicChatConsumer
+
+    consumer = AdminChatConsumer if path == "/ws/chat/admin/" else PublicChatConsumer
+    kwargs = {} if consumer is AdminChatConsumer else {"room": FUZZ_ROOM}
+    application = as_user(consumer.as_asgi(), user)
+
+    async def routed(scope, receive, send):
+        return await application(
+            dict(scope, url_route={"args": (), "kwargs": kwargs}), receive, send
+        )
+
+    communicator = WebsocketCommunicator(routed, path)
+    assert (await communicator.connect())[0]
+    await drain(communicator, quiet=0.1)  # history, presence, console snapshot
+    return communicator
+
+
+def assert_chat_answers(events: list[dict]) -> None:
+    for event in events:
+        if event["type"] == "websocket.close":
+            assert event.get("code") == chat_protocol.CLOSE_TOO_LARGE, event
+            continue
+        frame = frame_of(event)
+        assert frame["type"] in CHAT_SERVER_TYPES, frame
+        if frame["type"] == chat_protocol.ERROR:
+            assert frame["code"] in CHAT_ERRORS, frame
+
+
+async def assert_chat_socket_alive(communicator: WebsocketCommunicator) -> None:
+    await communicator.send_json_to({"type": chat_protocol.HISTORY, "before": 1})
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        frame = frame_of(await next_event(communicator))
+        if frame["type"] == chat_protocol.HISTORY:
+            return
+    raise AssertionError("the room socket stopped answering after the fuzzed frames")
+
+
+@FUZZ
+@given(frames=st.lists(bad_frames(set(chat_protocol.ROOM_CLIENT_TYPES)), min_size=1, max_size=4))
+async def test_chat_room_answers_every_bad_frame_with_an_error(
+    memory_layer, chat_room, member, frames
+):
+    communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
+    for kind, payload in frames:
+        await send_frame(communicator, kind, payload)
+        frame = frame_of(await next_event(communicator))
+        assert frame["type"] == chat_protocol.ERROR, (payload, frame)
+        assert frame["code"] in CHAT_ERRORS, frame
+    await assert_chat_socket_alive(communicator)
+    await communicator.disconnect()
+
+
+@FUZZ
+@given(frames=st.lists(typed_frames(sorted(chat_protocol.ROOM_CLIENT_TYPES)), max_size=4))
+async def test_chat_room_survives_random_fields_on_known_frames(
+    memory_layer, chat_room, member, frames
+):
+    communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
+    for frame in frames:
+        await communicator.send_json_to(frame)
+        assert_chat_answers(await drain(communicator))
+    await assert_chat_socket_alive(communicator)
+    await communicator.disconnect()
+
+
+@FUZZ
+@given(frames=st.lists(typed_frames(sorted(chat_protocol.CONSOLE_CLIENT_TYPES)), max_size=4))
+async def test_staff_console_survives_random_fields_on_known_frames(
+    memory_layer, chat_room, moderator, frames
+):
+    communicator = await chat_socket(moderator, "/ws/chat/admin/")
+    for frame in frames:
+        await communicator.send_json_to(frame)
+        assert_chat_answers(await drain(communicator))
+    await communicator.send_to(text_data="not json")
+    assert frame_of(await next_event(communicator))["code"] == chat_protocol.BAD_JSON
+    await communicator.disconnect()
+
+
+async def test_chat_room_closes_4009_on_an_oversized_frame(memory_layer, chat_room, member):
+    communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
+    await communicator.send_to(text_data="x" * (chat_protocol.MAX_FRAME_BYTES + 1))
+    assert frame_of(await next_event(communicator))["code"] == chat_protocol.TOO_LARGE
+    close = await next_event(communicator)
+    assert close == {"type": "websocket.close", "code": chat_protocol.CLOSE_TOO_LARGE}
+
+
+# -- routers ---------------------------------------------------------------------------------------
+
+SEGMENT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), min_size=0, max_size=12
+)
+RANDOM_PATHS = st.one_of(
+    st.text(max_size=60).map(lambda s: "/" + s),
+    st.lists(SEGMENT, max_size=5).map(lambda parts: "/" + "/".join(parts)),
+    st.builds(
+        lambda prefix, rest: prefix + rest,
+        st.sampled_from(
+            ["/ws/", "/ws/chat/", "/ws/chat/admin/", "/ws/notifications/", "/ws/news/"]
+        ),
+        st.text(max_size=20),
+    ),
+)
+
+
+def client_path(path: str) -> str:
+    """The path as a client puts it on the wire: non-ASCII and spaces percent-encoded."""
+    return quote(path, safe="/?=&%:@!$'()*+,;~")
+
+
+def websocket_router():
+    import aprs_news.routing
+    import chat.routing
+    import notifications.routing
+    from realtime.routing import URLRouter
+
+    return URLRouter(
+        [
+            *chat.routing.websocket_urlpatterns,
+            *notifications.routing.websocket_urlpatterns,
+            *aprs_news.routing.websocket_urlpatterns,
+        ]
+    )
+
+
+@FUZZ
+@given(path=RANDOM_PATHS)
+async def test_websocket_router_routes_or_refuses_any_path(memory_layer, path):
+    communicator = WebsocketCommunicator(
+        as_user(websocket_router(), AnonymousUser()), client_path(path)
+    )
+    await communicator.send_input({"type": "websocket.connect"})
+    try:
+        first = await output_or_exit(communicator)
+    except ValueError as error:
+        assert "No route found" in str(error)
+        return
+    if first["type"] == "websocket.accept":
+        for event in await drain(communicator):
+            if event["type"] == "websocket.close":
+                assert event.get("code", 1000) in {
+                    1000,
+                    chat_protocol.CLOSE_LOGIN_REQUIRED,
+                    chat_protocol.CLOSE_FORBIDDEN,
+                    chat_protocol.CLOSE_NO_SUCH_ROOM,
+                    notification_protocol.CLOSE_NOT_AUTHENTICATED,
+                }, (path, event)
+                return
+        await communicator.disconnect()
+
+
+@FUZZ
+@given(path=RANDOM_PATHS, method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]))
+async def test_http_router_never_answers_with_a_server_error(memory_layer, path, method):
+    from config.asgi import application
+
+    communicator = HttpCommunicator(
+        application, method, client_path(path), headers=[("host", "127.0.0.1"), ("cookie", "")]
+    )
+    response = await communicator.get_response(timeout=5)
+    assert response["status"] < 500, (method, path, response["status"])
+
+
+# -- APRS ------------------------------------------------------------------------------------------
+
+APRS_LIKE = st.builds(
+    lambda source, path, body: f"{source}>{path}:{body}",
+    st.text(max_size=12),
+    st.text(max_size=20),
+    st.text(max_size=80),
+)
+BULLETIN = "N0FUZ>APRS,TCPIP*,qAC,T2TEST::BLN9FUZZ :Fuzzing survived {n}"
+
+
+@FUZZ
+@given(lines=st.lists(st.text(max_size=120) | APRS_LIKE | st.binary(max_size=80), max_size=6))
+async def test_aprs_consumer_survives_random_lines_and_still_records_news(memory_layer, lines):
+    scope = {"type": "aprs", "server": "fuzz:14580", "callsign": "N0CALL", "filter": ""}
+    communicator = ApplicationCommunicator(APRSNewsConsumer.as_asgi(), scope)
+    await communicator.send_input({"type": "aprs.connect"})
+    for line in lines:
+        await communicator.send_input({"type": "aprs.packet", "raw": line, "received": time.time()})
+    marker = f"{time.monotonic_ns()}"
+    await communicator.send_input(
+        {"type": "aprs.packet", "raw": BULLETIN.format(n=marker), "received": time.time()}
+    )
+    await communicator.send_input({"type": "aprs.disconnect"})
+    await communicator.wait(timeout=5)  # re-raises anything the consumer died of
+    exists = database_sync_to_async(NewsItem.objects.filter(text__contains=marker).exists)
+    assert await exists(), "a valid bulletin after random lines was not recorded"
