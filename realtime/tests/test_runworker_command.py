@@ -71,19 +71,14 @@ def worker_process():
         stop_process(process, signal.SIGKILL)
 
 
-def test_runworker_stops_cleanly_on_sigterm_with_exit_code_0(tmp_path, worker_process):
-    process = start_worker(tmp_path, JOBS_CHANNEL)
-    worker_process.append(process)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) == 0
-    assert "Worker stopped" in (tmp_path / "worker.log").read_text()
-
-
-def test_runworker_stops_cleanly_on_sigint_with_exit_code_0(tmp_path, worker_process):
+def test_runworker_waiting_for_messages_stops_cleanly_on_sigint_with_exit_code_0(
+    tmp_path, worker_process
+):
     process = start_worker(tmp_path, JOBS_CHANNEL)
     worker_process.append(process)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
+    assert "Worker stopped" in (tmp_path / "worker.log").read_text()
 
 
 def test_runworker_refuses_a_channel_without_a_route_and_lists_the_known_ones(tmp_path):
@@ -117,14 +112,7 @@ async def receive_job(redis_url: str) -> dict:
         await layer.close()
 
 
-def test_runworker_handles_messages_sent_by_another_process(tmp_path, fresh_redis, worker_process):
-    process = start_worker(tmp_path, JOBS_CHANNEL, redis_url=fresh_redis.url)
-    worker_process.append(process)
-    asyncio.run(send_jobs(fresh_redis.url, {"type": "job.run", "name": "one"}))
-    wait_for_text(tmp_path / "jobs.log", "end one")
-
-
-def test_sigterm_finishes_the_message_in_hand_and_leaves_the_rest_queued(
+def test_sigterm_finishes_the_message_in_hand_sent_by_another_process_and_leaves_the_rest_queued(
     tmp_path, fresh_redis, worker_process
 ):
     process = start_worker(tmp_path, JOBS_CHANNEL, redis_url=fresh_redis.url)
@@ -139,7 +127,8 @@ def test_sigterm_finishes_the_message_in_hand_and_leaves_the_rest_queued(
     jobs_log = tmp_path / "jobs.log"
     wait_for_text(jobs_log, "start slow")
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for_text(tmp_path / "worker.log", "SIGTERM: stopping after the messages in hand")
+    time.sleep(0.2)
     assert process.poll() is None, "the worker exited with a message in hand"
     Path(f"{jobs_log}.release").touch()
     assert process.wait(timeout=20) == 0
