@@ -44,7 +44,13 @@ the stop is still handled, so a stop never takes a message and loses it. On laye
 messages with an acknowledgement (a method ``receive_with_ack(channel)`` returning
 ``(message, ack)``, ``ack`` an awaitable callable), the worker acknowledges after the outcome is
 settled (after the re-queue, for ConsumeLater), so a worker that dies mid-message leaves it to be
-delivered again.
+delivered again: handlers on such layers should be idempotent (at-least-once delivery).
+
+Faults
+------
+A layer that fails (Redis unreachable) never ends the worker: a failed receive is logged and
+retried with back-off (up to 5 s), and so is a ConsumeLater re-queue the layer refuses; if the
+worker is stopped before the re-queue succeeds, the message is left unacknowledged.
 """
 
 from __future__ import annotations
