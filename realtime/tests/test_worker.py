@@ -300,23 +300,41 @@ async def test_an_instance_failing_between_messages_is_logged_and_replaced(layer
 
 
 class UnreachableForAWhileLayer(InMemoryChannelLayer):
-    """The in-memory layer, refusing `failures` sends with ConnectionError once armed (a Redis
-    outage as the worker sees it)."""
+    """The in-memory layer, refusing the next `sends` sends and `receives` receives with
+    ConnectionError once armed (a Redis outage as the worker sees it)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, sends: int = 0, receives: int = 0) -> None:
         super().__init__()
-        self.failures = failures
+        self.failing = {"send": sends, "receive": receives}
         self.armed = False
 
-    async def send(self, channel, message):
-        if self.armed and self.failures > 0:
-            self.failures -= 1
+    def _fail_while_unreachable(self, operation: str) -> None:
+        if self.armed and self.failing[operation] > 0:
+            self.failing[operation] -= 1
             raise ConnectionError("layer unreachable")
+
+    async def send(self, channel, message):
+        self._fail_while_unreachable("send")
         await super().send(channel, message)
+
+    async def receive(self, channel):
+        self._fail_while_unreachable("receive")
+        return await super().receive(channel)
+
+
+async def test_a_failing_receive_is_logged_and_retried_without_ending_the_worker(caplog):
+    layer = UnreachableForAWhileLayer(receives=2)
+    worker, _, done = job_worker(layer)
+    await layer.send("jobs", job("after-the-outage"))
+    layer.armed = True
+    with caplog.at_level(logging.ERROR, logger="realtime.worker"):
+        async with running(worker):
+            await wait_until(lambda: done == ["after-the-outage"])
+    assert caplog.text.count("Receiving from channel 'jobs' failed") == 2
 
 
 async def test_a_requeue_the_layer_refuses_is_retried_until_it_is_taken(caplog):
-    layer = UnreachableForAWhileLayer(failures=2)
+    layer = UnreachableForAWhileLayer(sends=2)
     worker, attempts, done = job_worker(layer)
     await layer.send("jobs", job("deferred", behaviour="later", until=1))
     layer.armed = True
