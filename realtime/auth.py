@@ -185,14 +185,22 @@ class UserLazyObject(LazyObject):
 class _ResolvingReceive:
     """The application's receive(): resolves ``scope["user"]`` before the first event."""
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, middleware: AuthMiddleware, scope: Scope, receive: Receive) -> None:
+        self.middleware = middleware
         self.scope = scope
-        self.user: UserLazyObject = scope["user"]
+        self.user = scope["user"]
         self.real_receive = receive
+        self.resolved = False
 
     async def __call__(self) -> Message:
-        if not self.user.is_ready:
-            self.user._wrapped = await get_user(self.scope)
+        if not self.resolved:
+            await self.middleware.resolve_scope(self.scope)
+            resolved_user = self.scope["user"]
+            if isinstance(self.user, UserLazyObject) and resolved_user is not self.user:
+                # resolve_scope replaced the user: scopes copied from ours (a router's) hold the
+                # lazy object, so point it at the resolved user too.
+                self.user._wrapped = resolved_user
+            self.resolved = True
         return await self.real_receive()
 
 
@@ -214,7 +222,11 @@ class AuthMiddleware:
             scope["user"] = UserLazyObject()
 
     async def resolve_scope(self, scope: Scope) -> None:
-        """Resolve ``scope["user"]`` now (Channels' hook, for subclasses that need it early)."""
+        """Resolve ``scope["user"]``; called before the application's first event.
+
+        Channels' hook: a subclass may override it (a token instead of the session, say) and
+        either set ``scope["user"]._wrapped`` or replace ``scope["user"]``.
+        """
         scope["user"]._wrapped = await get_user(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -223,7 +235,7 @@ class AuthMiddleware:
             return
         scope = dict(scope)
         self.populate_scope(scope)
-        await self.inner(scope, _ResolvingReceive(scope, receive), send)
+        await self.inner(scope, _ResolvingReceive(self, scope, receive), send)
 
 
 def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory

@@ -115,7 +115,7 @@ class CookieMiddleware:
             morsel["secure"] = True
         if httponly:
             morsel["httponly"] = True
-        if samesite is not None:
+        if samesite:
             if samesite.lower() not in {"strict", "lax", "none"}:
                 raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
             morsel["samesite"] = samesite
@@ -140,7 +140,8 @@ class CookieMiddleware:
             domain=domain,
             expires="Thu, 01 Jan 1970 00:00:00 GMT",
             samesite=samesite,
-            secure=key.startswith(("__Secure-", "__Host-")) or samesite == "none",
+            secure=key.startswith(("__Secure-", "__Host-"))
+            or bool(samesite and samesite.lower() == "none"),
         )
 
 

@@ -7,11 +7,13 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model, user_logged_in, user_logged_out
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
+from django.urls import path
 
 from realtime.auth import AuthMiddleware, AuthMiddlewareStack, get_user, login, logout
 from realtime.db import database_sync_to_async
 from realtime.generic.websocket import AsyncJsonWebsocketConsumer
-from realtime.sessions import SessionMiddlewareStack
+from realtime.routing import URLRouter
+from realtime.sessions import CookieMiddleware, SessionMiddleware, SessionMiddlewareStack
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -163,6 +165,21 @@ async def test_application_that_never_receives_never_resolves_the_user(session_k
     with pytest.raises(ValueError, match="No route"):
         await communicator.wait()
     assert not scopes[0]["user"].is_ready
+
+
+async def test_subclass_overriding_resolve_scope_decides_the_user(user):
+    class QueryStringAuth(AuthMiddleware):
+        async def resolve_scope(self, scope):
+            username = scope["query_string"].decode().removeprefix("as=")
+            scope["user"] = await get_user_model().objects.aget(username=username)
+
+    application = CookieMiddleware(
+        SessionMiddleware(QueryStringAuth(URLRouter([path("ws/", WhoAmIConsumer.as_asgi())])))
+    )
+    communicator = WebsocketCommunicator(application, "/ws/?as=alice")
+    await communicator.connect()
+    assert (await communicator.receive_json_from())["user"] == "alice"
+    await communicator.disconnect()
 
 
 async def test_get_user_returns_the_session_user(session_key):
