@@ -156,3 +156,16 @@ def test_an_embedded_service_that_does_not_import_stops_serve_at_start(server):
     assert "Cannot import the embedded service 'realtime.tests.server_app.no_such_service'" in (
         result.stderr
     )
+
+
+def test_serve_exits_with_an_error_when_the_port_is_taken(server):
+    result = subprocess.run(
+        [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(server.port)],
+        cwd=ROOT,
+        env={**server.env, **SERVER_SETTINGS},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"Could not listen on tcp:port={server.port}:interface=127.0.0.1" in result.stderr

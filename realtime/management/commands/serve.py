@@ -214,6 +214,8 @@ class Command(BaseCommand):
         # Twisted's interface stubs declare this method without `self`.
         reactor.addSystemEventTrigger("before", "shutdown", self._stopping)  # type: ignore[arg-type]
         self.server.run()
+        if not self.server.listening_addresses:
+            raise CommandError(f"Could not listen on {', '.join(endpoints)} (see the log above)")
         if self.verbosity >= 1:
             self.stdout.write("Switchboard stopped")
 
