@@ -294,6 +294,13 @@ def browser() -> Iterator:
         chromium.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that use `browser` last: once Playwright's sync API has started, its event
+    loop stays set as running in the main thread, and every later asyncio test would fail with
+    "Runner.run() cannot be called from a running event loop". The sort is stable."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
 @dataclass
 class PostgresServer:
     """A private PostgreSQL cluster in a temporary directory, on a free port of 127.0.0.1.
