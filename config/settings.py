@@ -43,6 +43,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # "channels_redis_pubsub" (the reference implementations, for comparison and migration).
 CHANNEL_LAYER_IMPLEMENTATION = os.environ.get("SWITCHBOARD_CHANNEL_LAYER", "switchboard")
 CHANNEL_LAYER_ENCRYPTION_KEY = os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
+# Seconds before messages taken by a worker that died (unacknowledged) return to their queue; our
+# Redis layer only. Empty: the layer's default (30).
+CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -153,6 +156,8 @@ if REDIS_URL:
     _layer_config: dict = {"hosts": [REDIS_URL]}
     if CHANNEL_LAYER_ENCRYPTION_KEY:
         _layer_config["symmetric_encryption_keys"] = [CHANNEL_LAYER_ENCRYPTION_KEY]
+    if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
+        _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYER_BACKENDS[CHANNEL_LAYER_IMPLEMENTATION],
