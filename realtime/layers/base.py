@@ -77,10 +77,12 @@ class BaseChannelLayer:
     MAX_NAME_LENGTH: ClassVar[int] = 100
     extensions: ClassVar[list[str]] = ["groups", "flush"]
 
+    # \A...\Z, not ^...$: "$" also matches before a trailing newline, which Channels' checks let
+    # through ("room\n" is a valid name there).
     channel_name_regex: ClassVar[Pattern] = re.compile(
-        r"^[a-zA-Z0-9\-_.]+(![a-zA-Z0-9\-_.]*)?$", re.ASCII
+        r"\A[a-zA-Z0-9\-_.]+(![a-zA-Z0-9\-_.]*)?\Z", re.ASCII
     )
-    group_name_regex: ClassVar[Pattern] = re.compile(r"^[a-zA-Z0-9\-_.]+$", re.ASCII)
+    group_name_regex: ClassVar[Pattern] = re.compile(r"\A[a-zA-Z0-9\-_.]+\Z", re.ASCII)
     # Django Channels' wording, followed by the offending value.
     invalid_name_error: ClassVar[str] = (
         "{} name must be a valid unicode string "

@@ -2,10 +2,13 @@
 
 import asyncio
 import re
+import string
 import threading
 
 import pytest
 from asgiref.sync import async_to_sync
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from realtime.exceptions import ChannelFull
 from realtime.layers.memory import InMemoryChannelLayer
@@ -312,8 +315,8 @@ async def test_new_channel_prefix_with_a_bang_is_refused(layer):
 
 @pytest.mark.parametrize(
     "name",
-    ["with space", "x" * 100, "ünïcode", "two!bangs!", "", "slash/name", 42, None],
-    ids=["space", "too-long", "non-ascii", "two-bangs", "empty", "slash", "int", "none"],
+    ["with space", "x" * 100, "ünïcode", "two!bangs!", "", "slash/name", "newline\n", 42, None],
+    ids=["space", "too-long", "non-ascii", "two-bangs", "empty", "slash", "newline", "int", "none"],
 )
 async def test_send_to_an_invalid_channel_name_raises_type_error_naming_it(layer, name):
     with pytest.raises(TypeError, match=re.escape(repr(name))):
@@ -329,6 +332,31 @@ async def test_group_operations_refuse_invalid_group_names(layer, name):
     ):
         with pytest.raises(TypeError, match=re.escape(repr(name))):
             await operation
+
+
+NAME_ALPHABET = string.ascii_letters + string.digits + "-_."
+
+
+@given(name=st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=99))
+def test_every_name_of_allowed_characters_is_a_valid_channel_and_group_name(name):
+    layer = InMemoryChannelLayer()
+    assert layer.require_valid_channel_name(name)
+    assert layer.require_valid_group_name(name)
+    assert layer.require_valid_channel_name(f"{name[:49]}!{name[:49]}")
+
+
+@given(
+    name=st.text(min_size=1, max_size=99).filter(
+        lambda text: any(char not in NAME_ALPHABET + "!" for char in text)
+    )
+)
+@example(name="room\n")
+def test_every_name_with_another_character_is_refused(name):
+    layer = InMemoryChannelLayer()
+    with pytest.raises(TypeError):
+        layer.require_valid_channel_name(name)
+    with pytest.raises(TypeError):
+        layer.require_valid_group_name(name)
 
 
 async def test_name_of_99_characters_is_accepted(layer):
