@@ -5,9 +5,9 @@ through `chat.services`.
 Both forward room events as the pre-encoded text the layer message carries (no per-member JSON
 work) and both keep, per room, the `seq` of the last event they delivered: an event that skips
 numbers means this socket missed broadcasts (its queue was full), so the gap is read from the
-database and sent first. Every CHECK_SECONDS a socket also looks at the layer's `dropped` counter
-and, if it moved, compares its rooms' numbers with the database, so a drop at the end of a burst
-is caught up too.
+database and sent first. A drop at the end of a burst has no later event to reveal it, so one task
+per process (`SocketWatch`) reads the layer's `dropped` counter every CHECK_SECONDS and, when it
+moved, compares the rooms' numbers in the database with what each socket delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -66,6 +67,100 @@ class PresenceAnnouncer:
 presence_announcer = PresenceAnnouncer()
 
 
+class SocketWatch:
+    """The periodic work of every chat socket of this process, done by one task per event loop
+    (not a timer per socket): every CHECK_SECONDS it reads the layer's `stats()["dropped"]` once
+    and, if it moved, reads the current `seq` of the rooms the sockets follow in one query and
+    lets each socket catch up; then it gives each socket its `tick()` (presence heartbeat,
+    console statistics)."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[ChatSocket] = weakref.WeakSet()
+        self._task: asyncio.Task | None = None
+        self._dropped: dict[int, int | None] = {}
+
+    def add(self, socket: ChatSocket) -> None:
+        self._sockets.add(socket)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._dropped[id(socket.channel_layer)] = self._read_dropped(socket.channel_layer)
+            self._task = loop.create_task(self._run())
+
+    def discard(self, socket: ChatSocket) -> None:
+        self._sockets.discard(socket)
+
+    @staticmethod
+    def _read_dropped(layer: Any) -> int | None:
+        stats = getattr(layer, "stats", None)
+        if stats is None:
+            return None
+        try:
+            return int(stats().get("dropped", 0))
+        except Exception:
+            return None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            sockets = [s for s in self._sockets if s.loop is loop]
+            if not sockets:
+                return
+            try:
+                await self._check_dropped(sockets)
+            except Exception:
+                logger.exception("chat: catching up after dropped broadcasts failed")
+            for socket in sockets:
+                try:
+                    await socket.tick()
+                except Exception:
+                    logger.exception("chat: periodic work of a socket failed")
+
+    async def _check_dropped(self, sockets: list[ChatSocket]) -> None:
+        layers = {id(s.channel_layer): s.channel_layer for s in sockets}
+        moved = set()
+        for key, layer in layers.items():
+            dropped = self._read_dropped(layer)
+            if dropped is not None and dropped != self._dropped.get(key):
+                moved.add(key)
+            self._dropped[key] = dropped
+        behind = [s for s in sockets if id(s.channel_layer) in moved]
+        if not behind:
+            return
+        rooms = sorted({room for s in behind for room in s.last_seq})
+        current = await database_sync_to_async(_seqs_of)(rooms)
+        await asyncio.gather(*(s.catch_up_to(current) for s in behind), return_exceptions=True)
+
+
+socket_watch = SocketWatch()
+
+
+class CatchUpReader:
+    """Reads a room's missed events from the database once for every socket of this process that
+    missed the same range at the same moment (a burst overflows many queues alike), and encodes
+    them once."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int, int], asyncio.Future] = {}
+
+    async def frames(self, room_slug: str, after_seq: int, upto_seq: int) -> list[str]:
+        key = (room_slug, after_seq, upto_seq)
+        future = self._pending.get(key)
+        if future is None or future.get_loop() is not asyncio.get_running_loop():
+            future = asyncio.ensure_future(self._read(room_slug, after_seq, upto_seq))
+            self._pending[key] = future
+            future.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(future)
+
+    @staticmethod
+    async def _read(room_slug: str, after_seq: int, upto_seq: int) -> list[str]:
+        frames = await database_sync_to_async(_events_between_slug)(room_slug, after_seq, upto_seq)
+        return [protocol.encode(frame) for frame in frames]
+
+
+catch_up_reader = CatchUpReader()
+
+
 class ChatSocket(AsyncWebsocketConsumer):
     """What both chat sockets share: frame parsing and errors, forwarding room events in order
     with catch-up from the database, and the periodic check."""
@@ -77,8 +172,7 @@ class ChatSocket(AsyncWebsocketConsumer):
         self.user: Any = AnonymousUser()
         self.last_seq: dict[str, int] = {}
         self.delivery_lock = asyncio.Lock()
-        self.background: asyncio.Task | None = None
-        self.dropped_seen: int | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -151,54 +245,30 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def _catch_up(self, room_slug: str, upto_seq: int) -> None:
         """Send the events of `room_slug` after the last delivered one up to `upto_seq`."""
-        frames = await database_sync_to_async(_events_between_slug)(
-            room_slug, self.last_seq[room_slug], upto_seq
-        )
-        for frame in frames:
-            await self.send_frame(frame)
+        texts = await catch_up_reader.frames(room_slug, self.last_seq[room_slug], upto_seq)
+        for text in texts:
+            await self.send(text_data=text)
         self.last_seq[room_slug] = upto_seq
 
     # --- periodic work ---------------------------------------------------------------------
 
-    def _layer_dropped(self) -> int | None:
-        stats = getattr(self.channel_layer, "stats", None)
-        if stats is None:
-            return None
-        try:
-            return int(stats().get("dropped", 0))
-        except Exception:
-            return None
-
     def start_background(self) -> None:
-        self.dropped_seen = self._layer_dropped()
-        self.background = asyncio.get_running_loop().create_task(self._periodic())
+        """Join the process's SocketWatch (catch-up after drops, tick())."""
+        self.loop = asyncio.get_running_loop()
+        socket_watch.add(self)
 
-    async def _periodic(self) -> None:
-        try:
-            while True:
-                await asyncio.sleep(CHECK_SECONDS)
-                await self.tick()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("chat socket periodic work failed")
-
-    async def tick(self) -> None:
-        """Every CHECK_SECONDS: if the layer dropped anything since the last look, catch up."""
-        dropped = self._layer_dropped()
-        if dropped is None or dropped == self.dropped_seen:
-            return
-        self.dropped_seen = dropped
-        rooms = list(self.last_seq)
-        current = await database_sync_to_async(_seqs_of)(rooms)
+    async def catch_up_to(self, current: dict[str, int]) -> None:
+        """Catch up every followed room whose current seq (from the database) is ahead."""
         async with self.delivery_lock:
             for room, seq in current.items():
-                if seq > self.last_seq.get(room, seq):
+                if room in self.last_seq and seq > self.last_seq[room]:
                     await self._catch_up(room, seq)
 
+    async def tick(self) -> None:
+        """Periodic work of this socket, every CHECK_SECONDS."""
+
     async def disconnect(self, code: int) -> None:
-        if self.background is not None:
-            self.background.cancel()
+        socket_watch.discard(self)
 
 
 def _events_between_slug(room_slug: str, after_seq: int, upto_seq: int) -> list[dict]:
@@ -290,7 +360,6 @@ class PublicChatConsumer(ChatSocket):
         await self.send_frame({"type": protocol.PRESENCE, "room": slug, "users": users})
 
     async def tick(self) -> None:
-        await super().tick()
         if self.user.is_authenticated:
             now = time.monotonic()
             if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
@@ -411,7 +480,6 @@ class AdminChatConsumer(ChatSocket):
         return {"type": protocol.STATS, "messages_per_minute": services.messages_per_minute()}
 
     async def tick(self) -> None:
-        await super().tick()
         now = time.monotonic()
         if now - self.stats_at >= STATS_SECONDS:
             self.stats_at = now

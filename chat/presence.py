@@ -81,7 +81,7 @@ class Presence:
                         pipe.zrange(self._key(room), 0, -1)
                     replies = await pipe.execute()
                 return {
-                    room: sorted({m.decode().split(_SEPARATOR, 1)[0] for m in replies[2 * i + 1]})
+                    room: sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[2 * i + 1]})
                     for i, room in enumerate(rooms)
                 }
             except (RedisError, OSError):

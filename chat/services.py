@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from chat import protocol
 from chat.models import AuditEntry, Message, Mute, ReadMarker, Room
-from notifications.services import notify, notify_all
+from notifications import notify, notify_all
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,56 @@
+"""Presence: who is in a room, in one process or, through Redis, across processes."""
+
+import pytest
+
+from chat.presence import Presence
+
+
+async def test_user_with_two_connections_is_listed_once_until_both_leave(settings):
+    settings.REDIS_URL = ""
+    presence = Presence()
+    await presence.join("general", "c1", "alice")
+    await presence.join("general", "c2", "alice")
+    await presence.join("general", "c3", "bob")
+    assert await presence.users("general") == ["alice", "bob"]
+    await presence.leave("general", "c1", "alice")
+    assert await presence.users("general") == ["alice", "bob"]
+    await presence.leave("general", "c2", "alice")
+    assert await presence.users("general") == ["bob"]
+
+
+async def test_rooms_are_separate(settings):
+    settings.REDIS_URL = ""
+    presence = Presence()
+    await presence.join("general", "c1", "alice")
+    assert await presence.users_in(["general", "random"]) == {"general": ["alice"], "random": []}
+
+
+async def test_two_processes_see_each_others_users_through_redis(settings, fresh_redis):
+    settings.REDIS_URL = fresh_redis.url
+    process_a, process_b = Presence(), Presence()
+    await process_a.join("general", "a1", "alice")
+    await process_b.join("general", "b1", "bob")
+    assert await process_a.users("general") == ["alice", "bob"]
+    await process_b.leave("general", "b1", "bob")
+    assert await process_a.users("general") == ["alice"]
+
+
+async def test_connections_of_a_dead_process_expire(settings, fresh_redis, monkeypatch):
+    import chat.presence
+
+    settings.REDIS_URL = fresh_redis.url
+    monkeypatch.setattr(chat.presence, "TTL_SECONDS", -1)  # as if the heartbeat stopped long ago
+    dead = Presence()
+    await dead.join("general", "d1", "ghost")
+    monkeypatch.setattr(chat.presence, "TTL_SECONDS", 90)
+    alive = Presence()
+    await alive.join("general", "a1", "alice")
+    assert await alive.users("general") == ["alice"]
+
+
+@pytest.mark.parametrize("username", ["with space", "ünïcode", "a\x1fb"])
+async def test_unusual_usernames_survive_the_redis_round_trip(settings, fresh_redis, username):
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await presence.join("general", "c1", username)
+    assert await presence.users("general") == [username]

@@ -1,0 +1,21 @@
+"""`manage.py seed_demo` sets up the demo and can run again without duplicating anything."""
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from chat.models import Message, Room
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_accounts_rooms_and_messages_once():
+    call_command("seed_demo", verbosity=0)
+    counts = (Room.objects.count(), Message.objects.count())
+    call_command("seed_demo", verbosity=0)
+    assert (Room.objects.count(), Message.objects.count()) == counts
+    assert {"general", "random", "help"} <= set(Room.objects.values_list("slug", flat=True))
+    assert authenticate(username="alice", password="switchboard-demo") is not None
+    assert authenticate(username="bob", password="switchboard-demo") is not None
+    admin = authenticate(username="admin", password="switchboard-admin")
+    assert admin is not None and admin.is_staff
