@@ -207,7 +207,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.send_error(protocol.BAD_JSON, "A frame is a JSON object with a 'type'.")
             return
         frame_type = frame.get("type")
-        if frame_type not in self.client_types:
+        if not isinstance(frame_type, str) or frame_type not in self.client_types:
             await self.send_error(
                 protocol.UNKNOWN_TYPE,
                 f"Unknown frame type {frame_type!r}; expected one of {sorted(self.client_types)}.",

@@ -19,6 +19,12 @@ PASSWORD = "pass-word-123"
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are created in almost every test; PBKDF2 would dominate the run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def fresh_chat_state():
     """Rate windows and presence live in the process; every test starts without them."""
     ratelimit._limiter = None

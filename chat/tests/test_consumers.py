@@ -100,6 +100,9 @@ async def test_anonymous_visitor_reads_but_cannot_send(channel_layer, room, alic
         ("[1, 2]", protocol.BAD_JSON),
         ('{"type": "dance"}', protocol.UNKNOWN_TYPE),
         ('{"text": "no type"}', protocol.UNKNOWN_TYPE),
+        ('{"type": ["message"]}', protocol.UNKNOWN_TYPE),
+        ('{"type": "message", "text": 42}', protocol.INVALID),
+        ('{"type": "history", "before": "x"}', protocol.INVALID),
     ],
 )
 async def test_malformed_frame_gets_error_and_connection_stays_open(
