@@ -10,17 +10,20 @@ Configuration (``CHANNEL_LAYERS[alias]["CONFIG"]``, the keys channels_redis user
         "capacity": 100,                         # undelivered messages per channel
         "channel_capacity": {"worker.*": 1000},  # per-channel capacities (globs or regexes)
         "symmetric_encryption_keys": ["..."],    # encrypt payloads (Fernet; first key encrypts)
-        "pool_size": 8,                          # command connections per event loop
         "worker_lease": 30,                      # seconds before a dead worker's messages return
         "reconnect_max_delay": 5,                # back-off cap while Redis is unreachable
+        "command_timeout": 10,                   # seconds before a silent Redis counts as down
+        "health_check_interval": 15,             # PING the pub/sub connection when this quiet
     }
 
 How messages travel
 -------------------
-Every event loop that uses the layer holds a *client*: a small command connection pool
-(``pool_size``, shared by all its channels), one pub/sub connection, and one blocking connection
-per worker channel it receives from. A client has an id; ``new_channel()`` names carry it
-(``"specific.<client id>!<random>"``) so any process can tell which client owns a channel.
+Every event loop that uses the layer holds a *client*: one command connection (the commands of
+all its tasks are written in order and their replies matched in order, so they go out pipelined
+with no pool checkout), one pub/sub connection, and one blocking connection per worker channel it
+receives from: 2,000 consumers in a process cost two connections. A client has an id;
+``new_channel()`` names carry it (``"specific.<client id>!<random>"``) so any process can tell
+which client owns a channel.
 
 Process-local channels (names with ``!``) live in memory in their owner, never in a Redis list:
 
@@ -246,11 +249,16 @@ class _CommandConnection:
             self._lost(connection, exc)
             raise self.layer._unavailable(exc) from exc
         results = []
-        for future in futures:
-            try:
-                results.append(await future)
-            except UNREACHABLE as exc:
-                raise self.layer._unavailable(exc) from exc
+        try:
+            async with asyncio.timeout(self.layer.command_timeout):
+                for future in futures:
+                    results.append(await future)
+        except UNREACHABLE as exc:
+            raise self.layer._unavailable(exc) from exc
+        except TimeoutError as exc:
+            # Redis hangs (or the network does): give up on this connection.
+            self._lost(connection, exc)
+            raise self.layer._unavailable(exc) from exc
         for result in results:
             if isinstance(result, ResponseError):
                 raise result
@@ -426,7 +434,12 @@ class _Fetcher:
             self.client.layer._note_recovery()
         connection = self.connection
         await connection.send_packed_command(connection.pack_commands(commands))
-        return [await connection.read_response(timeout=math.inf) for _ in commands]
+        timeout = self.BLOCK_SECONDS + self.client.layer.command_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return [await connection.read_response(timeout=math.inf) for _ in commands]
+        except TimeoutError as exc:
+            raise RedisTimeoutError(f"Redis did not answer within {timeout}s") from exc
 
     async def _return_orphans(self, connection: Connection) -> None:
         """Put back in-flight entries this client does not hold: a connection that broke during
@@ -588,8 +601,18 @@ class _Client:
     async def _read(self, connection: Connection) -> None:
         topics = self.topics
         inbox = self.inbox
+        interval = self.layer.health_check_interval
+        pinged = False
         while True:
-            reply = await connection.read_response(timeout=math.inf)
+            reply = await connection.read_response(timeout=interval)
+            if reply is None:
+                # Quiet for a whole interval: a PING tells a quiet Redis from a dead link.
+                if pinged:
+                    raise RedisTimeoutError(f"no answer to PING within {interval}s")
+                pinged = True
+                await connection.send_command("PING")
+                continue
+            pinged = False
             kind = reply[0]
             if kind == b"message":
                 topic = reply[1]
@@ -818,6 +841,8 @@ class RedisChannelLayer(BaseChannelLayer):
         worker_lease: float = 30,
         reconnect_max_delay: float = 5,
         socket_connect_timeout: float = 5,
+        command_timeout: float = 10,
+        health_check_interval: float = 15,
     ) -> None:
         super().__init__(
             expiry=expiry,
@@ -838,6 +863,8 @@ class RedisChannelLayer(BaseChannelLayer):
         self.worker_lease = worker_lease
         self.reconnect_max_delay = reconnect_max_delay
         self.socket_connect_timeout = socket_connect_timeout
+        self.command_timeout = command_timeout
+        self.health_check_interval = health_check_interval
         self.inflight_registry = f"{self.key_prefix}inflight"
         self.undecryptable = 0
         self._clients: dict[asyncio.AbstractEventLoop, _Client] = {}

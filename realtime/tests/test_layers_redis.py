@@ -379,3 +379,29 @@ async def test_each_event_loop_gets_its_own_client_and_closes_it_with_the_loop(r
     assert client_connections(redis_server.url) == []
     assert await round_trip() == {"type": "loop.message"}
     await layer.close()
+
+
+async def test_a_hung_redis_counts_as_down_and_the_layer_recovers_when_it_resumes(
+    make_layer, fresh_redis
+):
+    layer = make_layer(
+        fresh_redis.url, command_timeout=0.5, health_check_interval=0.3, reconnect_max_delay=0.3
+    )
+    channel = await layer.new_channel()
+    await layer.group_add("room.hung", channel)
+    fresh_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(LayerUnavailableError):
+            await layer.group_send("room.hung", {"type": "while.hung"})
+    finally:
+        fresh_redis.process.send_signal(signal.SIGCONT)
+    delivered = None
+    for _ in range(50):
+        with contextlib.suppress(LayerUnavailableError):
+            await layer.group_send("room.hung", {"type": "resumed"})
+            with contextlib.suppress(TimeoutError):
+                delivered = await asyncio.wait_for(layer.receive(channel), 0.2)
+                if delivered["type"] == "resumed":
+                    break
+        await asyncio.sleep(0.1)
+    assert delivered == {"type": "resumed"}
