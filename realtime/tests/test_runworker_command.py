@@ -71,11 +71,12 @@ def worker_process():
         stop_process(process, signal.SIGKILL)
 
 
-def test_runworker_waiting_for_messages_stops_cleanly_on_sigint_with_exit_code_0(
+def test_runworker_all_waiting_for_messages_stops_cleanly_on_sigint_with_exit_code_0(
     tmp_path, worker_process
 ):
-    process = start_worker(tmp_path, JOBS_CHANNEL)
+    process = start_worker(tmp_path, "--all")
     worker_process.append(process)
+    assert f"Worker listening on channels {JOBS_CHANNEL}" in (tmp_path / "worker.log").read_text()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0
     assert "Worker stopped" in (tmp_path / "worker.log").read_text()
