@@ -14,7 +14,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from notifications import protocol, services
-from notifications.models import Notification
 from realtime.consumer import SyncConsumer
 from realtime.db import database_sync_to_async
 from realtime.generic.http import LongPollConsumer, LongPollResponse
@@ -104,25 +103,13 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 class FanoutConsumer(SyncConsumer):
     """Worker consumer for `notifications-fanout`: each message notifies one batch of users and
     queues the message for the next batch, so a huge fan-out never holds the worker for long and
-    never runs in the web process. A malformed message raises ValueError, which the worker turns
-    into a logged dead letter."""
+    never blocks a request or a socket. A malformed message raises ValueError, which the worker
+    turns into a logged dead letter."""
 
     def notifications_fanout(self, message: dict[str, Any]) -> None:
         following = services.run_fanout_batch(message)
         if following is not None:
             async_to_sync(self.channel_layer.send)(protocol.FANOUT_CHANNEL, following)
-
-
-def notifications_after(user_id: int, after: int) -> tuple[list[dict[str, Any]], bool]:
-    """The user's notifications with id > after, oldest first, at most POLL_MAX_NOTIFICATIONS;
-    and whether more are waiting."""
-    rows = list(
-        Notification.objects.filter(recipient_id=user_id, id__gt=after)
-        .select_related("actor")
-        .order_by("id")[: protocol.POLL_MAX_NOTIFICATIONS + 1]
-    )
-    has_more = len(rows) > protocol.POLL_MAX_NOTIFICATIONS
-    return [n.as_frame() for n in rows[: protocol.POLL_MAX_NOTIFICATIONS]], has_more
 
 
 class NotificationPoll(LongPollConsumer):
@@ -186,7 +173,7 @@ class NotificationPoll(LongPollConsumer):
         return [protocol.user_group(self.user_id)]
 
     async def poll(self) -> LongPollResponse | None:
-        items, has_more = await database_sync_to_async(notifications_after)(
+        items, has_more = await database_sync_to_async(services.notifications_after)(
             self.user_id, self.after
         )
         if not items:

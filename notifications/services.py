@@ -161,6 +161,18 @@ def run_fanout_batch(message: dict) -> dict | None:
     return {**message, "after_user_id": user_ids[-1]}
 
 
+def notifications_after(user_id: int, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """The user's notifications with id > after, oldest first, at most POLL_MAX_NOTIFICATIONS;
+    and whether more are waiting."""
+    rows = list(
+        Notification.objects.filter(recipient_id=user_id, id__gt=after)
+        .select_related("actor")
+        .order_by("id")[: protocol.POLL_MAX_NOTIFICATIONS + 1]
+    )
+    has_more = len(rows) > protocol.POLL_MAX_NOTIFICATIONS
+    return [n.as_frame() for n in rows[: protocol.POLL_MAX_NOTIFICATIONS]], has_more
+
+
 def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
     """Unread notifications per user, for many users in one query (0 for users with none)."""
     user_ids = list(user_ids)

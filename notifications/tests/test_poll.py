@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from notifications import consumers, protocol
+from notifications import protocol, services
 from notifications.authentication import BearerTokenAuthMiddleware
 from notifications.consumers import NotificationPoll
 from notifications.models import AccessToken
@@ -82,7 +82,7 @@ async def test_notification_created_during_the_first_query_is_not_missed(
 ):
     """The poll joins the user's group before it queries, so a notification committed after the
     query looked (but before the wait began) still answers the request."""
-    original = consumers.notifications_after
+    original = services.notifications_after
     calls = []
 
     def query_then_notify(user_id, after):
@@ -94,7 +94,7 @@ async def test_notification_created_during_the_first_query_is_not_missed(
         calls.append(after)
         return result
 
-    monkeypatch.setattr(consumers, "notifications_after", query_then_notify)
+    monkeypatch.setattr(services, "notifications_after", query_then_notify)
     communicator = poll(ann, "timeout=30")
     body = json_body(await communicator.get_response(timeout=5))
     assert [n["text"] for n in body["notifications"]] == ["raced"]
@@ -160,7 +160,7 @@ async def test_bad_bearer_token_is_401_even_with_a_session_user(channel_layer, a
 
 async def test_a_thousand_waiting_polls_hold_no_threads(channel_layer, ann, monkeypatch):
     """1000 polls wait at once without a thread each, then one notification answers them all."""
-    original = consumers.notifications_after
+    original = services.notifications_after
     queried = []
 
     def counted(user_id, after):
@@ -168,7 +168,7 @@ async def test_a_thousand_waiting_polls_hold_no_threads(channel_layer, ann, monk
         queried.append(after)
         return result
 
-    monkeypatch.setattr(consumers, "notifications_after", counted)
+    monkeypatch.setattr(services, "notifications_after", counted)
     baseline = threading.active_count()
     communicators = [poll(ann, "timeout=60") for _ in range(1000)]
     for communicator in communicators:
