@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Packets handled by this process, by outcome: "news" (a new item), "seen_again", "ignored"
 # (valid APRS that is not news, e.g. positions), "unparseable", "failed" (could not be stored).
 packet_counts: Counter[str] = Counter()
+# Old news is pruned after every this many new items (and on each feed connect).
+PRUNE_EVERY = 1000
 
 
 def _received_at(value: Any) -> datetime:
@@ -47,6 +49,7 @@ class APRSNewsConsumer(AsyncConsumer):
         self.counts: Counter[str] = Counter()  # this connection's packets, by outcome
 
     async def aprs_connect(self, event: dict) -> None:
+        await self._prune()
         logger.info(
             "APRS feed connected: server=%s callsign=%s filter=%s",
             self.scope.get("server"),
@@ -58,6 +61,8 @@ class APRSNewsConsumer(AsyncConsumer):
         outcome = await self._handle_packet(event)
         self.counts[outcome] += 1
         packet_counts[outcome] += 1
+        if outcome == "news" and packet_counts["news"] % PRUNE_EVERY == 0:
+            await self._prune()
 
     async def aprs_disconnect(self, event: dict) -> None:
         logger.info(
@@ -94,6 +99,15 @@ class APRSNewsConsumer(AsyncConsumer):
             frame = services.seen_frame(recorded.item)
         await self._broadcast(frame)
         return "news" if recorded.created else "seen_again"
+
+    async def _prune(self) -> None:
+        try:
+            deleted = await database_sync_to_async(services.prune_news)(datetime.now(tz=UTC))
+        except Exception:
+            logger.exception("could not prune old APRS news")
+            return
+        if deleted:
+            logger.info("pruned %d APRS news items not heard for %s", deleted, services.retention())
 
     async def _broadcast(self, frame: dict) -> None:
         if self.channel_layer is None:

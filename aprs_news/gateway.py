@@ -318,11 +318,14 @@ async def replay(
         previous: float | None = None
         try:
             for stamp, text in lines:
-                if stamp is not None and previous is not None:
-                    pause = min(max(stamp - previous, 0.0), MAX_REPLAY_GAP) / speed
+                if stamp is None:
+                    pause = interval / speed
+                elif previous is None:
+                    pause = 0.0  # the first timed line plays at once
                 else:
-                    pause = 0.0 if previous is None and stamp is not None else interval / speed
-                previous = stamp if stamp is not None else previous
+                    pause = min(max(stamp - previous, 0.0), MAX_REPLAY_GAP) / speed
+                if stamp is not None:
+                    previous = stamp
                 if pause:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), pause)

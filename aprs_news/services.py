@@ -4,6 +4,7 @@
         Save a NewsPacket as a new NewsItem, or, when the same news (dedupe_key) was seen within
         the dedupe window, bump that item's seen_count/last_seen instead. A new bulletin or
         announcement notifies the users following its group (notifications.notify).
+    prune_news(now) -> int            delete items not seen for the retention period (7 days)
     recent_items(kinds=(), prefix="", group="", limit=50) -> list[NewsItem]
     item_frame(item) -> dict          the ITEM shape of protocol.py, shared by page and socket
     follow(user, group) / unfollow(user, group) / followed_groups(user)
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 # Stations re-send a bulletin every few minutes for hours; the same text from the same station
 # within this window is the same news.
 DEFAULT_DEDUPE_WINDOW = timedelta(hours=12)
+# News not heard again for this long is deleted, so a busy feed does not grow the table forever.
+DEFAULT_RETENTION = timedelta(days=7)
 NOTIFICATION_VERB = "aprs.bulletin"
 _GROUP_PATTERN = re.compile(r"^[A-Z0-9_-]{1,5}$")
 _PREFIX_PATTERN = re.compile(r"^[A-Z0-9/-]{1,12}$")
@@ -45,6 +48,18 @@ def dedupe_window() -> timedelta:
     """The dedupe window: settings.APRS_DEDUPE_WINDOW_SECONDS if set, else 12 hours."""
     seconds = getattr(settings, "APRS_DEDUPE_WINDOW_SECONDS", None)
     return DEFAULT_DEDUPE_WINDOW if seconds is None else timedelta(seconds=float(seconds))
+
+
+def retention() -> timedelta:
+    """How long news is kept after it was last seen: settings.APRS_RETENTION_DAYS, else 7 days."""
+    days = getattr(settings, "APRS_RETENTION_DAYS", None)
+    return DEFAULT_RETENTION if days is None else timedelta(days=float(days))
+
+
+def prune_news(now: datetime) -> int:
+    """Delete the news last seen before `now - retention()`; returns how many items went."""
+    deleted, _ = NewsItem.objects.filter(last_seen__lt=now - retention()).delete()
+    return deleted
 
 
 @dataclass(frozen=True)

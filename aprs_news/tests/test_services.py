@@ -121,3 +121,14 @@ def test_follow_and_unfollow_normalize_and_reject_bad_groups(ann):
     for bad in ["", "TOOLONG", "W X", "<b>"]:
         with pytest.raises(ValueError, match="bulletin group"):
             services.follow(ann, bad)
+
+
+def test_prune_deletes_news_not_heard_for_the_retention_period(settings):
+    settings.APRS_RETENTION_DAYS = 2
+    settings.APRS_DEDUPE_WINDOW_SECONDS = 4 * 86400
+    services.record_news(news("::BLN1     :Eastern"), NOON - timedelta(days=3))
+    old_but_resent = services.record_news(news("CW4412>"), NOON - timedelta(days=3)).item
+    services.record_news(news("CW4412>"), NOON - timedelta(hours=1))  # heard again: kept
+    fresh = services.record_news(news("JA1XQZ>APRS"), NOON).item
+    assert services.prune_news(NOON) == 1
+    assert set(NewsItem.objects.values_list("pk", flat=True)) == {old_but_resent.pk, fresh.pk}
