@@ -1,0 +1,121 @@
+"""chat.services: numbering of room events, catch-up frames, mentions, moderation rules."""
+
+import pytest
+
+from chat import protocol
+from chat.models import AuditEntry, Room
+from chat.services import (
+    ChatError,
+    announce,
+    delete_message,
+    edit_message,
+    events_between,
+    history_page,
+    mentioned_usernames,
+    post_message,
+    replay_after,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_room_events_are_numbered_without_gaps_per_room(room, alice):
+    other = Room.objects.create(slug="other")
+    seqs = [post_message(alice, room, "a").seq, post_message(alice, other, "b").seq]
+    seqs.append(post_message(alice, room, "c").seq)
+    first = seqs[0]
+    assert seqs == [first, 1, first + 1]
+    edit = edit_message(alice, room, post_message(alice, room, "d").frame["id"], "e")
+    assert edit.seq == first + 3
+
+
+def test_events_between_shows_messages_created_in_the_range_as_they_are_now(room, alice):
+    before = post_message(alice, room, "before the gap")
+    changed = post_message(alice, room, "draft")
+    edit_message(alice, room, changed.frame["id"], "final")
+    removed = post_message(alice, room, "removed")
+    delete_message(alice, removed.frame["id"], room)
+    late = post_message(alice, room, "late")
+    frames = events_between(room, before.seq, late.seq)
+    assert [(f["type"], f["id"], f["text"]) for f in frames] == [
+        (protocol.MESSAGE, changed.frame["id"], "final"),
+        (protocol.MESSAGE, late.frame["id"], "late"),
+    ]
+
+
+def test_events_between_sends_edits_of_messages_older_than_the_range(room, alice):
+    old = post_message(alice, room, "old")
+    edited = edit_message(alice, room, old.frame["id"], "old, edited")
+    frames = events_between(room, old.seq, edited.seq)
+    assert [(f["type"], f["id"], f["text"]) for f in frames] == [
+        (protocol.EDITED, old.frame["id"], "old, edited")
+    ]
+
+
+def test_events_between_includes_a_message_edited_after_the_range(room, alice):
+    before = post_message(alice, room, "before")
+    created = post_message(alice, room, "draft")
+    edit_message(alice, room, created.frame["id"], "final")
+    frames = events_between(room, before.seq, created.seq)
+    assert [(f["type"], f["text"]) for f in frames] == [(protocol.MESSAGE, "final")]
+
+
+def test_events_between_reports_deletion_of_an_older_message(room, alice):
+    old = post_message(alice, room, "old")
+    deleted, _ = delete_message(alice, old.frame["id"], room)
+    frames = events_between(room, old.seq, deleted.seq)
+    assert frames == [{"type": protocol.DELETED, "id": old.frame["id"], "room": "general",
+                       "seq": deleted.seq}]  # fmt: skip
+
+
+def test_history_page_hides_deleted_messages(room, alice):
+    post_message(alice, room, "visible")
+    gone = post_message(alice, room, "gone")
+    delete_message(alice, gone.frame["id"], room)
+    assert [m["text"] for m in history_page(room)["messages"]] == ["visible"]
+
+
+def test_replay_after_splits_long_gaps_into_chunks(room, alice, monkeypatch):
+    monkeypatch.setattr(protocol, "REPLAY_CHUNK_SIZE", 2)
+    first = post_message(alice, room, "seen")
+    last = [post_message(alice, room, f"m{n}") for n in range(5)][-1]
+    frames = replay_after(room, first.frame["id"], last.seq)
+    assert [len(f["messages"]) for f in frames] == [2, 2, 1]
+    assert [m["text"] for f in frames for m in f["messages"]] == [f"m{n}" for n in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("hi @bob", {"bob"}),
+        ("@alice and @bob.", {"alice", "bob"}),
+        ("mail me at bob@example.com", set()),
+        ("@@bob", set()),
+        ("(@carol)", {"carol"}),
+        ("@first.last-name+x!", {"first.last-name+x"}),
+    ],
+)
+def test_mentioned_usernames(text, names):
+    assert mentioned_usernames(text) == names
+
+
+def test_non_staff_cannot_delete_someone_elses_message(room, alice, bob):
+    event = post_message(alice, room, "mine")
+    with pytest.raises(ChatError) as refused:
+        delete_message(bob, event.frame["id"], room)
+    assert refused.value.code == protocol.NOT_ALLOWED
+
+
+def test_author_deleting_own_fresh_message_is_not_audited(room, alice):
+    event = post_message(alice, room, "oops")
+    _, entry = delete_message(alice, event.frame["id"], room)
+    assert entry is None
+    assert not AuditEntry.objects.exists()
+
+
+def test_announcement_is_posted_in_every_room_and_audited(room, moderator, channel_layer):
+    Room.objects.create(slug="random")
+    events, entry = announce(moderator, "hello everyone")
+    assert sorted(e.room for e in events) == ["general", "random"]
+    assert all(e.frame["kind"] == protocol.KIND_ANNOUNCEMENT for e in events)
+    assert (entry.action, entry.actor_name) == (AuditEntry.ACTION_ANNOUNCE, "mod")
