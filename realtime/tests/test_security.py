@@ -168,6 +168,13 @@ async def test_empty_allowed_hosts_without_debug_allows_nothing(settings):
     assert not await websocket_accepted(application, "http://localhost:8000")
 
 
+def test_channels_import_path_offers_the_same_validators():
+    from realtime.security import websocket
+
+    assert websocket.OriginValidator is OriginValidator
+    assert websocket.AllowedHostsOriginValidator is AllowedHostsOriginValidator
+
+
 async def test_allowed_hosts_validator_refuses_a_missing_origin(settings):
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     assert not await websocket_accepted(AllowedHostsOriginValidator(accepting_app), None)
