@@ -82,7 +82,8 @@ class ConsumerApplication:
         await consumer(scope, receive, send)
 
     def __repr__(self) -> str:
-        return f"<{self.consumer_class.__qualname__}.as_asgi({self.consumer_initkwargs or ''})>"
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.consumer_initkwargs.items())
+        return f"<{self.consumer_class.__qualname__}.as_asgi({arguments})>"
 
 
 class AsyncConsumer:
@@ -162,15 +163,15 @@ class AsyncConsumer:
 
     async def join_groups(self, groups: Iterable[str] | None = None) -> None:
         """Add this consumer's channel to `groups` (default: `self.groups`); they are left again
-        when the consumer ends, whatever way it ends."""
-        groups = list(self.groups or []) if groups is None else list(groups)
-        if not groups:
+        when the consumer ends, whatever way it ends. Groups already joined are skipped."""
+        wanted = list(self.groups or []) if groups is None else list(groups)
+        new_groups = [group for group in dict.fromkeys(wanted) if group not in self._joined_groups]
+        if not new_groups:
             return
         layer = self._group_layer()
-        for group in groups:
+        for group in new_groups:
             await layer.group_add(group, self.channel_name)
-            if group not in self._joined_groups:
-                self._joined_groups.append(group)
+            self._joined_groups.append(group)
 
     async def leave_groups(self, groups: Iterable[str] | None = None) -> None:
         """Remove this consumer's channel from `groups` (default: every group it joined)."""
