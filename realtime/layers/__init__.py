@@ -10,6 +10,10 @@
         "local": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"},
     }
 
+As in Channels, ``BaseChannelLayer`` and ``InMemoryChannelLayer`` are importable from here, so
+``"BACKEND": "channels.layers.InMemoryChannelLayer"`` ports as
+``"realtime.layers.InMemoryChannelLayer"``.
+
 ``get_channel_layer(alias="default")`` returns the layer (one instance per alias and process,
 built on first use), or ``None`` when ``CHANNEL_LAYERS`` is not set or lacks the alias. Any class
 with the layer coroutines works as a BACKEND, ``channels_redis.core.RedisChannelLayer`` included;
@@ -43,6 +47,7 @@ from django.utils.module_loading import import_string
 from realtime.exceptions import InvalidChannelLayerError
 
 from .base import BaseChannelLayer
+from .memory import InMemoryChannelLayer
 
 DEFAULT_CHANNEL_LAYER = "default"
 
@@ -263,6 +268,7 @@ __all__ = [
     "Channel",
     "ChannelLayerManager",
     "Group",
+    "InMemoryChannelLayer",
     "channel_layers",
     "get_channel_layer",
 ]

@@ -37,6 +37,11 @@ def test_get_channel_layer_builds_the_configured_backend(memory_layers):
     assert isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
+def test_channels_style_backend_path_works(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+    assert isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
 def test_config_is_passed_to_the_backend(memory_layers):
     layer = get_channel_layer("small")
     assert (layer.capacity, layer.expiry) == (3, 5)
