@@ -9,33 +9,14 @@ import asyncio
 import json
 import random
 
-import pytest
 import websockets
-from chat_client import ChatClient, create_room, create_sessions, room_message_ids
 
 from chat import protocol as chat_protocol
 from notifications import protocol as notification_protocol
+from tests.chat_client import ChatClient, create_room, create_sessions, room_message_ids
 
 CLIENTS = 6
 MESSAGES_PER_CLIENT = 20
-
-
-@pytest.fixture
-def deployment(live_server_factory, postgres_server, fresh_redis):
-    """Two web processes and a notifications worker, on PostgreSQL and a private Redis."""
-    server = live_server_factory(
-        redis_url=fresh_redis.url,
-        database_url=postgres_server,
-        SWITCHBOARD_CHAT_RATE_LIMIT="1000/1",
-        SWITCHBOARD_APRS_REPLAY="",
-    )
-    server.start_daphne()
-    server.start_daphne()
-    server.start_process("runworker", notification_protocol.FANOUT_CHANNEL, name="worker")
-    yield server
-    alive = [process.args for process in server.processes if process.poll() is not None]
-    server.stop()
-    assert not alive, f"processes died during the test: {alive}\n{server.log()[-4000:]}"
 
 
 def test_chat_clients_on_two_processes_see_every_message_once_in_order(deployment):

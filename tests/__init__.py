@@ -1,0 +1,1 @@
+"""Cross-app tests: whole processes, real servers, production shape."""
