@@ -2,6 +2,8 @@
 process): a chat @mention by one person lights the other person's bell, live over the WebSocket
 and, when the browser has no WebSocket, through the long-poll fallback."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -11,7 +13,7 @@ TIMEOUT = 10_000
 @pytest.fixture(scope="module")
 def site(live_server):
     """The live server with a room and four people logged in (their session keys)."""
-    names = ["nora", "otto", "pia", "quinn"]
+    names = ["nora", "otto", "pia", "quinn", "rosa"]
     # One shell (one Django start-up) for the room, the users and their sessions.
     output = live_server.shell(
         "from chat.models import Room\n"
@@ -38,11 +40,13 @@ def open_page(site, browser):
     server, keys = site
     contexts = []
 
-    def open_(user: str, path: str, init_script: str | None = None):
+    def open_(user: str, path: str, init_script: str | None = None, cut_sockets: bool = False):
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
         if init_script:
             context.add_init_script(init_script)
+        if cut_sockets:  # like a proxy that lets the upgrade through, then drops the connection
+            context.route_web_socket(re.compile(r"/ws/notifications/"), lambda ws: ws.close())
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT)
@@ -99,3 +103,12 @@ def test_without_websockets_the_bell_falls_back_to_long_poll(open_page):
     expect(count).to_be_hidden()
     quinn.reload()
     expect(quinn.locator("[data-bell-count]")).to_be_hidden()
+
+
+def test_a_socket_that_keeps_failing_falls_back_to_long_poll(open_page):
+    rosa = open_page("rosa", "/notifications/", cut_sockets=True)
+    expect(rosa.locator("[data-notification-bell]")).to_have_attribute("data-transport", "poll")
+
+    nora = open_page("nora", "/rooms/bells/")
+    mention(nora, "@rosa your socket is cut but this arrives")
+    expect(rosa.locator("[data-bell-count]")).to_have_text("1")

@@ -7,15 +7,20 @@
  * Transport: a ReconnectingSocket (socket.js) on ws/notifications/, which sends
  *   {"type": "unread", "count": N}  and  {"type": "notification", "id", "text", "url", ...}
  * and takes {"type": "read", "ids": [...]} / {"type": "read_all"}. When the browser has no
- * WebSocket, or the socket fails FALLBACK_AFTER times in a row without ever opening (a proxy that
- * drops upgrades), the bell switches to the long-poll feed
+ * WebSocket, or the socket fails FALLBACK_AFTER times in a row (each time never opening, or
+ * closing within STABLE_MS: a proxy that drops or cuts upgrades), the bell switches to the
+ * long-poll feed
  *   GET /notifications/poll/?after=<cursor>&timeout=25 -> {"notifications": [...], "cursor": id}
- * and marks read through POST /api/notifications/read/ (with the CSRF cookie).
+ * and marks read through POST /api/notifications/read/ (with the CSRF cookie). While polling it
+ * tries the WebSocket again every RETRY_SOCKET_MS and goes back to it once it holds.
+ * The element's data-transport attribute says which is in use: socket, poll or stopped.
  */
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
 
 const FALLBACK_AFTER = 3; // consecutive failed WebSocket attempts before long-polling
+const STABLE_MS = 5000; // a socket that stayed open this long was not a failure
+const RETRY_SOCKET_MS = 5 * 60 * 1000; // how often a polling bell tries the WebSocket again
 const RECENT = 8; // items kept in the dropdown
 const POLL_TIMEOUT = 25; // seconds the server holds a poll
 
@@ -34,6 +39,10 @@ class Bell {
     this.cursor = Number(root.dataset.cursor || 0);
     this.unread = Number(this.count.textContent || 0);
     this.socket = null;
+    this.hadSocket = false;
+    this.socketGeneration = 0;
+    this.polling = false;
+    this.retryTimer = null;
     this.mode = "connecting"; // "socket" | "poll" | "stopped"
     this.root.dataset.transport = this.mode;
     this.bindUi();
@@ -105,13 +114,13 @@ class Bell {
 
   read(ids) {
     this.markShownRead(ids);
-    if (this.mode === "socket" && this.socket.send({ type: "read", ids })) return;
+    if (this.mode === "socket" && this.socket?.send({ type: "read", ids })) return;
     this.postRead({ ids });
   }
 
   readAll() {
     this.markShownRead(null);
-    if (this.mode === "socket" && this.socket.send({ type: "read_all" })) return;
+    if (this.mode === "socket" && this.socket?.send({ type: "read_all" })) return;
     this.postRead({ all: true });
   }
 
@@ -132,28 +141,45 @@ class Bell {
   // --- WebSocket ------------------------------------------------------------------------------
 
   openSocket() {
-    let everOpened = false;
+    // Each socket the bell opens gets a generation; events of a socket given up are ignored.
+    const generation = ++this.socketGeneration;
+    const current = () => generation === this.socketGeneration;
     let failures = 0;
+    let openedAt = 0;
     this.socket = new ReconnectingSocket(() => wsUrl(this.root.dataset.wsPath), {
       onOpen: () => {
-        if (everOpened) this.refreshRecent(); // catch up on what arrived while disconnected
-        everOpened = true;
-        failures = 0;
+        if (!current()) return;
+        openedAt = Date.now();
+        if (this.hadSocket) this.refreshRecent(); // catch up on what arrived meanwhile
+        this.hadSocket = true;
         this.setMode("socket");
       },
-      onMessage: (frame) => this.onFrame(frame),
+      onMessage: (frame) => {
+        if (current()) this.onFrame(frame);
+      },
       onStateChange: (state) => {
+        if (!current()) return;
         if (state === "reconnecting") {
-          failures += 1;
-          if (!everOpened && failures >= FALLBACK_AFTER) {
-            this.socket.close();
+          const lived = openedAt ? Date.now() - openedAt : 0;
+          openedAt = 0;
+          failures = lived >= STABLE_MS ? 1 : failures + 1;
+          if (failures >= FALLBACK_AFTER) {
+            this.dropSocket();
             this.startPolling();
           }
-        } else if (state === "closed" && this.mode !== "poll") {
+        } else if (state === "closed") {
+          this.dropSocket();
           this.setMode("stopped"); // 4401: logged out
         }
       },
     });
+  }
+
+  dropSocket() {
+    const socket = this.socket;
+    this.socketGeneration += 1;
+    this.socket = null;
+    if (socket && socket.state !== "closed") socket.close();
   }
 
   onFrame(frame) {
@@ -178,6 +204,14 @@ class Bell {
 
   async startPolling() {
     this.setMode("poll");
+    if (typeof window.WebSocket === "function") {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (this.mode === "poll") this.openSocket();
+      }, RETRY_SOCKET_MS);
+    }
+    if (this.polling) return; // the loop below is already running
+    this.polling = true;
     let delay = 1000;
     while (this.mode === "poll") {
       try {
@@ -185,7 +219,7 @@ class Bell {
         const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
         if (response.status === 401) {
           this.setMode("stopped");
-          return;
+          break;
         }
         if (!response.ok) throw new Error(`poll answered ${response.status}`);
         const body = await response.json();
@@ -200,6 +234,7 @@ class Bell {
         delay = Math.min(delay * 2, 30000);
       }
     }
+    this.polling = false;
   }
 
   setMode(mode) {
