@@ -139,9 +139,10 @@ async def test_silent_connection_is_abandoned_and_reconnected(fake_server):
 
 
 async def test_keepalives_keep_a_quiet_connection_open(fake_server):
-    server = fake_server([LOGIN, LOGRESP, *[0.1, KEEPALIVE] * 12, STATUS + b"\r\n"])
+    # 2.4 s without a packet, but a keep-alive every 0.15 s: longer than the 2 s silence timeout.
+    server = fake_server([LOGIN, LOGRESP, *[0.15, KEEPALIVE] * 16, STATUS + b"\r\n"])
     app, stop = Recorder(), asyncio.Event()
-    running = asyncio.create_task(gateway_for(server, app, silence_timeout=1.0).run(stop))
+    running = asyncio.create_task(gateway_for(server, app, silence_timeout=2.0).run(stop))
     await until(lambda: len(app.packets()) == 1)
     stop.set()
     await asyncio.wait_for(running, 10)
