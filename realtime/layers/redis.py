@@ -202,8 +202,10 @@ class MessageCodec:
 
 
 def _pool_kwargs(host: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """(url, connection kwargs) for one ``hosts`` entry: a URL, ``{"address": url, ...}``, or
-    redis-py connection kwargs (``{"host": ..., "port": ..., "password": ...}``)."""
+    """(url, connection kwargs) for one ``hosts`` entry: a URL, ``{"address": url, ...}``,
+    redis-py connection kwargs (``{"host": ..., "port": ..., "password": ...}``), or Redis
+    Sentinel as channels_redis spells it (``{"sentinels": [(host, port), ...], "master_name":
+    ..., "sentinel_kwargs": {...}}``, plus connection kwargs for the master)."""
     if isinstance(host, str):
         return host, {}
     if isinstance(host, Mapping):
@@ -261,6 +263,10 @@ class _CommandConnection:
             raise self.layer._unavailable(exc) from exc
         for result in results:
             if isinstance(result, ResponseError):
+                if str(result).startswith("READONLY"):
+                    # A failover turned our server into a replica: find the new master.
+                    self._lost(connection, result)
+                    raise self.layer._unavailable(result)
                 raise result
         return results
 
@@ -857,6 +863,13 @@ class RedisChannelLayer(BaseChannelLayer):
                 f"server to scale), got {len(hosts)} hosts: {hosts!r}"
             )
         self.url, self.connection_options = _pool_kwargs(hosts[0])
+        self.master_name: str | None = self.connection_options.pop("master_name", None)
+        self.sentinels: list[tuple[str, int]] = [
+            (host, int(port)) for host, port in self.connection_options.pop("sentinels", [])
+        ]
+        self.sentinel_kwargs: dict[str, Any] = self.connection_options.pop("sentinel_kwargs", {})
+        if self.master_name is not None and not self.sentinels:
+            raise ValueError(f"master_name {self.master_name!r} needs a list of sentinels")
         self.prefix = prefix
         self.key_prefix = f"{prefix}:"
         self.codec = MessageCodec(symmetric_encryption_keys)
@@ -887,11 +900,33 @@ class RedisChannelLayer(BaseChannelLayer):
         return ConnectionPool(**options)
 
     async def _connect(self) -> Connection:
-        """A new connection to Redis (commands, pub/sub or blocking fetches)."""
+        """A new connection to Redis (commands, pub/sub or blocking fetches); with Sentinel, to
+        the master the sentinels name now (asked again on every reconnect, so a failover is
+        followed)."""
         template = self._connection_template
-        connection = template.connection_class(**template.connection_kwargs)
+        options = dict(template.connection_kwargs)
+        if self.master_name is not None:
+            options["host"], options["port"] = await self._discover_master()
+        connection = template.connection_class(**options)
         await connection.connect()
         return connection
+
+    async def _discover_master(self) -> tuple[str, int]:
+        from redis.asyncio.sentinel import Sentinel
+
+        assert self.master_name is not None
+        sentinel = Sentinel(
+            self.sentinels,
+            sentinel_kwargs={"socket_connect_timeout": self.socket_connect_timeout}
+            | self.sentinel_kwargs,
+        )
+        try:
+            host, port = await sentinel.discover_master(self.master_name)
+        finally:
+            for client in sentinel.sentinels:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        return host, int(port)
 
     def _unavailable(self, exc: BaseException) -> LayerUnavailableError:
         self._note_outage(exc)
@@ -919,6 +954,8 @@ class RedisChannelLayer(BaseChannelLayer):
 
     @property
     def location(self) -> str:
+        if self.master_name is not None:
+            return f"sentinel master {self.master_name!r}"
         if self.url:
             return self.url
         return f"{self.connection_options.get('host', '127.0.0.1')}:" + str(

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 
+from conftest import free_port, stop_process, wait_for_port
 from realtime.layers.redis import LayerUnavailableError, RedisChannelLayer
 
 PEER = Path(__file__).with_name("layer_peer.py")
@@ -86,7 +87,7 @@ async def make_layer(redis_server) -> AsyncIterator[Any]:
     redis_server.flushall()
     layers: list[RedisChannelLayer] = []
 
-    def make(url: str | None = None, **config: Any) -> RedisChannelLayer:
+    def make(url: str | dict | None = None, **config: Any) -> RedisChannelLayer:
         layer = RedisChannelLayer(hosts=[url or redis_server.url], **config)
         layers.append(layer)
         return layer
@@ -405,3 +406,34 @@ async def test_a_hung_redis_counts_as_down_and_the_layer_recovers_when_it_resume
                     break
         await asyncio.sleep(0.1)
     assert delivered == {"type": "resumed"}
+
+
+@pytest.fixture
+def sentinel(fresh_redis, tmp_path) -> Iterator[int]:
+    """A Redis Sentinel watching ``fresh_redis`` as master "sbmaster"; yields its port."""
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor sbmaster 127.0.0.1 {fresh_redis.port} 1\n"
+    )
+    process = subprocess.Popen(
+        ["redis-server", str(config), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process=process)
+    yield port
+    stop_process(process)
+
+
+async def test_layer_finds_its_redis_through_sentinel(make_layer, sentinel, fresh_redis):
+    layer = make_layer({"sentinels": [("127.0.0.1", sentinel)], "master_name": "sbmaster"})
+    channel = await layer.new_channel()
+    await layer.group_add("room.sentinel", channel)
+    await layer.group_send("room.sentinel", {"type": "via.sentinel"})
+    assert (await receive(layer, channel))["type"] == "via.sentinel"
+    await layer.send("jobs.sentinel", {"type": "job"})
+    # The job went to the master Sentinel named, the private fresh_redis.
+    assert redis.Redis(port=fresh_redis.port).llen("asgi:q:jobs.sentinel") == 1
+    assert (await receive(layer, "jobs.sentinel"))["type"] == "job"
