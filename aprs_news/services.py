@@ -28,7 +28,7 @@ from django.db.models import F
 from aprs_news import protocol
 from aprs_news.models import GENERAL_GROUP, BulletinFollow, NewsItem
 from aprs_news.parsing import NewsPacket
-from notifications.services import notify
+from notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,11 @@ def record_news(news: NewsPacket, received: datetime) -> Recorded:
             dedupe_key=key,
         )
         if item.group:
-            _notify_followers(item)
+            try:
+                with transaction.atomic():  # a failing notify() must not lose the news
+                    _notify_followers(item)
+            except Exception:
+                logger.exception("could not notify followers of %s", item.group)
     return Recorded(item, created=True)
 
 

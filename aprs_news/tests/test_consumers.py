@@ -20,6 +20,7 @@ CLUB = sample_packet("VE3QRP-5>APRS,WIDE2-1,qAR,VE3GTA::BLN3CLUB")
 CLUB_AGAIN = sample_packet("VE3QRP-5>APRS,VE3RPT*,WIDE2,qAR,VE3KTW-10::BLN3CLUB")
 POSITION = sample_packet("N5QZX-9>APAT51,WIDE1-1,WIDE2-1,qAR,KD5ABC-10:!")
 WEATHER = sample_packet("CW4412>")
+STATUS_LINE = sample_packet("JA1XQZ>APRS,TCPIP*,qAC,T2TOKYO:>")
 
 
 async def start_feed() -> ApplicationCommunicator:
@@ -194,3 +195,15 @@ async def test_oversized_frame_gets_an_error_and_close_4009(channel_layer):
     assert error["code"] == protocol.ERROR_FRAME_TOO_LARGE
     closed = await socket.receive_output()
     assert closed == {"type": "websocket.close", "code": protocol.CLOSE_FRAME_TOO_LARGE}
+
+
+async def test_root_application_routes_the_aprs_scope_to_the_news_consumer(channel_layer):
+    from config.asgi import application
+
+    channel = await listen(channel_layer)
+    feed = ApplicationCommunicator(application, dict(APRS_SCOPE))
+    await feed.send_input({"type": protocol.EVENT_CONNECT})
+    await packet(feed, STATUS_LINE)
+    frame = await next_frame(channel_layer, channel)
+    assert frame["item"]["source"] == "JA1XQZ"
+    await finish(feed)

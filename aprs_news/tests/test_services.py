@@ -132,3 +132,15 @@ def test_prune_deletes_news_not_heard_for_the_retention_period(settings):
     fresh = services.record_news(news("JA1XQZ>APRS"), NOON).item
     assert services.prune_news(NOON) == 1
     assert set(NewsItem.objects.values_list("pk", flat=True)) == {old_but_resent.pk, fresh.pk}
+
+
+def test_failing_notifications_do_not_lose_the_bulletin(ann, monkeypatch):
+    services.follow(ann, "CLUB")
+
+    def broken_notify(*args, **kwargs):
+        raise RuntimeError("notifications are down")
+
+    monkeypatch.setattr(services, "notify", broken_notify)
+    recorded = services.record_news(news(CLUB_BY_INTERNET), NOON)
+    assert recorded.created
+    assert NewsItem.objects.filter(addressee="BLN3CLUB").exists()
