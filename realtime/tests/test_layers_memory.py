@@ -1,6 +1,7 @@
 """InMemoryChannelLayer: the contract, plus what it does better than Channels' in-memory layer."""
 
 import asyncio
+import random
 import re
 import string
 import threading
@@ -82,6 +83,30 @@ async def test_cancelled_receive_passes_its_wake_up_to_another_waiting_receiver(
     await layer.send("worker.mail", {"type": "mail.send"})
     cancelled.cancel()
     assert await asyncio.wait_for(other, 2) == {"type": "mail.send"}
+
+
+async def test_receives_cancelled_at_random_moments_lose_and_duplicate_nothing():
+    layer = InMemoryChannelLayer(capacity=1000)
+    chooser = random.Random(1234)
+    received: list[int] = []
+    for number in range(200):
+        receivers = [asyncio.create_task(layer.receive("worker.mail")) for _ in range(3)]
+        await asyncio.sleep(0)
+        await layer.send("worker.mail", {"type": "mail.send", "n": number})
+        for receiver in receivers:
+            if chooser.random() < 0.5:
+                receiver.cancel()
+        if chooser.random() < 0.5:
+            await asyncio.sleep(0)
+        for receiver in receivers:
+            receiver.cancel()
+        for outcome in await asyncio.gather(*receivers, return_exceptions=True):
+            if isinstance(outcome, dict):
+                received.append(outcome["n"])
+    while len(received) < 200:
+        received.append((await receive_soon(layer, "worker.mail"))["n"])
+    assert sorted(received) == list(range(200))
+    await assert_nothing_arrives(layer, "worker.mail")
 
 
 async def test_receive_cancelled_by_a_timeout_loses_no_later_message(layer):
