@@ -234,13 +234,6 @@ class _Route:
             return RoutePattern(pattern._route, pattern.name, is_endpoint=False)
         raise ImproperlyConfigured(f"Unsupported URL pattern type: {type(pattern).__name__}")
 
-    def match(self, path: str) -> tuple[str, tuple[Any, ...], dict[str, Any]] | None:
-        match = self.pattern.match(path)
-        if not match:
-            return None
-        remaining, args, kwargs = match
-        return remaining, tuple(args), {**kwargs, **self.default_kwargs}
-
 
 class URLRouter:
     """Picks an application by the URL path, with Django's `path()` and `re_path()` routes.
@@ -271,13 +264,13 @@ class URLRouter:
         path = path.lstrip("/")
         outer_route = scope.get("url_route", {})
         for route in self._compiled:
-            match = route.match(path)
-            if match is None:
+            match = route.pattern.match(path)
+            if not match:
                 continue
             remaining, args, kwargs = match
             url_route = {
-                "args": tuple(outer_route.get("args", ())) + args,
-                "kwargs": {**outer_route.get("kwargs", {}), **kwargs},
+                "args": (*outer_route.get("args", ()), *args),
+                "kwargs": {**outer_route.get("kwargs", {}), **kwargs, **route.default_kwargs},
             }
             inner_scope = {**scope, "path_remaining": remaining, "url_route": url_route}
             try:
