@@ -13,6 +13,14 @@ the way out the consumer leaves every group it joined with `join_groups()`.
 
 `AsyncConsumer` runs handlers on the event loop; `SyncConsumer` runs each one in a thread (through
 `database_sync_to_async`), so handlers may use the ORM, and `send()` is then a plain call.
+
+Difference from Django Channels (4.2 and later), on purpose: Channels hops to the shared sync
+thread to close stale database connections before *every* async handler, so all the consumers of
+a process queue up on that one thread even when no handler touches the database. Here an async
+consumer's database access goes through `database_sync_to_async`, which does that cleanup around
+the call itself; handlers that never touch the database never leave the event loop. With the
+in-memory layer, a group_send to 200 sockets delivers several times more frames per second
+(bench/core_consumers.py).
 """
 
 from __future__ import annotations
