@@ -33,6 +33,7 @@ When a changed session is saved, and how the browser learns its key:
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 import time
@@ -155,6 +156,18 @@ class SessionLazyObject(LazyObject):
 
     def _setup(self) -> None:
         self._wrapped = self.__dict__["_store_class"](self.__dict__["_session_key"])
+
+    def __copy__(self) -> Any:
+        if self._wrapped is empty:
+            return type(self)(self.__dict__["_store_class"], self.__dict__["_session_key"])
+        return copy.copy(self._wrapped)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        if self._wrapped is empty:
+            result = type(self)(self.__dict__["_store_class"], self.__dict__["_session_key"])
+            memo[id(self)] = result
+            return result
+        return copy.deepcopy(self._wrapped, memo)
 
     @property
     def is_built(self) -> bool:

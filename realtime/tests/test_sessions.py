@@ -1,5 +1,6 @@
 """CookieMiddleware and SessionMiddleware, over real ASGI calls and the database session store."""
 
+import copy
 from http.cookies import SimpleCookie
 
 import pytest
@@ -137,6 +138,13 @@ async def test_session_nobody_touches_is_never_built_and_sets_no_cookie(stored_s
     response = await get(SessionMiddlewareStack(app), session_cookie(stored_session.session_key))
     assert not app.scope["session"].is_built
     assert set_cookies(response["headers"]) == {}
+
+
+async def test_scope_with_an_untouched_session_can_be_copied(stored_session):
+    app = ScopeRecorder()
+    await get(SessionMiddlewareStack(app), session_cookie(stored_session.session_key))
+    copied = copy.deepcopy(app.scope)
+    assert await copied["session"].aget("colour") == "green"
 
 
 async def test_modified_session_is_saved_and_its_cookie_set_on_the_http_response(
