@@ -20,6 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications import protocol, services
@@ -50,6 +51,7 @@ def _flag(value: str | None, name: str) -> bool:
     raise BadParameter(f"{name} must be 1 or 0, got {value!r}")
 
 
+@never_cache
 @require_GET
 @api_login_required
 def api_list(request: HttpRequest) -> HttpResponse:

@@ -17,7 +17,9 @@ def make_notifications(user, count: int, **fields) -> list[Notification]:
 def test_api_lists_own_notifications_newest_first(ann_client, ann, bob):
     mine = make_notifications(ann, 3)
     make_notifications(bob, 2)
-    body = ann_client.get("/api/notifications/").json()
+    response = ann_client.get("/api/notifications/")
+    assert "no-store" in response["Cache-Control"]
+    body = response.json()
     assert [n["id"] for n in body["notifications"]] == [n.id for n in reversed(mine)]
     assert body["unread"] == 3
     assert body["next_before"] is None
