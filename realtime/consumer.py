@@ -20,7 +20,9 @@ a process queue up on that one thread even when no handler touches the database.
 consumer's database access goes through `database_sync_to_async`, which does that cleanup around
 the call itself; handlers that never touch the database never leave the event loop. With the
 in-memory layer, a group_send to 200 sockets delivers several times more frames per second
-(bench/core_consumers.py).
+(bench/core_consumers.py). The price: Django's async ORM methods (`aget()`, `acreate()`) do no
+such cleanup, so a long-lived consumer should reach the database through
+`database_sync_to_async`, or call `await realtime.db.aclose_old_connections()` first.
 """
 
 from __future__ import annotations
