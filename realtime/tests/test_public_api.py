@@ -48,6 +48,7 @@ CHANNELS_COMPATIBLE_IMPORTS = {
     "realtime.generic.http": ["AsyncHttpConsumer", "LongPollConsumer"],
     "realtime.layers": ["get_channel_layer", "channel_layers", "Channel", "Group"],
     "realtime.db": ["database_sync_to_async"],
+    "realtime.middleware": ["BaseMiddleware"],
     "realtime.exceptions": [
         "StopConsumer",
         "DenyConnection",
