@@ -118,3 +118,73 @@ def test_staff_console_shows_live_feed_and_audit_of_a_delete(open_page):
     expect(item).to_have_count(0)
     expect(console.locator("[data-audit]")).to_contain_text("seen by the console")
     expect(message(cara, "seen by the console")).to_have_count(0)
+
+
+CONVERSATION = [
+    ("bob", "general", "Deploy of the new socket layer is done, everything green on staging."),
+    ("carol", "general", "Nice! Reconnects feel instant now."),
+    ("carol", "general", "Pulled the plug on my Wi-Fi twice and nothing got lost."),
+    ("dave", "general", "Does the console show the new rate numbers yet?"),
+    ("bob", "general", "@alice can you take a look at the release notes before lunch?"),
+    ("dave", "general", "Also: <b>tags</b> stay text, as they should."),
+]
+
+
+def test_room_and_console_pages_render_for_the_readme(live_server_factory, browser, tmp_path):
+    """Renders the room page and the console with a small conversation and saves screenshots
+    (to SWITCHBOARD_SCREENSHOT_DIR, e.g. docs/, when set): the pages show history, the "new
+    messages" divider, mentions, presence, typing, the console feed and audit log."""
+    import os
+    from pathlib import Path
+
+    out = Path(os.environ.get("SWITCHBOARD_SCREENSHOT_DIR") or tmp_path)
+    server = live_server_factory(SWITCHBOARD_APRS_REPLAY="")
+    server.manage("seed_demo")
+    server.start_daphne()
+    keys = {name: server.create_user(name) for name in ("alice", "bob", "carol", "dave")}
+    keys["admin"] = server.create_user("admin", staff=True)
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\n"
+        "from chat import services\n"
+        "users = {u.username: u for u in get_user_model().objects.all()}\n"
+        "general = Room.objects.get(slug='general')\n"
+        "last = general.messages.order_by('-id').first()\n"
+        "services.mark_read(users['alice'], general, last.id)\n"
+        f"for name, slug, text in {CONVERSATION!r}:\n"
+        "    services.post_message(users[name], Room.objects.get(slug=slug), text)\n"
+        "spam = services.post_message(users['dave'], Room.objects.get(slug='random'), 'BUY NOW')\n"
+        "services.delete_message(users['admin'], spam.frame['id'])\n"
+        "services.mute_user(users['admin'], 'dave', 'random', 15)\n"
+    )
+
+    def page_for(user: str, path: str, **options):
+        context = browser.new_context(**options)
+        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(server.url + path)
+        expect(page.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
+        return page
+
+    others = [page_for(name, "/rooms/general/") for name in ("bob", "carol")]
+    alice = page_for("alice", "/rooms/general/", viewport={"width": 1280, "height": 820})
+    expect(alice.locator(".new-divider")).to_be_visible()
+    expect(alice.locator(".message.mentions-me").last).to_be_visible()
+    expect(alice.locator("[data-people] li")).to_have_count(3)
+    others[1].type("[data-composer-text]", "Sure, one sec")
+    expect(alice.locator("[data-typing]")).to_have_text("carol is typing…")
+    alice.fill("[data-composer-text]", "On it, @bob")
+    alice.screenshot(path=str(out / "chat-room.png"))
+
+    console = page_for("admin", "/console/", viewport={"width": 1280, "height": 900})
+    expect(console.locator("[data-audit] li")).to_have_count(2)
+    say(others[0], "Console folks: the feed updates live.")
+    expect(console.locator("[data-feed]")).to_contain_text("the feed updates live")
+    console.screenshot(path=str(out / "chat-console.png"))
+    phone = page_for("bob", "/rooms/general/", viewport={"width": 390, "height": 780})
+    phone.screenshot(path=str(out / "chat-room-phone.png"))
+    for page in [*others, alice, console, phone]:
+        page.context.close()
+    server.stop()
+    assert (out / "chat-room.png").stat().st_size > 10_000
