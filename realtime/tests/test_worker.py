@@ -1,6 +1,7 @@
-"""The worker: ChannelNameRouter routes fed from a real in-memory channel layer, through real
-consumers (no mocks). Each test runs a `Worker` in the test's event loop and watches what the
-consumers did, what is left on the layer, the dead letters and the log."""
+"""The worker: ChannelNameRouter routes fed from real channel layers (the in-memory one, and the
+Redis one with acknowledged deliveries on a private redis-server), through real consumers (no
+mocks). Each test runs a `Worker` in the test's event loop and watches what the consumers did,
+what is left on the layer, the dead letters and the log."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,6 +18,7 @@ from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import ConsumeLater, StopConsumer
 from realtime.layers import channel_layers
 from realtime.layers.memory import InMemoryChannelLayer
+from realtime.layers.redis import RedisChannelLayer
 from realtime.routing import ChannelNameRouter, ProtocolTypeRouter
 from realtime.worker import (
     DEAD_LETTER_MESSAGE_TYPE,
@@ -59,16 +61,23 @@ class GatedConsumer(AsyncConsumer):
         self.events.append(f"end {message['name']}")
 
 
-@pytest.fixture
-def layer() -> Iterator[InMemoryChannelLayer]:
-    """A fresh in-memory layer, installed as the default layer for the consumers too."""
-    layer = InMemoryChannelLayer()
+@pytest.fixture(params=["memory", "redis"])
+async def layer(request) -> AsyncIterator:
+    """A fresh layer, installed as the default layer for the consumers too: the in-memory one,
+    and Switchboard's Redis layer (acknowledged deliveries) on a flushed private redis-server."""
+    if request.param == "memory":
+        layer = InMemoryChannelLayer()
+    else:
+        redis_server = request.getfixturevalue("redis_server")
+        redis_server.flushall()
+        layer = RedisChannelLayer(hosts=[redis_server.url])
     previous = channel_layers.set("default", layer)
     yield layer
     if previous is None:
         channel_layers.backends.pop("default", None)
     else:
         channel_layers.set("default", previous)
+    await layer.close()
 
 
 def job(name: str, **fields: object) -> dict:
@@ -376,9 +385,9 @@ async def test_worker_acknowledges_a_message_only_after_its_handler_finished():
     assert events == ["start one", "end one", "ack one", "start two", "end two", "ack two"]
 
 
-def test_worker_refuses_process_local_channel_names(layer):
+def test_worker_refuses_process_local_channel_names():
     with pytest.raises(ValueError, match="reply!abc"):
-        Worker(ChannelNameRouter({}), ["reply!abc"], layer)
+        Worker(ChannelNameRouter({}), ["reply!abc"], InMemoryChannelLayer())
 
 
 def test_channel_route_names_are_found_through_the_protocol_router_and_middleware():
