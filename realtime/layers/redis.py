@@ -237,7 +237,13 @@ class _CommandConnection:
         """Replies to ``commands`` (sent as one pipeline). A Redis error reply raises
         ResponseError after every reply arrived; losing the connection raises
         LayerUnavailableError."""
-        connection = self.connection or await self._connect()
+        connection = self.connection
+        if connection is None or not connection.is_connected:
+            if connection is not None:
+                # Closed under us (the reader is about to report it): never let redis-py
+                # reconnect this object behind the reader's back.
+                self._lost(connection, RedisConnectionError("connection closed"))
+            connection = await self._connect()
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         self.replies.extend(futures)
