@@ -80,8 +80,10 @@ class Bell {
     for (const node of document.querySelectorAll("[data-page-unread]")) node.textContent = String(this.unread);
   }
 
+  /** Show `n` in the dropdown (newest first); false if it is already shown. */
   addNotification(n) {
-    if (n.id <= this.cursor && this.list.querySelector(`[data-notification-id="${n.id}"]`)) return false;
+    if (this.list.querySelector(`[data-notification-id="${n.id}"]`)) return false;
+    const isNewest = n.id > this.cursor;
     this.cursor = Math.max(this.cursor, n.id);
     this.list.querySelector(".bell-empty")?.remove();
     const item = document.createElement("li");
@@ -97,10 +99,13 @@ class Bell {
     time.textContent = "just now";
     link.append(text, time);
     item.append(link);
-    this.list.prepend(item);
+    const older = [...this.list.children].find((li) => Number(li.dataset.notificationId) < n.id);
+    this.list.insertBefore(item, older || null);
     while (this.list.children.length > RECENT) this.list.lastElementChild.remove();
-    this.root.classList.add("bell-ring");
-    setTimeout(() => this.root.classList.remove("bell-ring"), 1500);
+    if (isNewest && !n.read) {
+      this.root.classList.add("bell-ring");
+      setTimeout(() => this.root.classList.remove("bell-ring"), 1500);
+    }
     return true;
   }
 
@@ -129,6 +134,7 @@ class Bell {
       const response = await fetch(this.root.dataset.readUrl, {
         method: "POST",
         credentials: "same-origin",
+        keepalive: true, // a click on a notification navigates away; the request still goes
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
         body: JSON.stringify(body),
       });
