@@ -312,6 +312,21 @@ async def test_slow_consumer_misses_messages_alone_and_drops_are_counted(make_la
     assert layer.stats()["dropped"] == 5
 
 
+async def test_send_to_a_full_channel_of_another_process_is_dropped_and_counted_there(make_layer):
+    owner = make_layer(capacity=2)
+    other = make_layer()  # another client: its sends travel through the owner's inbox
+    channel = await owner.new_channel()
+    for number in range(3):
+        await other.send(channel, {"type": "remote", "number": number})
+    for _ in range(50):  # nobody receives yet: the third arrives at a full queue
+        if owner.stats()["dropped"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [(await receive(owner, channel))["number"] for _ in range(2)] == [0, 1]
+    assert await nothing_arrives(owner, channel)
+    assert owner.stats()["dropped"] == 1
+
+
 async def test_encrypted_payloads_round_trip_and_a_wrong_key_cannot_read_them(
     make_layer, redis_server
 ):
