@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import websockets
+import websockets.exceptions
 
 from chat import protocol
 
