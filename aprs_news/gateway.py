@@ -99,27 +99,42 @@ class ApplicationConnection:
     """One run of the ASGI application for one feed connection: its scope, event queue and task.
 
     If the application crashes mid-feed, the error is logged and a fresh instance is started (with
-    a new `aprs.connect`) for the next packet: a bug in a consumer never stops the feed.
+    a new `aprs.connect`) that gets the packets still queued: a bug in a consumer loses the packet
+    it failed on, never the feed.
     """
 
     def __init__(self, application: ASGIApp, scope: dict[str, Any]) -> None:
         self.application = application
         self.scope = scope
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE + 1)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.queue = asyncio.Queue(QUEUE_SIZE)
+        leftover = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+        self.queue = asyncio.Queue(max(QUEUE_SIZE, len(leftover)) + 1)  # + 1: aprs.connect
+        self.queue.put_nowait({"type": protocol.EVENT_CONNECT})
+        for event in leftover:
+            self.queue.put_nowait(event)
         self.task = asyncio.create_task(
             self.application(dict(self.scope), self.queue.get, self._send)
         )
-        await self.queue.put({"type": protocol.EVENT_CONNECT})
 
     async def packet(self, raw: str, received: float) -> None:
-        if self.task is None or self.task.done():
-            self._log_ended()
-            await self.start()
-        await self.queue.put({"type": protocol.EVENT_PACKET, "raw": raw, "received": received})
+        """Queue a packet event; waits while the queue is full, restarting a crashed application."""
+        event = {"type": protocol.EVENT_PACKET, "raw": raw, "received": received}
+        while True:
+            if self.task is None or self.task.done():
+                self._log_ended()
+                await self.start()
+            assert self.task is not None
+            if self.queue.qsize() < QUEUE_SIZE:
+                self.queue.put_nowait(event)
+                return
+            putting = asyncio.ensure_future(self.queue.put(event))
+            done, _ = await asyncio.wait({putting, self.task}, return_when=asyncio.FIRST_COMPLETED)
+            if putting in done:
+                return
+            putting.cancel()  # the application died with a full queue: restart it, then retry
 
     async def close(self, stall_timeout: float = 10.0) -> None:
         """Send aprs.disconnect after the packets still queued, and wait for the application to

@@ -263,3 +263,18 @@ async def test_back_off_grows_while_connections_deliver_nothing(fake_server, cap
     await asyncio.wait_for(running, 10)
     # four greet-and-hang-up connections: growing waits; one that delivered a packet: reset.
     assert logged_delays(caplog.text) == ["0.10", "0.20", "0.40", "0.40", "0.05"]
+
+
+async def test_application_crashing_with_a_full_queue_is_restarted_with_the_queued_packets(
+    tmp_path,
+):
+    capture = tmp_path / "burst.aprs"
+    lines = [f"K1ABC-{n % 16}>APRS,TCPIP*,qAC,T2X:>status {n}" for n in range(1500)]
+    capture.write_text("\n".join(lines) + "\n")
+    app = Recorder(fail_on=lines[3], pause=0.0005)
+    sent = await asyncio.wait_for(
+        replay(app, capture, stop=asyncio.Event(), speed=1, interval=0), 30
+    )
+    assert sent == 1500
+    assert app.packets() == lines  # the poison packet was handed over once, nothing else lost
+    assert len(app.runs) == 2
