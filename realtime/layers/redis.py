@@ -536,6 +536,8 @@ class _Client:
         self.fetchers: dict[str, _Fetcher] = {}
         self.lease_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Future[Any]] = set()
+        # "group:channel" memberships that came from other processes (kept in membership_key)
+        self.remote_members: set[str] = set()
         self.closed = False
 
     def background(self, coroutine: Awaitable[Any]) -> None:
@@ -735,8 +737,19 @@ class _Client:
                 self._add_and_subscribe(group, channel, float(joined))
 
     def _add_and_subscribe(self, group: str, channel: str, joined: float) -> None:
+        """Apply a membership another process stored in this client's hash."""
+        self.remote_members.add(f"{group}:{channel}")
         if self.add_member(group, channel, joined):
             self.background(self.subscribe(group))
+
+    async def forget_remote_member(self, group: str, channel: str) -> None:
+        """Delete a membership from this client's hash once it was left here, so a reconnect
+        does not bring it back."""
+        field = f"{group}:{channel}"
+        if field in self.remote_members:
+            self.remote_members.discard(field)
+            with contextlib.suppress(LayerUnavailableError, RedisError):
+                await self.commands.execute(("HDEL", self.membership_key, field))
 
     # -- memberships ------------------------------------------------------------------------------
 
@@ -1168,6 +1181,7 @@ class RedisChannelLayer(BaseChannelLayer):
             return
         if client.owns(channel):
             client.remove_member(group, channel)
+            await client.forget_remote_member(group, channel)
             return
         owner = self.owner_of(channel)
         await client.commands.execute(

@@ -183,6 +183,27 @@ async def test_membership_added_while_the_owner_is_cut_off_arrives_on_reconnect(
     assert (await receive(owner, channel))["type"] == "after.reconnect"
 
 
+async def test_a_remotely_added_membership_left_locally_stays_left_after_a_reconnect(
+    make_layer, fresh_redis
+):
+    owner = make_layer(fresh_redis.url, reconnect_max_delay=0.2)
+    view = make_layer(fresh_redis.url)
+    channel = await owner.new_channel()
+    client = owner._client()
+    await view.group_add("room.left", channel)
+    for _ in range(50):
+        if "room.left" in client.groups:
+            break
+        await asyncio.sleep(0.05)
+    await owner.group_discard("room.left", channel)  # the consumer leaves by itself
+    admin = redis.Redis.from_url(fresh_redis.url)
+    admin.client_kill_filter(_type="pubsub")
+    admin.close()
+    await asyncio.sleep(1)  # reconnected and re-read its memberships
+    await view.group_send("room.left", {"type": "not.for.leavers"})
+    assert await nothing_arrives(owner, channel, 0.5)
+
+
 # -- durable worker queues ----------------------------------------------------------------------
 
 
