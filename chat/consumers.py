@@ -217,6 +217,10 @@ class ChatSocket(AsyncWebsocketConsumer):
             await getattr(self, f"handle_{frame_type}")(frame)
         except ChatError as error:
             await self.send_frame(error.as_frame())
+        except Exception:
+            # A database or layer failure: say so and keep the socket; the client may retry.
+            logger.exception("chat: handling a %r frame failed", frame_type)
+            await self.send_error(protocol.SERVER_ERROR, "Something went wrong; please retry.")
 
     def require_login(self) -> None:
         if not self.user.is_authenticated:
@@ -236,9 +240,26 @@ class ChatSocket(AsyncWebsocketConsumer):
             if seq <= last:
                 return
             if seq > last + 1:
-                await self._catch_up(room, seq - 1)
+                try:
+                    await self._catch_up(room, seq - 1)
+                except Exception:
+                    # Leave last_seq where it is: the next event (or SocketWatch) retries the
+                    # gap, this event included, from the database.
+                    logger.exception("chat: catching up %s after seq %s failed", room, last)
+                    return
             await self.send(text_data=event["text"])
             self.last_seq[room] = seq
+
+    async def publish(self, event: services.RoomEvent) -> None:
+        """Broadcast a committed event. If the layer fails, this socket still shows it (the
+        others catch up from the database when the next event reaches them)."""
+        message = services.room_event_message(event)
+        try:
+            await services.broadcast_room_event(self.channel_layer, message)
+        except Exception:
+            logger.exception("chat: broadcasting %s seq %s failed", event.room, event.seq)
+            if event.room in self.last_seq:
+                await self.chat_room_event(message)
 
     async def chat_transient(self, event: dict) -> None:
         await self.send(text_data=event["text"])
@@ -385,7 +406,7 @@ class PublicChatConsumer(ChatSocket):
         event = await database_sync_to_async(services.post_message)(
             self.user, self.room, frame.get("text"), frame.get("client_id") or ""
         )
-        await services.broadcast_room_event(self.channel_layer, event)
+        await self.publish(event)
         if services.mentioned_usernames(event.frame["text"]):
             try:
                 await database_sync_to_async(services.notify_mentions)(self.user, event)
@@ -415,14 +436,14 @@ class PublicChatConsumer(ChatSocket):
         event = await database_sync_to_async(services.edit_message)(
             self.user, self.room, frame.get("id"), frame.get("text")
         )
-        await services.broadcast_room_event(self.channel_layer, event)
+        await self.publish(event)
 
     async def handle_delete(self, frame: dict) -> None:
         self.require_login()
         event, entry = await database_sync_to_async(services.delete_message)(
             self.user, frame.get("id"), self.room
         )
-        await services.broadcast_room_event(self.channel_layer, event)
+        await self.publish(event)
         if entry is not None:
             await services.broadcast_audit(self.channel_layer, entry)
 
@@ -489,7 +510,7 @@ class AdminChatConsumer(ChatSocket):
         event, entry = await database_sync_to_async(services.delete_message)(
             self.user, frame.get("id")
         )
-        await services.broadcast_room_event(self.channel_layer, event)
+        await self.publish(event)
         if entry is not None:
             await services.broadcast_audit(self.channel_layer, entry)
 
@@ -504,5 +525,5 @@ class AdminChatConsumer(ChatSocket):
             self.user, frame.get("text")
         )
         for event in events:
-            await services.broadcast_room_event(self.channel_layer, event)
+            await self.publish(event)
         await services.broadcast_audit(self.channel_layer, entry)

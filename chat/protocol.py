@@ -74,6 +74,7 @@ MUTED = "muted"
 TOO_LARGE = "too_large"
 NOT_FOUND = "not_found"
 NOT_ALLOWED = "not_allowed"
+SERVER_ERROR = "server_error"  # the server failed (database, layer); retrying may work
 
 # --- Close codes -------------------------------------------------------------------------------
 CLOSE_TOO_LARGE = 4009

@@ -437,15 +437,19 @@ def notify_mentions(author: Any, event: RoomEvent) -> int:
 # --- Broadcasting ------------------------------------------------------------------------------
 
 
-async def broadcast_room_event(layer: Any, event: RoomEvent) -> None:
-    """Send a committed room event, encoded once, to the room's sockets and the console."""
-    message = {
+def room_event_message(event: RoomEvent) -> dict:
+    """The channel-layer message of a room event, its frame encoded once."""
+    return {
         "type": protocol.EVENT_ROOM,
         "room": event.room,
         "seq": event.seq,
         "text": protocol.encode(event.frame),
     }
-    await layer.group_send(protocol.room_group(event.room), message)
+
+
+async def broadcast_room_event(layer: Any, message: dict) -> None:
+    """Send a room event message (see room_event_message) to the room's sockets and the console."""
+    await layer.group_send(protocol.room_group(message["room"]), message)
     await layer.group_send(protocol.ADMIN_GROUP, message)
 
 

@@ -333,22 +333,63 @@ async def test_member_that_missed_broadcasts_catches_up_from_database(channel_la
     reader, _ = await join_room("general", alice)
     # Saved events the reader never got (as if its queue had been full while they were sent).
     missed = [await apost(room, alice, f"missed {n}") for n in range(3)]
-    from chat.services import broadcast_room_event
+    from chat.services import broadcast_room_event, room_event_message
 
     latest = await apost(room, alice, "latest")
-    await broadcast_room_event(channel_layer, latest)
+    await broadcast_room_event(channel_layer, room_event_message(latest))
     texts = [(await next_of_type(reader, protocol.MESSAGE))["text"] for _ in range(4)]
     assert texts == [m.frame["text"] for m in missed] + ["latest"]
     await reader.disconnect()
 
 
 async def test_duplicate_broadcast_is_delivered_once(channel_layer, room, alice):
-    from chat.services import broadcast_room_event
+    from chat.services import broadcast_room_event, room_event_message
 
     reader, _ = await join_room("general", alice)
     event = await apost(room, alice, "once")
-    await broadcast_room_event(channel_layer, event)
-    await broadcast_room_event(channel_layer, event)
+    await broadcast_room_event(channel_layer, room_event_message(event))
+    await broadcast_room_event(channel_layer, room_event_message(event))
     assert (await next_of_type(reader, protocol.MESSAGE))["text"] == "once"
     assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
     await reader.disconnect()
+
+
+async def test_sender_still_sees_saved_message_when_broadcast_fails(
+    channel_layer, room, alice, monkeypatch
+):
+    socket, _ = await join_room("general", alice)
+    real_group_send = channel_layer.group_send
+
+    async def failing_group_send(group, message):
+        if message["type"] == protocol.EVENT_ROOM:
+            raise ConnectionError("layer down")
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(channel_layer, "group_send", failing_group_send)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "saved anyway"})
+    echo = await next_of_type(socket, protocol.MESSAGE)
+    assert echo["text"] == "saved anyway"
+    assert await database_sync_to_async(Message.objects.filter(pk=echo["id"]).exists)()
+    await socket.disconnect()
+
+
+async def test_database_failure_gets_server_error_and_socket_stays(
+    channel_layer, room, alice, monkeypatch
+):
+    from django.db import OperationalError
+
+    import chat.services
+
+    socket, _ = await join_room("general", alice)
+    real_post = chat.services.post_message
+
+    def broken_post(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(chat.services, "post_message", broken_post)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "first try"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.SERVER_ERROR
+    monkeypatch.setattr(chat.services, "post_message", real_post)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "second try"})
+    assert (await next_of_type(socket, protocol.MESSAGE))["text"] == "second try"
+    await socket.disconnect()

@@ -6,7 +6,7 @@ import pytest
 
 import chat.consumers
 from chat import protocol
-from chat.services import broadcast_room_event, post_message
+from chat.services import broadcast_room_event, post_message, room_event_message
 from chat.tests.conftest import join_room
 from realtime.db import database_sync_to_async
 
@@ -52,7 +52,7 @@ async def test_thousand_members_each_get_every_message_in_order_despite_drops(
             for n in range(count)
         ]
         for event in events:  # no pause: far more than CAPACITY per member queue
-            await broadcast_room_event(small_queues, event)
+            await broadcast_room_event(small_queues, room_event_message(event))
         return events
 
     events = await burst(2 * CAPACITY)  # dropped in the middle ...
