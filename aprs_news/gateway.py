@@ -39,7 +39,7 @@ from typing import Any
 
 from aprs_news import protocol
 from aprs_news.parsing import decode_line
-from realtime.types import ASGIApp
+from realtime.types import ASGIApp, Message
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class ApplicationConnection:
         self.queue.put_nowait({"type": protocol.EVENT_CONNECT})
         for event in leftover:
             self.queue.put_nowait(event)
-        self.task = asyncio.create_task(
+        self.task = asyncio.ensure_future(
             self.application(dict(self.scope), self.queue.get, self._send)
         )
 
@@ -142,7 +142,7 @@ class ApplicationConnection:
         if self.task is None:
             return
         task, self.task = self.task, None
-        disconnect = {"type": protocol.EVENT_DISCONNECT}
+        disconnect: dict[str, Any] | None = {"type": protocol.EVENT_DISCONNECT}
         stalled_since = time.monotonic()
         while not task.done():
             if disconnect is not None:
@@ -168,7 +168,7 @@ class ApplicationConnection:
         if self.task is not None and not self.task.cancelled() and self.task.exception():
             logger.error("APRS application failed; restarting it", exc_info=self.task.exception())
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: Message) -> None:
         # The aprs protocol carries nothing from the application back to the network (receive-only).
         logger.debug("ignoring message from the APRS application: %r", message.get("type"))
 
