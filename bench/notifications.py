@@ -1,11 +1,14 @@
-"""Benchmark the notifications app in one process: fan-out throughput and waiting long-polls.
+"""Benchmark the notifications app: fan-out throughput and waiting long-polls.
 
-    .venv/bin/python bench/notifications.py [--users 10000] [--polls 2000]
+    .venv/bin/python bench/notifications.py [--users 10000] [--polls 2000] [--daphne-polls 1000]
 
 1. notify_all() to --users active users through the real Worker (in-memory layer, SQLite file):
    users notified per second, end to end (batches of 500: bulk_create + one group_send each).
 2. --polls long-polls (NotificationPoll through HttpCommunicator) waiting at once: threads alive
    while they wait, and the time from one notify() to the last of them answering.
+3. --daphne-polls long-polls over real sockets to `manage.py serve` (Daphne, Redis layer on a
+   private redis-server): the server's thread count while they wait, and the time from a notify()
+   in another process to the last answer. Skipped with --daphne-polls 0.
 
 A fresh SQLite database in a temporary directory; nothing else is touched. Numbers depend on the
 machine; compare runs on the same one.
@@ -106,10 +109,151 @@ async def bench_polls(polls: int) -> tuple[int, int, float]:
     return baseline, waiting_threads, time.perf_counter() - started
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port}")
+
+
+def process_threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return -1
+
+
+async def hold_polls(port: int, cookie: str, count: int, ready: asyncio.Event) -> list[bytes]:
+    """Open `count` connections, each with one waiting poll; return each answer's first line."""
+    request = (
+        f"GET /notifications/poll/?after=0&timeout=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Cookie: sessionid={cookie}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    connections = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        connections.append((reader, writer))
+    ready.set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        status = await asyncio.wait_for(reader.readline(), 90)
+        await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        return status
+
+    return await asyncio.gather(*(answer(r, w) for r, w in connections))
+
+
+NOTIFY_POLLER = (
+    "from django.contrib.auth import get_user_model\n"
+    "from notifications import notify\n"
+    "notify(get_user_model().objects.get(username='daphne-poller'), verb='bench', text='wake')"
+)
+
+
+def bench_daphne_polls(directory: str, count: int) -> tuple[int, int, float]:
+    import shutil
+    import subprocess
+    import urllib.request
+
+    redis_port, web_port = free_port(), free_port()
+    redis = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--save", "",
+         "--bind", "127.0.0.1", "--dir", directory],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{directory}/daphne.sqlite3",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SWITCHBOARD_APRS_REPLAY": "",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    server = None
+    try:
+        wait_for_port(redis_port)
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+        cookie = subprocess.run(
+            [*manage, "shell", "-c",
+             "from django.contrib.auth import get_user_model\n"
+             "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
+             "from django.contrib.sessions.backends.db import SessionStore\n"
+             "u = get_user_model().objects.create_user('daphne-poller')\n"
+             "s = SessionStore(); s[SESSION_KEY] = str(u.pk)\n"
+             "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+             "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout.split()[-1]  # fmt: skip
+        server = subprocess.Popen(
+            [*manage, "serve", "--port", str(web_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(web_port)
+        baseline = process_threads(server.pid)
+
+        def waiting_polls() -> float:
+            url = f"http://127.0.0.1:{web_port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith('realtime_long_polls_waiting{route="notifications/poll/"}'):
+                        return float(line.split()[-1])
+            return 0.0
+
+        async def run() -> tuple[int, float]:
+            ready = asyncio.Event()
+            polls = asyncio.ensure_future(hold_polls(web_port, cookie, count, ready))
+            await ready.wait()
+            for _ in range(600):  # bounded: 60 s for every poll to reach the server
+                if await asyncio.to_thread(waiting_polls) >= count:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # let each poll run its first query and start waiting
+            threads = process_threads(server.pid)
+            await asyncio.to_thread(
+                subprocess.run,
+                [*manage, "shell", "-c", NOTIFY_POLLER],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            started = time.perf_counter()
+            answers = await polls
+            elapsed = time.perf_counter() - started
+            assert all(b" 200 " in status for status in answers), answers[:3]
+            return threads, elapsed
+
+        threads, elapsed = asyncio.run(run())
+        return baseline, threads, elapsed
+    finally:
+        for process in (server, redis):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10000)
     parser.add_argument("--polls", type=int, default=2000)
+    parser.add_argument("--daphne-polls", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sb-bench-notifications-") as directory:
         setup_django(directory)
@@ -120,6 +264,13 @@ def main() -> None:
             f"{args.polls} long-polls waiting: threads {baseline} before, {waiting} while waiting; "
             f"all answered {wake * 1000:.0f} ms after one notify()"
         )
+        if args.daphne_polls:
+            baseline, waiting, wake = bench_daphne_polls(directory, args.daphne_polls)
+            print(
+                f"{args.daphne_polls} long-polls over Daphne (Redis layer): server threads "
+                f"{baseline} idle, {waiting} while they wait; all answered {wake * 1000:.0f} ms "
+                "after notify() returned in another process"
+            )
 
 
 if __name__ == "__main__":
