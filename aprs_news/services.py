@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_DEDUPE_WINDOW = timedelta(hours=12)
 # News not heard again for this long is deleted, so a busy feed does not grow the table forever.
 DEFAULT_RETENTION = timedelta(days=7)
-NOTIFICATION_VERB = "aprs.bulletin"
+NOTIFICATION_VERB = "bulletin"
 _GROUP_PATTERN = re.compile(r"^[A-Z0-9_-]{1,5}$")
 _PREFIX_PATTERN = re.compile(r"^[A-Z0-9/-]{1,12}$")
 BULLETIN_KINDS = (NewsItem.Kind.BULLETIN, NewsItem.Kind.ANNOUNCEMENT)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
+from aprs_news import services
 from aprs_news.tests.conftest import sample_packet
 
 CLUB = sample_packet("VE3QRP-5>APRS,WIDE2-1,qAR,VE3GTA::BLN3CLUB")
@@ -92,6 +93,6 @@ def test_news_page_updates_live_as_the_gateway_feeds_it(page, news_server, captu
     count = news_server.shell(
         "from notifications.models import Notification; "
         "print(Notification.objects.filter(recipient__username='newsreader', "
-        "verb='aprs.bulletin').count())"
+        f"verb={services.NOTIFICATION_VERB!r}).count())"
     )
     assert count.strip().splitlines()[-1] == "1"
