@@ -580,14 +580,15 @@ class _Client:
         failures = 0
         while not self.closed:
             connection = None
+            connected_at = math.inf
             try:
                 connection = await self.layer._connect()
+                connected_at = time.monotonic()
                 self.pubsub = connection
                 topics = [self.inbox, *self.topics]
                 for topic in topics:
                     self.subscribed.setdefault(topic, self.loop.create_future())
                 await connection.send_command("SUBSCRIBE", *topics)
-                failures = 0
                 await self._read(connection)
             except asyncio.CancelledError:
                 raise
@@ -609,6 +610,8 @@ class _Client:
                         future.set_result(None)
                 self.subscribed.clear()
                 self.first_attempt.set()
+            if time.monotonic() - connected_at > self.layer.reconnect_max_delay:
+                failures = 1  # it ran for a while: start the back-off afresh
             if not self.closed:
                 await asyncio.sleep(self.layer.backoff(failures))
 
