@@ -89,7 +89,9 @@ def test_news_page_updates_live_as_the_gateway_feeds_it(page, news_server, captu
     expect(status).to_be_visible()
     expect(club).to_be_hidden()
 
-    # Following CLUB earned a notification for the new bulletin (once, not for the re-send).
+    # Following CLUB earned a notification for the new bulletin (once, not for the re-send),
+    # which the bell in the header shows live.
+    expect(page.locator("[data-bell-count]")).to_have_text("1", timeout=SLOW)
     count = news_server.shell(
         "from notifications.models import Notification; "
         "print(Notification.objects.filter(recipient__username='newsreader', "
