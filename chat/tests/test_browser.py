@@ -188,3 +188,53 @@ def test_room_and_console_pages_render_for_the_readme(live_server_factory, brows
         page.context.close()
     server.stop()
     assert (out / "chat-room.png").stat().st_size > 10_000
+
+
+def test_page_reconnects_after_server_restart_and_loses_nothing(live_server_factory, browser):
+    """Daphne goes away and comes back on the same port: the page shows it is reconnecting, then
+    shows what was said meanwhile, and what was typed meanwhile is sent exactly once."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, wait_for_port
+
+    server = live_server_factory(SWITCHBOARD_APRS_REPLAY="")
+    server.shell("from chat.models import Room\nRoom.objects.create(slug='restart')")
+    key = server.create_user("erin")
+    server.create_user("fred")
+    port = server.start_daphne()
+    context = browser.new_context()
+    context.add_cookies([{"name": "sessionid", "value": key, "url": server.url}])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{server.url}/rooms/restart/")
+    state = page.locator("[data-connection-state]")
+    expect(state).to_have_attribute("data-state", "open")
+
+    server.stop()
+    expect(state).to_have_attribute("data-state", "reconnecting")
+    say(page, "typed while the server was down")
+    expect(page.locator(".message.is-pending")).to_have_count(1)
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\nfrom chat.services import post_message\n"
+        "post_message(get_user_model().objects.get(username='fred'), "
+        "Room.objects.get(slug='restart'), 'said while you were away')"
+    )
+    log = open(server.directory / "daphne-restarted.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server.processes.append(process)
+    wait_for_port(port, timeout=30, process=process)
+
+    back_online = 30_000  # the back-off may be waiting several seconds when the server returns
+    expect(message(page, "said while you were away")).to_be_visible(timeout=back_online)
+    expect(message(page, "typed while the server was down")).to_have_count(1, timeout=back_online)
+    expect(page.locator(".message.is-pending")).to_have_count(0)
+    expect(state).to_have_attribute("data-state", "open")
+    page.reload()
+    expect(message(page, "typed while the server was down")).to_have_count(1)
+    context.close()
+    server.stop()
