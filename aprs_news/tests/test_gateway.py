@@ -8,7 +8,14 @@ import time
 import pytest
 
 from aprs_news import protocol
-from aprs_news.gateway import APRSISGateway, Backoff, ServerAddress, login_line, replay
+from aprs_news.gateway import (
+    APRSISGateway,
+    Backoff,
+    ServerAddress,
+    embedded_replay,
+    login_line,
+    replay,
+)
 from aprs_news.tests.conftest import sample_packet
 from aprs_news.tests.fake_aprsis import CLOSE, LOGIN, FakeAPRSIS
 
@@ -278,3 +285,28 @@ async def test_application_crashing_with_a_full_queue_is_restarted_with_the_queu
     assert sent == 1500
     assert app.packets() == lines  # the poison packet was handed over once, nothing else lost
     assert len(app.runs) == 2
+
+
+async def test_embedded_replay_does_nothing_without_a_file(settings, tmp_path, caplog):
+    app = Recorder()
+    settings.APRS_REPLAY_FILE = ""
+    await asyncio.wait_for(embedded_replay(app), 5)
+    settings.APRS_REPLAY_FILE = str(tmp_path / "missing.aprs")
+    await asyncio.wait_for(embedded_replay(app), 5)
+    assert app.runs == []
+    assert "does not exist" in caplog.text
+
+
+async def test_embedded_replay_feeds_the_capture_until_cancelled(settings, tmp_path):
+    capture = tmp_path / "demo.aprs"
+    capture.write_bytes(b"1795435200.00\t" + BULLETIN + b"\n1795435200.05\t" + STATUS + b"\n")
+    settings.APRS_REPLAY_FILE = str(capture)
+    app = Recorder()
+    running = asyncio.create_task(embedded_replay(app))
+    await until(lambda: len(app.packets()) == 2)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    [(scope, events)] = app.runs
+    assert scope["server"] == "replay:demo.aprs"
+    assert events[-1]["type"] == protocol.EVENT_DISCONNECT  # the consumer is told, even on cancel
