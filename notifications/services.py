@@ -108,9 +108,12 @@ def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
 
 
 def notify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
-    """Queue a notification for every active user on the worker channel; returns the fan-out id."""
+    """Queue a notification for every active user on the worker channel (once the current
+    transaction commits, so a rolled-back announcement notifies nobody); returns the fan-out id."""
     message = _fanout_message(verb, text, url, actor)
-    async_to_sync(get_channel_layer().send)(protocol.FANOUT_CHANNEL, message)
+    transaction.on_commit(
+        lambda: async_to_sync(get_channel_layer().send)(protocol.FANOUT_CHANNEL, message)
+    )
     return message["fanout_id"]
 
 

@@ -1,9 +1,10 @@
 import asyncio
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 
-from notifications import anotify_all, notify, protocol
+from notifications import anotify_all, notify, notify_all, protocol
 from notifications.consumers import NotificationConsumer
 from notifications.models import Notification
 from notifications.routing import channel_routes
@@ -70,6 +71,24 @@ def test_a_fanout_batch_delivered_twice_notifies_each_user_once(ann):
     assert run_fanout_batch(following) is None
     total = get_user_model().objects.count()
     assert Notification.objects.filter(fanout_id="f" * 32).count() == total
+
+
+@pytest.mark.django_db
+def test_notify_all_queues_the_fanout_only_when_the_transaction_commits(
+    channel_layer, django_capture_on_commit_callbacks
+):
+    async def next_fanout_message():
+        return await asyncio.wait_for(channel_layer.receive(protocol.FANOUT_CHANNEL), 2)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        fanout_id = notify_all(verb="announcement", text="after commit")
+    assert len(callbacks) == 1
+    with pytest.raises(TimeoutError):
+        async_to_sync(asyncio.wait_for)(next_fanout_message(), 0.2)
+    callbacks[0]()
+    message = async_to_sync(next_fanout_message)()
+    assert (message["fanout_id"], message["text"]) == (fanout_id, "after commit")
+    assert message["after_user_id"] == 0
 
 
 @pytest.mark.django_db
