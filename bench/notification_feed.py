@@ -1,6 +1,6 @@
 """Benchmark the notifications app: fan-out throughput and waiting long-polls.
 
-    .venv/bin/python bench/notifications.py [--users 10000] [--polls 2000] [--daphne-polls 1000]
+    .venv/bin/python bench/notification_feed.py [--users 10000] [--polls 2000] [--daphne-polls 1000]
 
 1. notify_all() to --users active users through the real Worker (in-memory layer, SQLite file):
    users notified per second, end to end (batches of 500: bulk_create + one group_send each).
