@@ -154,6 +154,10 @@ if REDIS_URL:
             f"got {CHANNEL_LAYER_IMPLEMENTATION!r}"
         )
     _layer_config: dict = {"hosts": [REDIS_URL]}
+    if CHANNEL_LAYER_IMPLEMENTATION != "switchboard":
+        # channels_redis blocks 5 s in BZPOPMIN while redis-py 8 times sockets out after 5 s, so an
+        # idle receive() raises TimeoutError; a longer socket timeout keeps it quiet.
+        _layer_config["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
     if CHANNEL_LAYER_ENCRYPTION_KEY:
         _layer_config["symmetric_encryption_keys"] = [CHANNEL_LAYER_ENCRYPTION_KEY]
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
