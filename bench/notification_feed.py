@@ -87,9 +87,11 @@ async def bench_polls(polls: int) -> tuple[int, int, float]:
     from realtime.testing import HttpCommunicator
 
     user = await database_sync_to_async(get_user_model().objects.create_user)("poller")
-    after = await database_sync_to_async(
-        lambda: Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    )()
+
+    def newest_id() -> int:
+        return Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    after = await database_sync_to_async(newest_id)()
 
     async def as_user(scope, receive, send):
         return await NotificationPoll.as_asgi()(dict(scope, user=user), receive, send)

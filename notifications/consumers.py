@@ -170,6 +170,7 @@ class NotificationPoll(LongPollConsumer):
         return self.json_response({"error": {"code": code, "message": message}}, status=status)
 
     def get_groups(self) -> list[str]:
+        assert self.user_id is not None, "prepare() sets the user before groups are joined"
         return [protocol.user_group(self.user_id)]
 
     async def poll(self) -> LongPollResponse | None:

@@ -7,9 +7,10 @@ Public entry points (re-exported by the `notifications` package)::
         once the transaction commits, push each to that user's live connections. Sync (ORM);
         from async code use `await anotify(...)`.
     notify_all(*, verb, text, url="", actor=None) -> str
-        Notify every active user. Returns at once: once the transaction commits, the work goes to
-        the worker channel `notifications-fanout`, which creates the notifications in batches of 500 (one
-        bulk_create and one group_send per user each) and queues the next batch. Async: anotify_all.
+        Notify every active user. Returns at once: once the transaction commits, the work goes
+        to the worker channel `notifications-fanout`, which creates the notifications in batches
+        of 500 (one bulk_create and one group_send per user each) and queues the next batch.
+        Async: anotify_all.
 
 Used by chat (mentions, admin announcements) and aprs_news (bulletins for followers). Reading:
 `unread_count`, `mark_read`, `mark_all_read` push the new unread count to every open tab.

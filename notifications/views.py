@@ -34,9 +34,10 @@ class BadParameter(ValueError):
     """A query or body parameter the API cannot use; its message names the parameter."""
 
 
-def _positive_integer(value: str | None, name: str, default: int | None = None) -> int | None:
+def _positive_integer(value: str | None, name: str) -> int | None:
+    """The parameter as an integer from 1 up, None when absent; BadParameter otherwise."""
     if value is None or value == "":
-        return default
+        return None
     number = protocol.parse_id(value)
     if not number:
         raise BadParameter(f"{name} must be a positive integer, got {value!r}")
@@ -59,7 +60,7 @@ def api_list(request: HttpRequest) -> HttpResponse:
     try:
         unread_only = _flag(request.GET.get("unread"), "unread")
         before = _positive_integer(request.GET.get("before"), "before")
-        limit = _positive_integer(request.GET.get("limit"), "limit", protocol.API_PAGE_SIZE)
+        limit = _positive_integer(request.GET.get("limit"), "limit") or protocol.API_PAGE_SIZE
     except BadParameter as exc:
         return error_response(400, protocol.ERROR_BAD_PARAMETER, str(exc))
     limit = min(limit, protocol.API_MAX_PAGE_SIZE)
