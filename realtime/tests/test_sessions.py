@@ -1,6 +1,7 @@
 """CookieMiddleware and SessionMiddleware, over real ASGI calls and the database session store."""
 
 import copy
+import datetime
 from http.cookies import SimpleCookie
 
 import pytest
@@ -103,6 +104,15 @@ def test_set_cookie_adds_a_set_cookie_header_with_its_attributes():
     assert morsel["path"] == "/"
 
 
+def test_set_cookie_turns_a_datetime_expiry_into_a_max_age():
+    message = {"type": "http.response.start", "status": 200}
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    CookieMiddleware.set_cookie(message, "theme", "dark", expires=expires)
+    morsel = set_cookies(message["headers"])["theme"]["theme"]
+    assert 3590 <= int(morsel["max-age"]) <= 3601
+    assert morsel["expires"].endswith("GMT")
+
+
 def test_set_cookie_refuses_an_unknown_samesite_value():
     with pytest.raises(ValueError, match="'sometimes'"):
         CookieMiddleware.set_cookie({}, "theme", "dark", samesite="sometimes")
@@ -160,6 +170,19 @@ async def test_modified_session_is_saved_and_its_cookie_set_on_the_http_response
     assert morsel["max-age"] == str(settings.SESSION_COOKIE_AGE)
     stored = await database_sync_to_async(load_session)(morsel.value)
     assert stored == {"colour": "blue"}
+
+
+async def test_session_expiring_at_browser_close_gets_a_session_cookie(settings, transactional_db):
+    settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+    async def remember(scope):
+        await scope["session"].aset("colour", "blue")
+
+    response = await get(SessionMiddlewareStack(ScopeRecorder(remember)))
+    morsel = set_cookies(response["headers"])[settings.SESSION_COOKIE_NAME][
+        settings.SESSION_COOKIE_NAME
+    ]
+    assert (morsel["max-age"], morsel["expires"]) == ("", "")
 
 
 async def test_read_only_session_use_sets_no_cookie(stored_session):
