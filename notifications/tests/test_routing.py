@@ -82,3 +82,15 @@ async def test_poll_without_credentials_is_401(application, db):
     response = await poll.get_response()
     assert response["status"] == 401
     assert json.loads(response["body"])["error"]["code"] == protocol.ERROR_NOT_AUTHENTICATED
+
+
+async def test_socket_from_another_origin_is_refused(application, ann):
+    cookie = await database_sync_to_async(session_cookie)(ann)
+    headers = [
+        ("host", "testserver"),
+        ("origin", "http://evil.example"),
+        ("cookie", f"sessionid={cookie}"),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/notifications/", headers)
+    connected, _ = await socket.connect()
+    assert not connected

@@ -193,6 +193,11 @@ def test_bell_shows_unread_count_and_recent(ann_client, ann):
     assert "data-bell-count>3<" in page
 
 
+def test_bell_is_only_shown_to_logged_in_users(ann_client, db):
+    assert "data-notification-bell" in ann_client.get("/notifications/").content.decode()
+    assert "data-notification-bell" not in Client().get("/accounts/login/").content.decode()
+
+
 def test_token_page_shows_new_token_once_and_stores_only_its_hash(ann_client, ann):
     response = ann_client.post("/settings/tokens/", {"name": "laptop"})
     assert response.status_code == 200
