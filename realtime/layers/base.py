@@ -87,7 +87,7 @@ class BaseChannelLayer:
     invalid_name_error: ClassVar[str] = (
         "{} name must be a valid unicode string "
         f"with length < {MAX_NAME_LENGTH} "
-        "containing only ASCII alphanumerics, hyphens, underscores, or periods, not {!r}"
+        "containing only ASCII alphanumerics, hyphens, underscores, or periods, not {!r:.150}"
     )
 
     def __init__(
