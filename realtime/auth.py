@@ -47,6 +47,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject, empty
 
 from realtime.db import database_sync_to_async
+from realtime.middleware import BaseMiddleware
 from realtime.sessions import CookieMiddleware, SessionMiddleware
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -204,14 +205,11 @@ class _ResolvingReceive:
         return await self.real_receive()
 
 
-class AuthMiddleware:
+class AuthMiddleware(BaseMiddleware):
     """Adds ``scope["user"]`` from the session; must run inside SessionMiddleware.
 
     If ``scope["user"]`` is already set (an outer AuthMiddleware), the scope passes through.
     """
-
-    def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
 
     def populate_scope(self, scope: Scope) -> None:
         if "session" not in scope:

@@ -12,6 +12,7 @@ from django.urls import path
 from realtime.auth import AuthMiddleware, AuthMiddlewareStack, get_user, login, logout
 from realtime.db import database_sync_to_async
 from realtime.generic.websocket import AsyncJsonWebsocketConsumer
+from realtime.middleware import BaseMiddleware
 from realtime.routing import URLRouter
 from realtime.sessions import CookieMiddleware, SessionMiddleware, SessionMiddlewareStack
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
@@ -180,6 +181,10 @@ async def test_subclass_overriding_resolve_scope_decides_the_user(user):
     await communicator.connect()
     assert (await communicator.receive_json_from())["user"] == "alice"
     await communicator.disconnect()
+
+
+def test_auth_middleware_is_a_base_middleware_as_in_channels():
+    assert isinstance(AuthMiddleware(WhoAmIConsumer.as_asgi()), BaseMiddleware)
 
 
 async def test_get_user_returns_the_session_user(session_key):
