@@ -238,3 +238,23 @@ def test_page_reconnects_after_server_restart_and_loses_nothing(live_server_fact
     expect(message(page, "typed while the server was down")).to_have_count(1)
     context.close()
     server.stop()
+
+
+def test_times_show_in_the_readers_time_zone(site, browser):
+    server, keys = site
+    server.shell(
+        "from datetime import datetime, UTC\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Message, Room\nfrom chat.services import post_message\n"
+        "event = post_message(get_user_model().objects.get(username='dave'), "
+        "Room.objects.get(slug='browser'), 'posted at noon UTC')\n"
+        "Message.objects.filter(pk=event.frame['id'])"
+        ".update(created=datetime(2026, 1, 5, 12, 0, tzinfo=UTC))"
+    )
+    context = browser.new_context(timezone_id="Asia/Kolkata", locale="en-US")  # UTC+05:30
+    context.add_cookies([{"name": "sessionid", "value": keys["cara"], "url": server.url}])
+    page = context.new_page()
+    page.goto(f"{server.url}/rooms/browser/")
+    item = page.locator(".message", has=page.locator(".message-text", has_text="posted at noon"))
+    expect(item.locator("time")).to_have_text("05:30 PM", timeout=TIMEOUT)
+    context.close()

@@ -91,13 +91,15 @@ function actionsFor(frame) {
 /** Mark `li` as a continuation when the previous message is by the same author shortly before. */
 function markContinuation(li) {
   const prev = li.previousElementSibling;
+  const gap = prev ? new Date(li.dataset.ts) - new Date(prev.dataset.ts) : -1;
   const same =
     prev &&
     prev.classList.contains("message") &&
     !prev.classList.contains("is-announcement") &&
     !li.classList.contains("is-announcement") &&
     prev.dataset.user === li.dataset.user &&
-    new Date(li.dataset.ts) - new Date(prev.dataset.ts) < CONTINUATION_MS;
+    gap >= 0 &&
+    gap < CONTINUATION_MS;
   li.classList.toggle("is-continuation", Boolean(same));
 }
 
