@@ -9,6 +9,7 @@ worker channel `notifications-fanout`: one message there is one batch of notify_
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -131,9 +132,10 @@ class NotificationPoll(LongPollConsumer):
 
     async def prepare(self, body: bytes) -> LongPollResponse | None:
         if self.scope["method"] != "GET":
-            return self.json_response(
-                {"error": {"code": "method_not_allowed", "message": "use GET"}},
-                status=405,
+            return self.error(
+                405,
+                protocol.ERROR_METHOD_NOT_ALLOWED,
+                f"the poll feed answers GET only, got {self.scope['method']}",
                 headers=[(b"allow", b"GET")],
             )
         user = self.scope.get("user")
@@ -166,8 +168,12 @@ class NotificationPoll(LongPollConsumer):
         self.timeout = seconds
         return None
 
-    def error(self, status: int, code: str, message: str) -> LongPollResponse:
-        return self.json_response({"error": {"code": code, "message": message}}, status=status)
+    def error(
+        self, status: int, code: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> LongPollResponse:
+        """A JSON error answer, shaped like the HTTP API's: {"error": {"code", "message"}}."""
+        body = {"error": {"code": code, "message": message}}
+        return self.json_response(body, status=status, headers=headers)
 
     def get_groups(self) -> list[str]:
         assert self.user_id is not None, "prepare() sets the user before groups are joined"

@@ -38,6 +38,7 @@ ERROR_UNKNOWN_TYPE: Final = "unknown_type"
 ERROR_FRAME_TOO_LARGE: Final = "frame_too_large"
 ERROR_BAD_PARAMETER: Final = "bad_parameter"
 ERROR_NOT_AUTHENTICATED: Final = "not_authenticated"
+ERROR_METHOD_NOT_ALLOWED: Final = "method_not_allowed"
 
 # WebSocket close codes.
 CLOSE_NOT_AUTHENTICATED: Final = 4401

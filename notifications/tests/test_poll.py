@@ -140,6 +140,8 @@ async def test_anonymous_is_401_json(channel_layer, db):
 async def test_post_is_405(channel_layer, ann):
     response = await poll(ann, method="POST").get_response()
     assert response["status"] == 405
+    assert header(response, b"allow") == b"GET"
+    assert json_body(response)["error"]["code"] == protocol.ERROR_METHOD_NOT_ALLOWED
 
 
 async def test_bearer_token_authenticates_the_poll(channel_layer, ann):
