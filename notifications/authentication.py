@@ -66,7 +66,9 @@ def api_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
                 )
             failure = _csrf_failure(request)
             if failure is not None:
-                return error_response(403, "csrf_failed", "CSRF token missing or incorrect")
+                return error_response(
+                    403, protocol.ERROR_CSRF_FAILED, "CSRF token missing or incorrect"
+                )
         return view(request, *args, **kwargs)
 
     return csrf_exempt(wrapper)

@@ -39,6 +39,7 @@ ERROR_FRAME_TOO_LARGE: Final = "frame_too_large"
 ERROR_BAD_PARAMETER: Final = "bad_parameter"
 ERROR_NOT_AUTHENTICATED: Final = "not_authenticated"
 ERROR_METHOD_NOT_ALLOWED: Final = "method_not_allowed"
+ERROR_CSRF_FAILED: Final = "csrf_failed"
 
 # WebSocket close codes.
 CLOSE_NOT_AUTHENTICATED: Final = 4401

@@ -123,6 +123,7 @@ def test_api_post_with_session_requires_csrf_token(csrf_client, ann):
         "/api/notifications/read/", json.dumps({"all": True}), content_type="application/json"
     )
     assert response.status_code == 403
+    assert response.json()["error"]["code"] == protocol.ERROR_CSRF_FAILED
     assert Notification.objects.filter(recipient=ann, read=False).count() == 1
     csrf_client.get("/notifications/")  # sets the csrftoken cookie, as a page load does
     token = csrf_client.cookies["csrftoken"].value
