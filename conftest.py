@@ -38,7 +38,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -49,7 +51,9 @@ def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
 
 
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+def stop_process(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> None:
     """Stop a process this suite started (by its PID), escalating to SIGKILL."""
     if process.poll() is not None:
         return
@@ -163,13 +167,17 @@ class LiveServer:
             timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+            raise RuntimeError(
+                f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
         return result.stdout
 
     def shell(self, code: str) -> str:
         return self.manage("shell", "--no-imports", "-c", code)
 
-    def create_user(self, username: str, password: str = "pass-word-123", staff: bool = False) -> str:
+    def create_user(
+        self, username: str, password: str = "pass-word-123", staff: bool = False
+    ) -> str:
         """Create (or update) a user and return a logged-in session key for the `sessionid` cookie."""
         code = (
             "from django.contrib.auth import get_user_model, HASH_SESSION_KEY, SESSION_KEY, "
@@ -207,7 +215,11 @@ class LiveServer:
         """Start another manage.py process (a worker, the APRS gateway) on the same database."""
         log = open(self.directory / f"{name}-{len(self.processes)}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         return process

@@ -1,9 +1,9 @@
 """The root ASGI application: every connection to Switchboard enters here.
 
-    http       long-poll routes (notifications), then everything else to Django's ASGI handler
-    websocket  origin check -> session + user -> chat, notification and news sockets
-    channel    background worker channels, served by `manage.py runworker` (or in-process)
-    aprs       packets from the APRS-IS gateway (`manage.py aprs_gateway`)
+http       long-poll routes (notifications), then everything else to Django's ASGI handler
+websocket  origin check -> session + user -> chat, notification and news sockets
+channel    background worker channels, served by `manage.py runworker` (or in-process)
+aprs       packets from the APRS-IS gateway (`manage.py aprs_gateway`)
 """
 
 import os

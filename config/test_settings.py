@@ -10,7 +10,7 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
 
-from config.settings import *  # noqa: E402, F403
+from config.settings import *  # noqa: F403
 
 # Hashing is not what the tests check; Django's PBKDF2 costs ~0.4 s per user on a small machine.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
