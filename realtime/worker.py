@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -76,6 +77,7 @@ DEFAULT_MAX_RETRIES = 10
 DEAD_LETTER_LIMIT = 1000
 DEAD_LETTER_MESSAGE_TYPE = "dead.letter"
 LAYER_ERROR_BACKOFF_MAX = 5.0
+RECEIVE_CANCEL_GRACE = 5.0
 
 Acknowledge = Callable[[], Awaitable[None]]
 
@@ -108,6 +110,19 @@ class Outcome(enum.Enum):
 
 async def _no_ack() -> None:
     return None
+
+
+def _report_late_message(channel: str, receiving: asyncio.Future) -> None:
+    """A receive abandoned at stop returned a message after all: say so, it will not be handled."""
+    if receiving.cancelled() or receiving.exception() is not None:
+        return
+    message, _ = receiving.result()
+    logger.error(
+        "A message of type %r arrived on channel %r after the worker stopped waiting for it; it "
+        "was not handled (left unacknowledged on layers with acknowledgements)",
+        message.get("type"),
+        channel,
+    )
 
 
 class ChannelApplication:
@@ -291,15 +306,27 @@ class Worker:
                 await asyncio.wait(
                     {receiving, self._stop_signal}, return_when=asyncio.FIRST_COMPLETED
                 )
-            finally:
+            except asyncio.CancelledError:
+                receiving.cancel()
+                raise
+            if not receiving.done():
+                # Stop requested while waiting. Some layers ignore a cancel while blocked
+                # (channels_redis on redis-py 8), so the wait for the receive to end is bounded.
+                receiving.cancel()
+                await asyncio.wait({receiving}, timeout=RECEIVE_CANCEL_GRACE)
                 if not receiving.done():
-                    receiving.cancel()
+                    logger.warning(
+                        "Receiving from channel %r did not end within %.0fs of being cancelled; "
+                        "stopping without waiting for it",
+                        channel,
+                        RECEIVE_CANCEL_GRACE,
+                    )
+                    receiving.add_done_callback(functools.partial(_report_late_message, channel))
+                    return None
             try:
                 # A receive that completed just as the stop landed still hands over its message.
-                return await receiving
+                return receiving.result()
             except asyncio.CancelledError:
-                if not self._stop_requested:
-                    raise
                 return None
             except Exception:
                 failures += 1

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from django.contrib.auth import get_user_model
 
+import realtime.worker as worker_module
 from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import ConsumeLater, StopConsumer
 from realtime.layers import channel_layers
@@ -353,6 +354,35 @@ async def test_a_requeue_the_layer_refuses_is_retried_until_it_is_taken(caplog):
     assert attempts == [("jobs", "deferred", 0), ("jobs", "deferred", 1)]
     assert caplog.text.count("Re-queueing a message on channel 'jobs' failed") == 2
     assert not worker.dead_letters
+
+
+class CancelIgnoringLayer(InMemoryChannelLayer):
+    """The in-memory layer with a receive() that carries on waiting when cancelled (as
+    channels_redis does on redis-py 8)."""
+
+    async def receive(self, channel):
+        while True:
+            try:
+                return await super().receive(channel)
+            except asyncio.CancelledError:
+                continue
+
+
+async def test_stop_does_not_hang_on_a_layer_whose_receive_ignores_cancellation(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(worker_module, "RECEIVE_CANCEL_GRACE", 0.1)
+    layer = CancelIgnoringLayer()
+    worker, attempts, _ = job_worker(layer)
+    task = asyncio.ensure_future(worker.run())
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="realtime.worker"):
+        worker.stop()
+        await asyncio.wait_for(task, 5)
+        assert "did not end within" in caplog.text
+        await layer.send("jobs", job("too-late"))
+        await wait_until(lambda: "after the worker stopped waiting" in caplog.text)
+    assert attempts == []
 
 
 class AckingLayer(InMemoryChannelLayer):
