@@ -35,10 +35,12 @@ Where Django Channels has known flaws, this module does better:
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
@@ -47,6 +49,30 @@ from realtime.types import ASGIApp, Receive, Scope, Send
 
 #: Attributes under which middleware keeps the application it wraps; followed to find routers.
 WRAPPED_APPLICATION_ATTRIBUTES = ("inner", "application", "app")
+
+
+def get_default_application() -> ASGIApp:
+    """The root application that `settings.ASGI_APPLICATION` names ("config.asgi.application").
+
+    Raises ImproperlyConfigured, with Channels' messages, when the setting is missing or does not
+    lead to an object. An import error inside that module is not hidden: it is chained.
+    """
+    try:
+        module_path, name = settings.ASGI_APPLICATION.rsplit(".", 1)
+    except (ValueError, AttributeError):
+        raise ImproperlyConfigured("Cannot find ASGI_APPLICATION setting.") from None
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as error:
+        raise ImproperlyConfigured(
+            f"Cannot import ASGI_APPLICATION module {module_path!r}"
+        ) from error
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ImproperlyConfigured(
+            f"Cannot find {name!r} in ASGI_APPLICATION module {module_path}"
+        ) from None
 
 
 def _check_application(application: Any, where: str) -> None:
@@ -303,4 +329,5 @@ __all__ = [
     "ScopeKeyRouter",
     "URLRouter",
     "find_router",
+    "get_default_application",
 ]

@@ -9,7 +9,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import include, path, re_path
 
 from realtime.consumer import AsyncConsumer
-from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, ScopeKeyRouter, URLRouter
+from realtime.routing import (
+    ChannelNameRouter,
+    ProtocolTypeRouter,
+    ScopeKeyRouter,
+    URLRouter,
+    get_default_application,
+)
 from realtime.testing import HttpCommunicator
 
 pytestmark = pytest.mark.usefixtures("no_layer")
@@ -349,3 +355,29 @@ async def test_routers_nest_inside_each_other() -> None:
     )
     await route(application, "/ws/chat/")
     assert app.scope["middleware_ran"] is True
+
+
+# get_default_application -------------------------------------------------------------------------
+
+
+def test_default_application_is_the_object_asgi_application_names(settings: Any) -> None:
+    settings.ASGI_APPLICATION = "realtime.tests.test_routing.DEFAULT_APPLICATION"
+    application = get_default_application()
+    # (pytest may import this module under another name, so compare by content, not identity)
+    assert isinstance(application, ProtocolTypeRouter)
+    assert list(application.application_mapping) == ["aprs"]
+
+
+def test_default_application_without_the_setting_says_so(settings: Any) -> None:
+    del settings.ASGI_APPLICATION
+    with pytest.raises(ImproperlyConfigured, match="Cannot find ASGI_APPLICATION setting"):
+        get_default_application()
+
+
+def test_default_application_with_a_missing_name_names_it(settings: Any) -> None:
+    settings.ASGI_APPLICATION = "realtime.tests.test_routing.no_such_application"
+    with pytest.raises(ImproperlyConfigured, match="Cannot find 'no_such_application'"):
+        get_default_application()
+
+
+DEFAULT_APPLICATION = ProtocolTypeRouter({"aprs": Recorder()})
