@@ -37,7 +37,12 @@ PUBLIC_NAMES = [
 
 # Where a Django Channels user finds each name after replacing `channels` with `realtime`.
 CHANNELS_COMPATIBLE_IMPORTS = {
-    "realtime.routing": ["ProtocolTypeRouter", "URLRouter", "ChannelNameRouter"],
+    "realtime.routing": [
+        "ProtocolTypeRouter",
+        "URLRouter",
+        "ChannelNameRouter",
+        "get_default_application",
+    ],
     "realtime.consumer": ["AsyncConsumer", "SyncConsumer"],
     "realtime.generic.websocket": [
         "WebsocketConsumer",
