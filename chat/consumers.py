@@ -328,22 +328,25 @@ class PublicChatConsumer(ChatSocket):
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
         slug = self.scope["url_route"]["kwargs"]["room"]
-        self.room = await database_sync_to_async(services.get_room)(slug)
-        await self.accept()
-        if self.room is None:
-            await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
-            await self.close(protocol.CLOSE_NO_SUCH_ROOM)
-            return
+        self.room: Room | None = None
         self.connection_id = secrets.token_hex(8)
         self.last_typing = 0.0
-        await self.join_groups([protocol.room_group(slug)])
+        await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             after, since_seq = _query_int(query, "after"), _query_int(query, "seq")
         except ChatError as error:
             await self.send_frame(error.as_frame())
             after = since_seq = None
-        frames, seq = await database_sync_to_async(self._opening_frames)(after, since_seq)
+        # Join before reading the room's seq, so no event committed in between is missed.
+        await self.join_groups([protocol.room_group(slug)])
+        opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
+        if opening is None:
+            await self.leave_groups()
+            await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
+            await self.close(protocol.CLOSE_NO_SUCH_ROOM)
+            return
+        frames, seq = opening
         async with self.delivery_lock:
             for frame in frames:
                 await self.send_frame(frame)
@@ -351,10 +354,16 @@ class PublicChatConsumer(ChatSocket):
         await self._join_presence()
         self.start_background()
 
-    def _opening_frames(self, after: int | None, since_seq: int | None) -> tuple[list[dict], int]:
-        """The frames a new socket starts with, and the room seq they bring it up to. The seq
-        is read first, so everything committed later arrives as a live event."""
-        seq = services.room_seq(self.room.pk)
+    def _opening_frames(
+        self, slug: str, after: int | None, since_seq: int | None
+    ) -> tuple[list[dict], int] | None:
+        """The frames a new socket starts with and the room seq they bring it up to (None when
+        there is no such room), in one trip to the database. The seq is read first, so
+        everything committed later arrives as a live event."""
+        self.room = services.get_room(slug)
+        if self.room is None:
+            return None
+        seq = self.room.seq
         if after is None:
             frames = [services.history_page(self.room, upto_seq=seq)]
         else:

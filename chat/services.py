@@ -105,10 +105,6 @@ def get_room(slug: str) -> Room | None:
     return Room.objects.filter(slug=slug).first()
 
 
-def room_seq(room_id: int) -> int:
-    return Room.objects.values_list("seq", flat=True).get(pk=room_id)
-
-
 def visible_messages(room: Room) -> Any:
     return Message.objects.filter(room=room, deleted__isnull=True)
 
