@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -38,6 +39,8 @@ from realtime.db import database_sync_to_async
 from realtime.exceptions import InvalidChannelLayerError, StopConsumer
 from realtime.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
 from realtime.types import Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 
 def get_handler_name(message: Message) -> str:
@@ -195,8 +198,20 @@ class AsyncConsumer:
                 self._joined_groups.remove(group)
 
     async def _leave_joined_groups(self) -> None:
+        # Best effort on the way out: a layer that cannot be reached right now (Redis restarting)
+        # must not turn the end of a connection into a crash; memberships expire by themselves
+        # after the layer's group_expiry.
         if self._joined_groups and self.channel_layer is not None:
-            await self.leave_groups()
+            try:
+                await self.leave_groups()
+            except Exception:
+                logger.warning(
+                    "%s could not leave groups %s of channel %s; they expire by themselves",
+                    type(self).__name__,
+                    self._joined_groups,
+                    self.channel_name,
+                    exc_info=True,
+                )
 
     def _group_layer(self) -> Any:
         layer = self.channel_layer

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from realtime.consumer import AsyncConsumer, SyncConsumer, get_handler_name
 from realtime.exceptions import InvalidChannelLayerError, StopConsumer
 from realtime.layers import get_channel_layer
+from realtime.layers.memory import InMemoryChannelLayer
 from realtime.testing import ApplicationCommunicator
 
 MEMORY_LAYER = {"default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}}
@@ -243,6 +244,28 @@ async def test_joined_groups_are_left_when_a_handler_fails(layer: Any) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         await communicator.wait()
     assert not await is_group_member(layer, "room", channel)
+
+
+class LayerThatFailsToDiscard(InMemoryChannelLayer):
+    """The in-memory layer, unreachable when a consumer leaves its groups."""
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        raise ConnectionError("layer unreachable")
+
+
+async def test_a_layer_failing_at_exit_does_not_crash_the_consumer(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": f"{__name__}.LayerThatFailsToDiscard"},
+    }
+    communicator = communicator_for(Member.as_asgi())
+    await communicator.send_input({"type": "test.join"})
+    await communicator.receive_output()
+    await communicator.send_input({"type": "test.stop"})
+    await communicator.wait()
+    assert communicator.future.exception() is None
+    assert "could not leave groups ['room']" in caplog.text
 
 
 @pytest.mark.usefixtures("no_layer")
