@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -67,19 +68,24 @@ class RateLimiter:
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self._local: dict[str, collections.deque[float]] = {}
+        self._script: Any = None
+        self._script_client: Any = None
 
     async def hit(self, key: str) -> bool:
         """Record an event for `key` if the window has room and return True; else return False."""
         redis = shared_redis()
         if redis is not None:
             try:
-                allowed = await redis.eval(
-                    _SLIDING_WINDOW_SCRIPT,
-                    1,
-                    f"{KEY_PREFIX}rate:{key}",
-                    int(self.limit.seconds * 1000),
-                    self.limit.count,
-                    f"{time.time_ns()}-{secrets.token_hex(4)}",
+                if self._script_client is not redis:
+                    self._script = redis.register_script(_SLIDING_WINDOW_SCRIPT)  # EVALSHA
+                    self._script_client = redis
+                allowed = await self._script(
+                    keys=[f"{KEY_PREFIX}rate:{key}"],
+                    args=[
+                        int(self.limit.seconds * 1000),
+                        self.limit.count,
+                        f"{time.time_ns()}-{secrets.token_hex(4)}",
+                    ],
                 )
                 return bool(allowed)
             except (RedisError, OSError):
