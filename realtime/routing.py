@@ -310,6 +310,16 @@ class URLRouter:
             raise _NestedRouteMiss(path)
         raise ValueError(f"No route found for path {path!r}.")
 
+    def matching_route(self, path: str) -> URLPattern | URLResolver | None:
+        """The first of `routes` that matches `path` (relative to this router, leading "/"
+        ignored), matching a nested router's prefix as routing does; None when none matches.
+        For tools that name a connection's route (metrics) without routing it."""
+        path = path.lstrip("/")
+        for route, compiled in zip(self.routes, self._compiled, strict=True):
+            if compiled.pattern.match(path):
+                return route
+        return None
+
     @staticmethod
     def _outer_path(scope: Scope) -> str:
         path = scope.get("path")

@@ -303,6 +303,15 @@ def test_url_router_leaves_the_given_patterns_unchanged() -> None:
     assert route_.pattern._is_endpoint is True
 
 
+def test_matching_route_names_the_route_a_path_takes_nested_prefixes_included() -> None:
+    chat = path("ws/chat/", Recorder())
+    admin = path("ws/admin/", Middleware(URLRouter([path("console/", Recorder())])))
+    router = URLRouter([chat, admin])
+    assert router.matching_route("/ws/admin/console/") is admin
+    assert router.matching_route("ws/chat/") is chat
+    assert router.matching_route("/ws/elsewhere/") is None
+
+
 # ChannelNameRouter and ScopeKeyRouter ------------------------------------------------------------
 
 
