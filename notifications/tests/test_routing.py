@@ -94,3 +94,24 @@ async def test_socket_from_another_origin_is_refused(application, ann):
     socket = WebsocketCommunicator(application, "/ws/notifications/", headers)
     connected, _ = await socket.connect()
     assert not connected
+
+
+async def test_marking_read_over_the_api_updates_open_sockets(application, ann):
+    """The three ways agree: a read through the HTTP API reaches the user's open sockets."""
+    cookie = await database_sync_to_async(session_cookie)(ann)
+    created = await anotify(ann, verb="test", text="one")
+    created += await anotify(ann, verb="test", text="two")
+    socket = WebsocketCommunicator(application, "/ws/notifications/", browser_headers(cookie))
+    assert (await socket.connect())[0]
+    assert (await socket.receive_json_from())["count"] == 2
+
+    def mark_first_read():
+        client = Client()
+        client.force_login(ann)
+        body = json.dumps({"ids": [created[0].id]})
+        return client.post("/api/notifications/read/", body, content_type="application/json")
+
+    response = await database_sync_to_async(mark_first_read)()
+    assert response.json() == {"unread": 1}
+    assert await socket.receive_json_from() == {"type": protocol.UNREAD, "count": 1}
+    await socket.disconnect()
