@@ -258,3 +258,40 @@ def test_times_show_in_the_readers_time_zone(site, browser):
     item = page.locator(".message", has=page.locator(".message-text", has_text="posted at noon"))
     expect(item.locator("time")).to_have_text("05:30 PM", timeout=TIMEOUT)
     context.close()
+
+
+def test_keyboard_shift_enter_adds_a_line_and_arrow_up_edits_the_last_message(open_page):
+    cara, dave = open_page("cara"), open_page("dave")
+    box = "[data-composer-text]"
+    cara.click(box)
+    cara.keyboard.type("first line")
+    cara.keyboard.press("Shift+Enter")
+    cara.keyboard.type("second line")
+    cara.keyboard.press("Enter")
+    expect(message(dave, "first line")).to_have_text("first line\nsecond line")
+    cara.keyboard.press("ArrowUp")
+    expect(cara.locator(box)).to_have_value("first line\nsecond line")
+    cara.keyboard.press("Control+A")
+    cara.keyboard.type("edited with the keyboard")
+    cara.keyboard.press("Enter")
+    text = dave.locator(".message-text", has_text="edited with the keyboard")
+    edited = dave.locator(".message", has=text)
+    expect(edited.locator(".message-edited")).to_be_visible()
+
+
+def test_scrolling_to_the_top_loads_older_messages(site, open_page):
+    server, _ = site
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\nfrom chat.services import post_message\n"
+        "room, _ = Room.objects.get_or_create(slug='long')\n"
+        "dave = get_user_model().objects.get(username='dave')\n"
+        "for n in range(70):\n"
+        "    post_message(dave, room, f'numbered {n}')\n"
+    )
+    cara = open_page("cara", "/rooms/long/")
+    expect(message(cara, "numbered 69")).to_be_visible()
+    expect(message(cara, "numbered 19")).to_have_count(0)
+    cara.locator("[data-scroller]").evaluate("element => { element.scrollTop = 0; }")
+    expect(message(cara, "numbered 0")).to_have_count(1)
+    expect(cara.locator("[data-history-start]")).to_be_visible()
