@@ -59,7 +59,7 @@ async def test_thousand_members_each_get_every_message_in_order_despite_drops(
     await asyncio.sleep(0.05)
     events += await burst(1)  # ... noticed by the gap before this one
     events += await burst(2 * CAPACITY)  # dropped at the end: caught by the periodic check
-    assert small_queues.stats()["dropped"] > 0
+    assert small_queues.stats()["dropped"] >= MEMBERS  # every member missed some
 
     expected = [event.frame["id"] for event in events]
     received = await asyncio.gather(*(receive_messages(m, len(expected)) for m in members))
