@@ -7,7 +7,8 @@ work) and both keep, per room, the `seq` of the last event they delivered: an ev
 numbers means this socket missed broadcasts (its queue was full), so the gap is read from the
 database and sent first. A drop at the end of a burst has no later event to reveal it, so one task
 per process (`SocketWatch`) reads the layer's `dropped` counter every CHECK_SECONDS and, when it
-moved, compares the rooms' numbers in the database with what each socket delivered.
+moved, compares the rooms' numbers in the database with what each socket delivered; it does that
+for every socket every RESYNC_SECONDS too, for broadcasts lost without a count (a Redis restart).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from realtime.generic.websocket import AsyncWebsocketConsumer
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
+RESYNC_SECONDS = 30.0
 STATS_SECONDS = 10.0
 PRESENCE_COALESCE_SECONDS = 0.1
 
@@ -70,9 +72,9 @@ presence_announcer = PresenceAnnouncer()
 class SocketWatch:
     """The periodic work of every chat socket of this process, done by one task per event loop
     (not a timer per socket): every CHECK_SECONDS it reads the layer's `stats()["dropped"]` once
-    and, if it moved, reads the current `seq` of the rooms the sockets follow in one query and
-    lets each socket catch up; then it gives each socket its `tick()` (presence heartbeat,
-    console statistics)."""
+    and, if it moved (or RESYNC_SECONDS passed), reads the current `seq` of the rooms the sockets
+    follow in one query and lets each socket catch up; then it gives each socket its `tick()`
+    (presence heartbeat, console statistics)."""
 
     def __init__(self) -> None:
         self._sockets: weakref.WeakSet[ChatSocket] = weakref.WeakSet()
@@ -101,13 +103,17 @@ class SocketWatch:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        resynced_at = time.monotonic()
         while True:
             await asyncio.sleep(CHECK_SECONDS)
             sockets = [s for s in self._sockets if s.loop is loop]
             if not sockets:
                 return
+            resync = time.monotonic() - resynced_at >= RESYNC_SECONDS
+            if resync:
+                resynced_at = time.monotonic()
             try:
-                await self._check_dropped(sockets)
+                await self._catch_up(sockets, resync)
             except Exception:
                 logger.exception("chat: catching up after dropped broadcasts failed")
             for socket in sockets:
@@ -116,7 +122,10 @@ class SocketWatch:
                 except Exception:
                     logger.exception("chat: periodic work of a socket failed")
 
-    async def _check_dropped(self, sockets: list[ChatSocket]) -> None:
+    async def _catch_up(self, sockets: list[ChatSocket], resync: bool) -> None:
+        """Bring sockets up to the database: those on a layer that dropped something since the
+        last look, or all of them when `resync` (broadcasts lost without a trace, e.g. in a
+        Redis restart, are then caught up within RESYNC_SECONDS)."""
         layers = {id(s.channel_layer): s.channel_layer for s in sockets}
         moved = set()
         for key, layer in layers.items():
@@ -124,7 +133,7 @@ class SocketWatch:
             if dropped is not None and dropped != self._dropped.get(key):
                 moved.add(key)
             self._dropped[key] = dropped
-        behind = [s for s in sockets if id(s.channel_layer) in moved]
+        behind = sockets if resync else [s for s in sockets if id(s.channel_layer) in moved]
         if not behind:
             return
         rooms = sorted({room for s in behind for room in s.last_seq})

@@ -393,3 +393,18 @@ async def test_database_failure_gets_server_error_and_socket_stays(
     await socket.send_json_to({"type": protocol.MESSAGE, "text": "second try"})
     assert (await next_of_type(socket, protocol.MESSAGE))["text"] == "second try"
     await socket.disconnect()
+
+
+async def test_broadcast_lost_without_trace_is_caught_up_by_the_periodic_resync(
+    channel_layer, room, alice, monkeypatch
+):
+    """A Redis restart can lose a publish without any counter noticing; the resync finds it."""
+    import chat.consumers
+
+    monkeypatch.setattr(chat.consumers, "CHECK_SECONDS", 0.1)
+    monkeypatch.setattr(chat.consumers, "RESYNC_SECONDS", 0.3)
+    reader, _ = await join_room("general", alice)
+    lost = await apost(room, alice, "never broadcast")  # saved, but no group_send at all
+    frame = await next_of_type(reader, protocol.MESSAGE, timeout=3)
+    assert (frame["id"], frame["text"]) == (lost.frame["id"], "never broadcast")
+    await reader.disconnect()
