@@ -239,7 +239,13 @@ class LongPollConsumer(AsyncHttpConsumer):
         if self.answered:
             return
         self.waiting = False
-        await self.send_response(response.status, response.body, headers=response.headers)
+        headers = list(response.headers)
+        # A known length spares the client a chunked body (not allowed on 204 and 304).
+        if response.status not in (204, 304) and not any(
+            name.lower() == b"content-length" for name, _ in headers
+        ):
+            headers.append((b"content-length", str(len(response.body)).encode()))
+        await self.send_response(response.status, response.body, headers=headers)
 
     def request_is_open(self) -> bool:
         return self.waiting and not self.answered

@@ -200,6 +200,11 @@ async def test_long_poll_json_answers_are_not_cacheable(inbox: list[Any]) -> Non
     assert header(response, b"content-type") == b"application/json"
 
 
+async def test_long_poll_answers_carry_their_content_length(inbox: list[Any]) -> None:
+    response = await HttpCommunicator(Inbox.as_asgi(), "GET", "/poll/?after=x").get_response()
+    assert header(response, b"content-length") == str(len(response["body"])).encode()
+
+
 async def test_long_poll_waits_for_an_event_then_answers(inbox: list[Any], layer: Any) -> None:
     communicator = HttpCommunicator(Inbox.as_asgi(), "GET", "/poll/?after=0")
     await communicator.send_request()

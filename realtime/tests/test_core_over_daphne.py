@@ -1,0 +1,112 @@
+"""The core over a real Daphne socket: nested routing behind middleware, and long-polls that wait
+without threads, wake on a group event and vanish cleanly when the client goes away.
+Serves realtime/tests/core_server_app.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from conftest import PYTHON, ROOT, free_port, stop_process, wait_for_port
+
+
+class Daphne:
+    def __init__(self, port: int, process: subprocess.Popen) -> None:
+        self.port = port
+        self.process = process
+
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def wait_until(self, condition: Any, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.get_json("/status/")
+            if condition(status) or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")  # noqa: SIM115
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "realtime.tests.core_server_app:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process=process)
+        yield Daphne(port, process)
+    finally:
+        stop_process(process)
+        log.close()
+
+
+async def open_poll(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /poll/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    raw = await asyncio.wait_for(reader.read(), 10)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_nested_router_behind_middleware_routes_a_real_websocket(daphne: Daphne) -> None:
+    with connect(f"ws://127.0.0.1:{daphne.port}/ws/north/echo/ann/") as socket:
+        socket.send("hi")
+        assert socket.recv(timeout=10) == "north/ann/middleware: hi"
+
+
+async def test_waiting_long_polls_answer_when_a_group_event_arrives(daphne: Daphne) -> None:
+    polls = [await open_poll(daphne.port) for _ in range(3)]
+    await asyncio.to_thread(daphne.wait_until, lambda status: status["waiting"] == 3)
+    await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{daphne.port}/ring/?n=7")
+    for reader, writer in polls:
+        status, body = await read_response(reader)
+        writer.close()
+        assert (status, json.loads(body)) == (200, {"rang": 7})
+
+
+async def test_waiting_long_polls_hold_no_threads(daphne: Daphne) -> None:
+    before = await asyncio.to_thread(daphne.get_json, "/status/")
+    polls = [await open_poll(daphne.port) for _ in range(40)]
+    during = await asyncio.to_thread(daphne.wait_until, lambda status: status["waiting"] == 40)
+    assert during["waiting"] == 40
+    assert during["threads"] <= before["threads"]
+    await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{daphne.port}/ring/?n=1")
+    for reader, writer in polls:
+        assert (await read_response(reader))[0] == 200
+        writer.close()
+
+
+async def test_client_leaving_a_long_poll_ends_it_on_the_server(daphne: Daphne) -> None:
+    _, writer = await open_poll(daphne.port)
+    await asyncio.to_thread(daphne.wait_until, lambda status: status["waiting"] == 1)
+    writer.close()
+    await writer.wait_closed()
+    after = await asyncio.to_thread(daphne.wait_until, lambda status: status["waiting"] == 0)
+    assert after["waiting"] == 0
+    assert daphne.process.poll() is None
