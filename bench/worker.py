@@ -150,16 +150,12 @@ async def drain(
         task = asyncio.ensure_future(channels_worker.handle())
         await asyncio.wait_for(finished.wait(), 120)
         elapsed = time.perf_counter() - started
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        for details in channels_worker.application_instances.values():
-            details["future"].cancel()
-    # Channels' worker leaves its listener tasks behind; end them before the layer closes.
-    current = asyncio.current_task()
-    leftovers = [task for task in asyncio.all_tasks() if task is not current]
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+        # Channels' worker has no stop: cancel it, its listeners and application instances.
+        current = asyncio.current_task()
+        leftovers = [other for other in asyncio.all_tasks() if other is not current]
+        for other in leftovers:
+            other.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
     close = getattr(layer, "close", None) or getattr(layer, "close_pools", None)
     if close is not None:
         await close()
@@ -181,22 +177,31 @@ def main() -> None:
 
     capacity = options.messages + 10
     redis = PrivateRedis()
+    # redis-py 8's default 5 s socket timeout equals channels_redis' 5 s blocking pop: without a
+    # longer one every idle receive() fails with a read timeout.
+    channels_redis_host = {"address": redis.url, "socket_timeout": 30}
+
+    def switchboard_memory() -> Any:
+        return InMemoryChannelLayer(capacity=capacity)
+
+    def channels_memory() -> Any:
+        return channels.layers.InMemoryChannelLayer(capacity=capacity)
+
+    def switchboard_redis() -> Any:
+        return RedisChannelLayer(hosts=[redis.url], capacity=capacity)
+
+    def channels_redis_layer() -> Any:
+        return channels_redis.core.RedisChannelLayer(hosts=[channels_redis_host], capacity=capacity)
+
     try:
         cases = [
-            ("Switchboard worker", "realtime in-memory", "switchboard",
-             lambda: InMemoryChannelLayer(capacity=capacity), False),
-            ("Channels worker", "channels in-memory", "channels",
-             lambda: channels.layers.InMemoryChannelLayer(capacity=capacity), False),
-            ("Switchboard worker", "realtime Redis (acks)", "switchboard",
-             lambda: RedisChannelLayer(hosts=[redis.url], capacity=capacity), False),
-            ("Switchboard worker", "channels_redis", "switchboard",
-             lambda: channels_redis.core.RedisChannelLayer(hosts=[redis.url], capacity=capacity),
-             False),
-            ("Channels worker", "channels_redis", "channels",
-             lambda: channels_redis.core.RedisChannelLayer(hosts=[redis.url], capacity=capacity),
-             False),
+            ("Switchboard worker", "realtime in-memory", "switchboard", switchboard_memory, False),
+            ("Channels worker", "channels in-memory", "channels", channels_memory, False),
+            ("Switchboard worker", "realtime Redis, acks", "switchboard", switchboard_redis, False),
+            ("Switchboard worker", "channels_redis", "switchboard", channels_redis_layer, False),
+            ("Channels worker", "channels_redis", "channels", channels_redis_layer, False),
             ("Switchboard worker, ConsumeLater once per message", "realtime in-memory",
-             "switchboard", lambda: InMemoryChannelLayer(capacity=capacity), True),
+             "switchboard", switchboard_memory, True),
         ]  # fmt: skip
         print(f"Worker drain rate, {options.messages} messages, best of {options.rounds} runs\n")
         print("| Worker | Layer | messages/s |")
