@@ -13,7 +13,7 @@ TIMEOUT = 10_000
 @pytest.fixture(scope="module")
 def site(live_server):
     """The live server with a room and four people logged in (their session keys)."""
-    names = ["nora", "otto", "pia", "quinn", "rosa"]
+    names = ["nora", "otto", "pia", "quinn", "rosa", "sam"]
     # One shell (one Django start-up) for the room, the users and their sessions.
     output = live_server.shell(
         "from chat.models import Room\n"
@@ -86,6 +86,19 @@ def test_a_mention_lights_the_other_persons_bell_live(open_page):
     expect(otto.locator("[data-bell-list] .notification-item.is-unread")).to_have_count(0)
     otto.reload()
     expect(otto.locator("[data-bell-count]")).to_be_hidden()
+
+
+def test_opening_a_notification_goes_to_its_message_and_marks_it_read(open_page):
+    sam = open_page("sam", "/notifications/")
+    expect(sam.locator("[data-notification-bell]")).to_have_attribute("data-transport", "socket")
+    nora = open_page("nora", "/rooms/bells/")
+    mention(nora, "@sam see this message")
+    expect(sam.locator("[data-bell-count]")).to_have_text("1")
+
+    sam.click("[data-bell-toggle]")
+    sam.click("[data-bell-list] .notification-item.is-unread a")
+    expect(sam).to_have_url(re.compile(r"/rooms/bells/#message-\d+$"))
+    expect(sam.locator("[data-bell-count]")).to_be_hidden()
 
 
 def test_without_websockets_the_bell_falls_back_to_long_poll(open_page):
