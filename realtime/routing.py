@@ -220,6 +220,35 @@ def find_router(application: Any, depth: int = 16) -> URLRouter | None:
     return None
 
 
+_REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
+_REGEX_QUANTIFIERS = set("*+?{")
+
+
+def _literal_prefix(pattern: Any) -> str:
+    """The text every path this pattern matches must start with ("" when unknown).
+
+    Routing checks it with `str.startswith` before running the pattern, so a router with many
+    routes spends a regular-expression search only on the routes that can match.
+    """
+    if isinstance(pattern, RoutePattern):
+        route = pattern._route
+        return route.partition("<")[0] if isinstance(route, str) else ""
+    if isinstance(pattern, RegexPattern):
+        regex = pattern._regex
+        if not isinstance(regex, str) or not regex.startswith("^") or "|" in regex:
+            return ""
+        prefix: list[str] = []
+        for character in regex[1:]:
+            if character in _REGEX_QUANTIFIERS:
+                # The quantifier makes the character before it optional or repeated.
+                return "".join(prefix[:-1])
+            if character in _REGEX_SPECIAL:
+                break
+            prefix.append(character)
+        return "".join(prefix)
+    return ""
+
+
 class _Route:
     """One compiled entry of a URLRouter: a Django pattern, the app, default kwargs."""
 
@@ -247,6 +276,7 @@ class _Route:
             getattr(application, "_path_routing", False)
         )
         self.pattern = self._matching_pattern(route.pattern, endpoint=not self.nested)
+        self.literal_prefix = _literal_prefix(route.pattern)
 
     @staticmethod
     def _matching_pattern(pattern: Any, endpoint: bool) -> Any:
@@ -290,6 +320,8 @@ class URLRouter:
         path = path.lstrip("/")
         outer_route = scope.get("url_route", {})
         for route in self._compiled:
+            if not path.startswith(route.literal_prefix):
+                continue
             match = route.pattern.match(path)
             if not match:
                 continue
@@ -316,7 +348,7 @@ class URLRouter:
         For tools that name a connection's route (metrics) without routing it."""
         path = path.lstrip("/")
         for route, compiled in zip(self.routes, self._compiled, strict=True):
-            if compiled.pattern.match(path):
+            if path.startswith(compiled.literal_prefix) and compiled.pattern.match(path):
                 return route
         return None
 

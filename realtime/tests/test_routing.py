@@ -125,6 +125,23 @@ async def test_url_router_re_path_unnamed_groups_become_args() -> None:
     assert app.scope["url_route"] == {"args": ("news", "7"), "kwargs": {}}
 
 
+@pytest.mark.parametrize(
+    ("regex", "path_"),
+    [
+        (r"^ws/chats?/$", "/ws/chat/"),
+        (r"^ws/(?:chat|talk)/$", "/ws/talk/"),
+        (r"^(?:ws|socket)/$", "/socket/"),
+        (r"^ws/x{0,1}y/$", "/ws/y/"),
+        (r"^ws\.v1/$", "/ws.v1/"),
+        (r"ws/", "/deep/ws/"),
+    ],
+)
+async def test_url_router_re_path_matches_whatever_the_regex_allows(regex: str, path_: str) -> None:
+    app = Recorder()
+    await route(URLRouter([re_path(regex, app)]), path_)
+    assert app.scope is not None
+
+
 async def test_url_router_adds_route_default_kwargs() -> None:
     app = Recorder()
     await route(URLRouter([path("ws/", app, {"mode": "public"})]), "/ws/")
