@@ -847,8 +847,8 @@ class _Client:
         if self.lease_task is not None:
             with contextlib.suppress(LayerUnavailableError, RedisError):
                 await self.commands.execute(("DEL", f"{self.layer.key_prefix}alive:{self.id}"))
-        for task in list(self.tasks):
-            task.cancel()
+        for pending in list(self.tasks):
+            pending.cancel()
         await self.commands.close()
 
 
@@ -931,7 +931,7 @@ class RedisChannelLayer(BaseChannelLayer):
             options["host"], options["port"] = await self._discover_master()
         connection = template.connection_class(**options)
         await connection.connect()
-        return connection
+        return connection  # type: ignore[return-value]  # Connection or its SSL/Unix siblings
 
     async def _discover_master(self) -> tuple[str, int]:
         from redis.asyncio.sentinel import Sentinel

@@ -370,6 +370,21 @@ async def test_encrypted_payloads_round_trip_and_a_wrong_key_cannot_read_them(
     assert (await receive(rotated, channel))["type"] == "group.secret"
 
 
+async def test_layers_with_different_prefixes_do_not_see_each_other(make_layer, redis_server):
+    blue, green = make_layer(prefix="blue"), make_layer(prefix="green")
+    blue_member, green_member = await blue.new_channel(), await green.new_channel()
+    await blue.group_add("room.shared-name", blue_member)
+    await green.group_add("room.shared-name", green_member)
+    await blue.send("jobs.shared-name", {"type": "blue.job"})
+    await blue.group_send("room.shared-name", {"type": "blue.news"})
+    assert (await receive(blue, blue_member))["type"] == "blue.news"
+    assert await nothing_arrives(green, green_member)
+    assert await nothing_arrives(green, "jobs.shared-name")
+    assert (await receive(blue, "jobs.shared-name"))["type"] == "blue.job"
+    keys = redis.Redis.from_url(redis_server.url).keys("*")
+    assert keys and all(key.startswith((b"blue:", b"green:")) for key in keys)
+
+
 async def test_two_thousand_consumers_share_a_few_connections(make_layer, redis_server):
     layer = make_layer()
     joined = asyncio.Event()
