@@ -55,14 +55,17 @@ def make_layer(backend: str, url: str) -> Any:
         from realtime.layers.redis import RedisChannelLayer
 
         return RedisChannelLayer(hosts=[url], capacity=CAPACITY)
+    # channels_redis blocks 5 s per read while redis-py 8 times sockets out after 5 s: give its
+    # sockets room, as config/settings.py does.
+    reference_host = {"address": url, "socket_timeout": 30}
     if backend == "channels_redis":
         from channels_redis.core import RedisChannelLayer as CoreLayer
 
-        return CoreLayer(hosts=[url], capacity=CAPACITY)
+        return CoreLayer(hosts=[reference_host], capacity=CAPACITY)
     if backend == "channels_redis_pubsub":
         from channels_redis.pubsub import RedisPubSubChannelLayer
 
-        return RedisPubSubChannelLayer(hosts=[url])
+        return RedisPubSubChannelLayer(hosts=[reference_host])
     from realtime.layers.memory import InMemoryChannelLayer
 
     return InMemoryChannelLayer(capacity=CAPACITY)
