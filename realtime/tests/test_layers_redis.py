@@ -48,7 +48,7 @@ class Peer:
         for line in self.process.stdout:
             self.lines.put(line)
 
-    async def next(self, timeout: float = 10) -> dict[str, Any]:
+    async def next(self, timeout: float = 20) -> dict[str, Any]:
         try:
             line = await asyncio.to_thread(self.lines.get, True, timeout)
         except queue.Empty:
