@@ -416,11 +416,15 @@ class PublicChatConsumer(ChatSocket):
 
     # --- client frames ---------------------------------------------------------------------
 
-    async def handle_message(self, frame: dict) -> None:
-        self.require_login()
+    async def require_rate(self) -> None:
+        """Messages, edits and deletions count against one limit per user per room."""
         limiter = message_rate_limiter()
         if not await limiter.hit(f"{self.room.pk}:{self.user.pk}"):
             raise ChatError(protocol.RATE_LIMITED, limiter.limit.describe())
+
+    async def handle_message(self, frame: dict) -> None:
+        self.require_login()
+        await self.require_rate()
         event = await database_sync_to_async(services.post_message)(
             self.user, self.room, frame.get("text"), frame.get("client_id") or ""
         )
@@ -451,6 +455,7 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_edit(self, frame: dict) -> None:
         self.require_login()
+        await self.require_rate()
         event = await database_sync_to_async(services.edit_message)(
             self.user, self.room, frame.get("id"), frame.get("text")
         )
@@ -458,6 +463,7 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_delete(self, frame: dict) -> None:
         self.require_login()
+        await self.require_rate()
         event, entry = await database_sync_to_async(services.delete_message)(
             self.user, frame.get("id"), self.room
         )

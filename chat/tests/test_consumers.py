@@ -408,3 +408,15 @@ async def test_broadcast_lost_without_trace_is_caught_up_by_the_periodic_resync(
     frame = await next_of_type(reader, protocol.MESSAGE, timeout=3)
     assert (frame["id"], frame["text"]) == (lost.frame["id"], "never broadcast")
     await reader.disconnect()
+
+
+async def test_edits_count_against_the_rate_limit(channel_layer, room, alice, settings):
+    settings.CHAT_RATE_LIMIT = "2/60"
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "v1"})
+    message = await next_of_type(socket, protocol.MESSAGE)
+    await socket.send_json_to({"type": protocol.EDIT, "id": message["id"], "text": "v2"})
+    assert (await next_of_type(socket, protocol.EDITED))["text"] == "v2"
+    await socket.send_json_to({"type": protocol.EDIT, "id": message["id"], "text": "v3"})
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.RATE_LIMITED
+    await socket.disconnect()
