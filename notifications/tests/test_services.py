@@ -11,6 +11,7 @@ from notifications.routing import channel_routes
 from notifications.services import MAX_TEXT_LENGTH, run_fanout_batch
 from notifications.tests.conftest import as_user
 from realtime.db import database_sync_to_async
+from realtime.layers.memory import InMemoryChannelLayer
 from realtime.routing import ChannelNameRouter
 from realtime.testing import WebsocketCommunicator
 from realtime.worker import Worker
@@ -133,3 +134,22 @@ async def test_notify_all_reaches_every_active_user_through_the_worker(channel_l
     assert per_user == {True}
     assert worker.stats["dead_letters"] == 0
     await socket.disconnect()
+
+
+class UnreachableLayer(InMemoryChannelLayer):
+    """A layer whose server has gone away: every group_send fails."""
+
+    async def group_send(self, group, message):
+        raise ConnectionError("channel layer unreachable")
+
+
+@pytest.mark.django_db
+def test_notify_saves_even_when_the_live_push_fails(
+    settings, ann, caplog, django_capture_on_commit_callbacks
+):
+    backend = f"{__name__}.UnreachableLayer"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend}}
+    with django_capture_on_commit_callbacks(execute=True):
+        [saved] = notify(ann, verb="mention", text="kept though the layer is down")
+    assert Notification.objects.get(pk=saved.pk).text == "kept though the layer is down"
+    assert "could not push 1 notification events" in caplog.text
