@@ -18,8 +18,9 @@ AcceptConnection accepts it.
 Differences from Django Channels, each on purpose:
 - accept() on a socket that is not connecting raises RuntimeError saying what state it is in
   (Channels sends a second accept, which the server rejects later, far from the mistake).
-- send() after the consumer closed the socket is dropped instead of sent: a group event racing a
-  close() is normal and should not crash the consumer.
+- send() before accept() raises RuntimeError at once (Daphne would refuse the frame with "Socket
+  has not been accepted"); send() after the consumer closed the socket is dropped instead of sent:
+  a group event racing a close() is normal and should not crash the consumer.
 - Group memberships are left however the consumer ends, not only on a clean disconnect.
 """
 
@@ -64,6 +65,17 @@ def _send_message(text_data: str | None, bytes_data: bytes | None) -> Message:
     if bytes_data is not None:
         return {"type": "websocket.send", "bytes": bytes_data}
     raise ValueError("You must pass one of bytes_data or text_data")
+
+
+def _drop_send(state: WebSocketState) -> bool:
+    """Whether a frame must be dropped (the consumer closed the socket or the client left);
+    refuses a frame before accept(), which servers reject far from the mistake."""
+    if state is WebSocketState.CONNECTING:
+        raise RuntimeError(
+            "Expected an accepted socket to send a frame on, but the socket is still "
+            "connecting: call accept() first"
+        )
+    return state is not WebSocketState.CONNECTED
 
 
 def _close_message(code: int | bool | None, reason: str | None) -> Message:
@@ -127,9 +139,8 @@ class WebsocketConsumer(SyncConsumer):
     ) -> None:
         """Send a text or binary frame; `close=True` (or a close code) closes afterwards."""
         outgoing = _send_message(text_data, bytes_data)
-        if self.websocket_state in (WebSocketState.CLOSED, WebSocketState.DISCONNECTED):
+        if _drop_send(self.websocket_state):
             return
-        self.websocket_state = WebSocketState.CONNECTED
         super().send(outgoing)
         if close:
             self.close(close)
@@ -221,9 +232,8 @@ class AsyncWebsocketConsumer(AsyncConsumer):
     ) -> None:
         """Send a text or binary frame; `close=True` (or a close code) closes afterwards."""
         outgoing = _send_message(text_data, bytes_data)
-        if self.websocket_state in (WebSocketState.CLOSED, WebSocketState.DISCONNECTED):
+        if _drop_send(self.websocket_state):
             return
-        self.websocket_state = WebSocketState.CONNECTED
         await super().send(outgoing)
         if close:
             await self.close(close)

@@ -125,6 +125,17 @@ async def test_accepting_twice_raises_runtime_error_naming_the_state() -> None:
         await communicator.wait()
 
 
+async def test_sending_before_accept_raises_runtime_error_saying_so() -> None:
+    class Eager(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.send(text_data="too early")
+
+    communicator = WebsocketCommunicator(Eager.as_asgi(), "/ws/")
+    await communicator.send_input({"type": "websocket.connect"})
+    with pytest.raises(RuntimeError, match=r"still connecting: call accept\(\) first"):
+        await communicator.wait()
+
+
 async def test_consumer_sees_path_and_query_string_in_scope() -> None:
     class ScopeReporter(AsyncWebsocketConsumer):
         async def connect(self) -> None:
