@@ -334,8 +334,7 @@ class URLRouter:
             try:
                 await route.application(inner_scope, receive, send)
             except _NestedRouteMiss:
-                if not route.nested:
-                    raise
+                # Only a router raises this, and only before it ran anything: try the next route.
                 continue
             return
         if nested:

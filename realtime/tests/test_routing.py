@@ -290,6 +290,16 @@ async def test_nested_router_without_match_lets_outer_router_try_next_route() ->
     assert fallback.scope is not None
 
 
+async def test_miss_behind_opaque_middleware_is_a_value_error_at_the_top() -> None:
+    inner = URLRouter([path("chat/", Recorder())])
+
+    async def opaque(scope: Any, receive: Any, send: Any) -> None:
+        await inner(scope, receive, send)
+
+    with pytest.raises(ValueError, match="No route found for path 'ws/news/'"):
+        await route(URLRouter([re_path(r"^ws/", opaque)]), "/ws/news/")
+
+
 async def test_nested_router_without_any_match_raises_value_error_at_the_top() -> None:
     router = URLRouter([path("ws/", URLRouter([path("chat/", Recorder())]))])
     with pytest.raises(ValueError, match="No route found for path 'ws/news/'"):
