@@ -53,6 +53,7 @@ class Member:
         self.connect_seconds: float | None = None
         self.error: str | None = None
         self.arrivals: dict[str, float] = {}
+        self.closed = False
 
     async def run(self, server: Server, start_gate: asyncio.Event) -> None:
         await start_gate.wait()
@@ -75,8 +76,11 @@ class Member:
                         client_id = json.loads(raw).get("client_id", "")
                         if client_id.startswith("b:"):
                             self.arrivals.setdefault(client_id, time.perf_counter())
+                self.error = f"closed by the server: {socket.close_code}"
         except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.closed = True
 
 
 async def phase(
@@ -114,12 +118,10 @@ async def phase(
             sent_at[client_id] = time.perf_counter()
             text = json.dumps({"type": "message", "text": client_id, "client_id": client_id})
             await sender.socket.send(text)
-        wanted = {f"b:{room}:{n}" for room in senders}
         deadline = time.perf_counter() + DELIVERY_TIMEOUT
         while time.perf_counter() < deadline:
-            if all(
-                f"b:{m.room}:{n}" in m.arrivals for m in connected if f"b:{m.room}:{n}" in wanted
-            ):
+            waiting = [m for m in connected if not m.closed and f"b:{m.room}:{n}" not in m.arrivals]
+            if not waiting:
                 break
             await asyncio.sleep(0.01)
     expected = 0
@@ -130,6 +132,8 @@ async def phase(
             if client_id in member.arrivals:
                 latencies.append(member.arrivals[client_id] - sent_at[client_id])
 
+    dropped = sum(1 for m in connected if m.closed)
+    errors = sorted({m.error for m in members if m.error})[:3]
     for member in connected:
         await member.socket.close()
     for task in tasks:
@@ -147,6 +151,7 @@ async def phase(
         "expected": expected,
         "delivery_p50_ms": percentile(latencies, 0.5) * 1000,
         "delivery_p99_ms": percentile(latencies, 0.99) * 1000,
+        "dropped_after_connect": dropped,
         "errors": errors,
     }
 
@@ -195,6 +200,8 @@ def main() -> None:
             f"{r['delivered']}/{r['expected']} | {r['delivery_p50_ms']:.1f} | "
             f"{r['delivery_p99_ms']:.1f} |"
         )
+        if r["dropped_after_connect"]:
+            print(f"\n{r['dropped_after_connect']} sockets were closed during the broadcasts")
         if r["errors"]:
             print(f"\nconnection errors ({r['room_size']}): {r['errors']}")
 
