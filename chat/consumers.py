@@ -424,6 +424,7 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_message(self, frame: dict) -> None:
         self.require_login()
+        services.check_text(frame.get("text"))
         await self.require_rate()
         event = await database_sync_to_async(services.post_message)(
             self.user, self.room, frame.get("text"), frame.get("client_id") or ""
@@ -447,14 +448,14 @@ class PublicChatConsumer(ChatSocket):
         )
 
     async def handle_history(self, frame: dict) -> None:
-        before = frame.get("before")
-        if isinstance(before, bool) or not isinstance(before, int):
-            raise ChatError(protocol.INVALID, "'before' must be a message id (an integer).")
+        before = services.check_message_id(frame.get("before"), "before")
         page = await database_sync_to_async(services.history_page)(self.room, before=before)
         await self.send_frame(page)
 
     async def handle_edit(self, frame: dict) -> None:
         self.require_login()
+        services.check_message_id(frame.get("id"))
+        services.check_text(frame.get("text"))
         await self.require_rate()
         event = await database_sync_to_async(services.edit_message)(
             self.user, self.room, frame.get("id"), frame.get("text")
@@ -463,6 +464,7 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_delete(self, frame: dict) -> None:
         self.require_login()
+        services.check_message_id(frame.get("id"))
         await self.require_rate()
         event, entry = await database_sync_to_async(services.delete_message)(
             self.user, frame.get("id"), self.room
@@ -473,9 +475,7 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_read(self, frame: dict) -> None:
         self.require_login()
-        message_id = frame.get("id")
-        if isinstance(message_id, bool) or not isinstance(message_id, int):
-            raise ChatError(protocol.INVALID, "'id' must be a message id (an integer).")
+        message_id = services.check_message_id(frame.get("id"))
         await database_sync_to_async(services.mark_read)(self.user, self.room, message_id)
 
 
@@ -531,6 +531,7 @@ class AdminChatConsumer(ChatSocket):
             await self.send_frame(await database_sync_to_async(self._stats_frame)())
 
     async def handle_delete(self, frame: dict) -> None:
+        services.check_message_id(frame.get("id"))
         event, entry = await database_sync_to_async(services.delete_message)(
             self.user, frame.get("id")
         )
@@ -539,12 +540,14 @@ class AdminChatConsumer(ChatSocket):
             await services.broadcast_audit(self.channel_layer, entry)
 
     async def handle_mute(self, frame: dict) -> None:
+        services.check_mute(frame.get("user"), frame.get("room"), frame.get("minutes"))
         entry = await database_sync_to_async(services.mute_user)(
             self.user, frame.get("user"), frame.get("room"), frame.get("minutes")
         )
         await services.broadcast_audit(self.channel_layer, entry)
 
     async def handle_announce(self, frame: dict) -> None:
+        services.check_text(frame.get("text"))
         events, entry = await database_sync_to_async(services.announce)(
             self.user, frame.get("text")
         )

@@ -229,7 +229,8 @@ def recent_messages(limit: int = protocol.HISTORY_PAGE_SIZE) -> list[dict]:
 # --- Changing ----------------------------------------------------------------------------------
 
 
-def _check_text(text: Any) -> str:
+def check_text(text: Any) -> str:
+    """The text of a message or announcement, or ChatError (invalid, empty, too_long)."""
     if not isinstance(text, str):
         raise ChatError(protocol.INVALID, "'text' must be a string.")
     if not text.strip():
@@ -262,7 +263,7 @@ def post_message(
     user: Any, room: Room, text: Any, client_id: Any = "", kind: str = protocol.KIND_MESSAGE
 ) -> RoomEvent:
     """Save a message by `user` (checked: text, mute) and return its event to broadcast."""
-    text = _check_text(text)
+    text = check_text(text)
     if not isinstance(client_id, str) or len(client_id) > protocol.MAX_CLIENT_ID_LENGTH:
         raise ChatError(
             protocol.INVALID,
@@ -287,9 +288,15 @@ def post_message(
     return RoomEvent(room.slug, seq, message_frame(message, room.slug))
 
 
-def _own_message(user: Any, room: Room | None, message_id: Any) -> Message:
+def check_message_id(message_id: Any, field: str = "id") -> int:
+    """A message id from a client frame, or ChatError(invalid)."""
     if not isinstance(message_id, int) or isinstance(message_id, bool):
-        raise ChatError(protocol.INVALID, "'id' must be a message id (an integer).")
+        raise ChatError(protocol.INVALID, f"'{field}' must be a message id (an integer).")
+    return message_id
+
+
+def _own_message(user: Any, room: Room | None, message_id: Any) -> Message:
+    check_message_id(message_id)
     query = Message.objects.select_related("room").filter(pk=message_id, deleted__isnull=True)
     if room is not None:
         query = query.filter(room=room)
@@ -311,7 +318,7 @@ def _within_edit_window(user: Any, message: Message, verb: str) -> None:
 
 def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent:
     """Change the text of the user's own message (within EDIT_WINDOW)."""
-    text = _check_text(text)
+    text = check_text(text)
     message = _own_message(user, room, message_id)
     _within_edit_window(user, message, "edit")
     with transaction.atomic():
@@ -354,23 +361,28 @@ def delete_message(
     return RoomEvent(target_room.slug, seq, deleted_frame(message, target_room.slug)), entry
 
 
-def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditEntry:
-    """Mute `username` in one room (or every room when `room_slug` is None) for `minutes`."""
+def check_mute(username: Any, room_slug: Any, minutes: Any) -> None:
+    """The fields of a mute request, or ChatError(invalid)."""
     if not isinstance(username, str) or not username:
         raise ChatError(protocol.INVALID, "'user' must be a username.")
+    if room_slug is not None and not isinstance(room_slug, str):
+        raise ChatError(protocol.INVALID, "'room' must be a room slug or null.")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ChatError(protocol.INVALID, "'minutes' must be an integer.")
     if not 1 <= minutes <= protocol.MAX_MUTE_MINUTES:
         raise ChatError(
             protocol.INVALID, f"'minutes' must be between 1 and {protocol.MAX_MUTE_MINUTES}."
         )
+
+
+def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditEntry:
+    """Mute `username` in one room (or every room when `room_slug` is None) for `minutes`."""
+    check_mute(username, room_slug, minutes)
     target = get_user_model().objects.filter(username=username).first()
     if target is None:
         raise ChatError(protocol.NOT_FOUND, f"There is no user {username!r}.")
     room = None
     if room_slug is not None:
-        if not isinstance(room_slug, str):
-            raise ChatError(protocol.INVALID, "'room' must be a room slug or null.")
         room = get_room(room_slug)
         if room is None:
             raise ChatError(protocol.NOT_FOUND, f"There is no room {room_slug!r}.")
@@ -392,7 +404,7 @@ def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditE
 def announce(actor: Any, text: Any) -> tuple[list[RoomEvent], AuditEntry]:
     """Post `text` as an announcement in every room, log it, and queue a notification for every
     user (notifications' worker fan-out)."""
-    text = _check_text(text)
+    text = check_text(text)
     events = [
         post_message(actor, room, text, kind=protocol.KIND_ANNOUNCEMENT)
         for room in Room.objects.all()
