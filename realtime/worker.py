@@ -453,3 +453,28 @@ def channel_route_names(application: Any) -> list[str]:
         else:
             app = getattr(app, "inner", None)
     return []
+
+
+INPROCESS_WORKER_MODES = {"on": True, "off": False, "auto": None}
+
+
+def inprocess_worker_wanted(mode: str, channel_layer: Any) -> bool:
+    """Whether a web server process should run the worker itself (`manage.py serve`).
+
+    `mode` is settings.REALTIME_INPROCESS_WORKER: "on", "off", or "auto" (only when the layer is
+    the in-memory one, which a worker in another process could not reach). No layer: never.
+    """
+    from realtime.layers.memory import InMemoryChannelLayer
+
+    key = str(mode).strip().lower()
+    if key not in INPROCESS_WORKER_MODES:
+        raise ValueError(
+            f"REALTIME_INPROCESS_WORKER must be one of {sorted(INPROCESS_WORKER_MODES)}, "
+            f"got {mode!r}"
+        )
+    if channel_layer is None:
+        return False
+    choice = INPROCESS_WORKER_MODES[key]
+    if choice is None:
+        return isinstance(channel_layer, InMemoryChannelLayer)
+    return choice

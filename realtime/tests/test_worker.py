@@ -27,6 +27,7 @@ from realtime.worker import (
     DeadLetterReason,
     Worker,
     channel_route_names,
+    inprocess_worker_wanted,
 )
 
 
@@ -434,3 +435,30 @@ def test_channel_route_names_are_found_through_the_protocol_router_and_middlewar
     )
     assert channel_route_names(application) == ["fanout", "mail"]
     assert channel_route_names(ProtocolTypeRouter({"websocket": route})) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "layer_kind", "wanted"),
+    [
+        ("auto", "memory", True),
+        ("auto", "redis", False),
+        ("on", "redis", True),
+        ("off", "memory", False),
+        ("ON", "memory", True),
+        ("on", None, False),
+    ],
+)
+def test_the_web_process_runs_the_worker_itself_only_where_it_can_reach_the_layer(
+    mode, layer_kind, wanted
+):
+    layers = {
+        "memory": InMemoryChannelLayer(),
+        "redis": RedisChannelLayer(hosts=["redis://127.0.0.1:1/0"]),
+        None: None,
+    }
+    assert inprocess_worker_wanted(mode, layers[layer_kind]) is wanted
+
+
+def test_an_unknown_in_process_worker_mode_is_refused_naming_it():
+    with pytest.raises(ValueError, match="'sometimes'"):
+        inprocess_worker_wanted("sometimes", InMemoryChannelLayer())

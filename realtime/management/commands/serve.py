@@ -39,12 +39,11 @@ from twisted.internet import defer, reactor
 from realtime.layers import get_channel_layer
 from realtime.management.commands.runworker import load_application
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
-from realtime.worker import Worker, channel_route_names
+from realtime.worker import Worker, channel_route_names, inprocess_worker_wanted
 
 logger = logging.getLogger("realtime.serve")
 
 Service = Callable[[ASGIApp], Awaitable[None]]
-WORKER_MODES = {"on": True, "off": False, "auto": None}
 SHUTDOWN_TIMEOUT = 10.0
 WORKER_TASK = "in-process worker"
 
@@ -133,23 +132,6 @@ def load_services(paths: list[str]) -> list[tuple[str, Service]]:
     return services
 
 
-def wants_inprocess_worker(mode: str, channel_layer: Any) -> bool:
-    """Whether `serve` runs the worker itself, given REALTIME_INPROCESS_WORKER and the layer."""
-    from realtime.layers.memory import InMemoryChannelLayer
-
-    key = str(mode).strip().lower()
-    if key not in WORKER_MODES:
-        raise CommandError(
-            f"REALTIME_INPROCESS_WORKER must be one of {sorted(WORKER_MODES)}, got {mode!r}"
-        )
-    choice = WORKER_MODES[key]
-    if channel_layer is None:
-        return False
-    if choice is None:
-        return isinstance(channel_layer, InMemoryChannelLayer)
-    return choice
-
-
 class Command(BaseCommand):
     help = (
         "Serve HTTP and WebSockets with Daphne, plus the in-process worker and embedded services."
@@ -223,7 +205,11 @@ class Command(BaseCommand):
         if disabled:
             return None
         layer = get_channel_layer()
-        if not wants_inprocess_worker(settings.REALTIME_INPROCESS_WORKER, layer):
+        try:
+            wanted = inprocess_worker_wanted(settings.REALTIME_INPROCESS_WORKER, layer)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        if not wanted:
             return None
         channels = channel_route_names(application)
         if not channels:
