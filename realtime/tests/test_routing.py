@@ -84,7 +84,9 @@ async def test_protocol_router_unknown_type_names_it_and_the_known_types() -> No
 @pytest.mark.django_db
 async def test_protocol_router_without_http_serves_django_views() -> None:
     router = ProtocolTypeRouter({"websocket": Recorder()})
-    response = await HttpCommunicator(router, "GET", "/no-such-page-at-all/").get_response()
+    communicator = HttpCommunicator(router, "GET", "/no-such-page-at-all/")
+    # Django's handler loads its middleware on first use: allow for a slow, busy machine.
+    response = await communicator.get_response(timeout=30)
     # Django's own handler answered: its 404 page, not a routing error.
     assert response["status"] == 404
 
