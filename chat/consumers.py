@@ -36,7 +36,7 @@ from realtime.generic.websocket import AsyncWebsocketConsumer
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
-RESYNC_SECONDS = 30.0
+RESYNC_SECONDS = 10.0
 STATS_SECONDS = 10.0
 PRESENCE_COALESCE_SECONDS = 0.1
 
