@@ -54,6 +54,7 @@ class AsyncHttpConsumer(AsyncConsumer):
         self.request_handled = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
         try:
             await super().__call__(scope, receive, send)
         finally:
