@@ -341,13 +341,15 @@ class _CommandConnection:
 class _LocalChannel:
     """A process-local channel's queue of ``(expires_at, plain payload)``."""
 
-    __slots__ = ("capacity", "groups", "queue", "waiting")
+    __slots__ = ("capacity", "groups", "latest_expiry", "queue", "waiting")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         self.groups: set[str] = set()
         self.waiting = 0
+        # When the newest queued message expires: past it, everything queued is stale.
+        self.latest_expiry = 0.0
 
 
 class _Fetcher:
@@ -538,6 +540,7 @@ class _Client:
         self.tasks: set[asyncio.Future[Any]] = set()
         # "group:channel" memberships that came from other processes (kept in membership_key)
         self.remote_members: set[str] = set()
+        self.next_sweep = time.monotonic() + min(layer.expiry, 60)
         self.closed = False
 
     def background(self, coroutine: Awaitable[Any]) -> None:
@@ -565,6 +568,7 @@ class _Client:
             self.layer.dropped += 1
             return False
         entry.queue.put_nowait((expires_at, payload))
+        entry.latest_expiry = expires_at
         return True
 
     # -- pub/sub ----------------------------------------------------------------------------------
@@ -621,6 +625,8 @@ class _Client:
         interval = self.layer.health_check_interval
         pinged = False
         while True:
+            if time.monotonic() >= self.next_sweep:
+                self.sweep()
             reply = await connection.read_response(timeout=interval)
             if reply is None:
                 # Quiet for a whole interval: a PING tells a quiet Redis from a dead link.
@@ -699,6 +705,7 @@ class _Client:
                 self.layer.dropped += 1
             else:
                 queue.put_nowait((expires_at, payload))
+                entry.latest_expiry = expires_at
 
     def _expire_members(self, group: str, now: float) -> None:
         members = self.groups.get(group, {})
@@ -780,6 +787,17 @@ class _Client:
             del self.groups[group]
             self.oldest_join.pop(group, None)
             self.background(self.unsubscribe(group))
+
+    def sweep(self) -> None:
+        """Drop local channels nobody reads whose messages all expired (their consumer went
+        away without a trace), so a long-running process does not collect them."""
+        now = time.time()
+        self.next_sweep = time.monotonic() + min(self.layer.expiry, 60)
+        for channel, entry in list(self.channels.items()):
+            if not entry.waiting and entry.latest_expiry < now and not entry.queue.empty():
+                while not entry.queue.empty():
+                    entry.queue.get_nowait()
+                self.forget_if_idle(channel, entry)
 
     def forget_if_idle(self, channel: str, entry: _LocalChannel) -> None:
         """Drop a local channel nobody waits on, with no messages and no groups (a later send
@@ -1058,7 +1076,8 @@ class RedisChannelLayer(BaseChannelLayer):
                     raise ChannelFull(
                         f"Channel {channel!r} is full ({entry.capacity} undelivered messages)"
                     )
-                entry.queue.put_nowait((time.time() + self.expiry, plain))
+                entry.latest_expiry = time.time() + self.expiry
+                entry.queue.put_nowait((entry.latest_expiry, plain))
                 return
             inbox = f"{self.key_prefix}i:{self.owner_of(channel)}"
             frame = b"m" + channel.encode() + b"\x00" + self._entry(plain)

@@ -348,6 +348,18 @@ async def test_send_to_a_full_channel_of_another_process_is_dropped_and_counted_
     assert owner.stats()["dropped"] == 1
 
 
+async def test_channels_of_vanished_consumers_are_swept_once_their_messages_expire(make_layer):
+    layer = make_layer(expiry=1, health_check_interval=0.3)
+    reader, abandoned = await layer.new_channel(), await layer.new_channel()
+    await layer.send(abandoned, {"type": "never.read"})
+    client = layer._client()
+    assert abandoned in client.channels
+    await asyncio.sleep(2.5)  # expired, and the pub/sub loop swept in between
+    assert abandoned not in client.channels
+    await layer.send(reader, {"type": "still.works"})
+    assert (await receive(layer, reader))["type"] == "still.works"
+
+
 async def test_encrypted_payloads_round_trip_and_a_wrong_key_cannot_read_them(
     make_layer, redis_server
 ):
