@@ -9,7 +9,8 @@
  *   avatarColor(name)
  */
 
-const MENTION = /(^|[^\w@])@([\w.+-]*\w)/g;
+// The same rule as chat/services.py MENTION_RE: @ not preceded by a word character or @.
+const MENTION = /(^|[^\p{L}\p{N}_@])@([\p{L}\p{N}_.+-]*[\p{L}\p{N}_])/gu;
 
 export function formatTime(iso) {
   return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
