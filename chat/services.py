@@ -117,7 +117,8 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
         query = query.filter(id__lt=before)
     if upto_seq is not None:
         query = query.filter(seq__lte=upto_seq)
-    page = list(query.order_by("-id")[: protocol.HISTORY_PAGE_SIZE + 1])
+    # seq and id grow together within a room; seq order walks the (room, seq) index.
+    page = list(query.order_by("-seq")[: protocol.HISTORY_PAGE_SIZE + 1])
     has_more = len(page) > protocol.HISTORY_PAGE_SIZE
     page = page[: protocol.HISTORY_PAGE_SIZE]
     frame = {
@@ -134,7 +135,7 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
 def replay_after(room: Room, after_id: int, upto_seq: int) -> list[dict]:
     """`history` frames holding every visible message newer than `after_id` (up to `upto_seq`),
     REPLAY_CHUNK_SIZE per frame, at least one frame."""
-    query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("id")
+    query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
     messages = [message_frame(m, room.slug) for m in query]
     chunks = [
         messages[i : i + protocol.REPLAY_CHUNK_SIZE]
