@@ -420,3 +420,23 @@ async def test_edits_count_against_the_rate_limit(channel_layer, room, alice, se
     await socket.send_json_to({"type": protocol.EDIT, "id": message["id"], "text": "v3"})
     assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.RATE_LIMITED
     await socket.disconnect()
+
+
+async def test_heartbeat_keeps_a_quiet_member_present_in_redis(
+    channel_layer, room, alice, settings, fresh_redis, monkeypatch
+):
+    import asyncio
+
+    import chat.consumers
+    import chat.presence
+    from chat.presence import Presence
+
+    settings.REDIS_URL = fresh_redis.url
+    monkeypatch.setattr(chat.consumers, "CHECK_SECONDS", 0.1)
+    monkeypatch.setattr(chat.presence, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(chat.presence, "TTL_SECONDS", 0.6)
+    socket, _ = await join_room("general", alice)
+    await asyncio.sleep(1.5)  # well past the TTL of the first entry
+    assert await Presence().users("general") == ["alice"]  # another process's view
+    await socket.disconnect()
+    assert await Presence().users("general") == []
