@@ -8,19 +8,24 @@ Redis they live in this process, which then is the only one.
 
 Every method is safe to call from the event loop; `users_in` is also called from Django views
 (through async_to_sync). A Redis failure is logged and answered from this process's own view of
-the rooms, so presence degrades instead of breaking the chat.
+the rooms, so presence degrades instead of breaking the chat. `presence_announcer` broadcasts a
+room's list when it changes, coalesced per room and process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from redis.exceptions import RedisError
 
+from chat import protocol
 from chat.redis_connection import KEY_PREFIX, shared_redis
+from chat.services import broadcast_transient
 
 logger = logging.getLogger(__name__)
 
@@ -95,3 +100,33 @@ class Presence:
 
 
 presence = Presence()
+
+PRESENCE_COALESCE_SECONDS = 0.1
+
+
+class PresenceAnnouncer:
+    """Broadcasts a room's user list after it changes, at most once per PRESENCE_COALESCE_SECONDS
+    per room and process (a thousand people joining are not a thousand full lists each)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, asyncio.Task] = {}
+
+    def changed(self, layer: Any, room: str) -> None:
+        task = self._pending.get(room)
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return
+        self._pending[room] = asyncio.get_running_loop().create_task(self._announce(layer, room))
+
+    async def _announce(self, layer: Any, room: str) -> None:
+        await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+        self._pending.pop(room, None)
+        try:
+            frame = {"type": protocol.PRESENCE, "room": room, "users": await presence.users(room)}
+            await broadcast_transient(
+                layer, [protocol.room_group(room), protocol.ADMIN_GROUP], frame
+            )
+        except Exception:
+            logger.exception("could not announce presence in %s", room)
+
+
+presence_announcer = PresenceAnnouncer()

@@ -399,10 +399,10 @@ async def test_broadcast_lost_without_trace_is_caught_up_by_the_periodic_resync(
     channel_layer, room, alice, monkeypatch
 ):
     """A Redis restart can lose a publish without any counter noticing; the resync finds it."""
-    import chat.consumers
+    import chat.delivery
 
-    monkeypatch.setattr(chat.consumers, "CHECK_SECONDS", 0.1)
-    monkeypatch.setattr(chat.consumers, "RESYNC_SECONDS", 0.3)
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.1)
+    monkeypatch.setattr(chat.delivery, "RESYNC_SECONDS", 0.3)
     reader, _ = await join_room("general", alice)
     lost = await apost(room, alice, "never broadcast")  # saved, but no group_send at all
     frame = await next_of_type(reader, protocol.MESSAGE, timeout=3)
@@ -427,12 +427,12 @@ async def test_heartbeat_keeps_a_quiet_member_present_in_redis(
 ):
     import asyncio
 
-    import chat.consumers
+    import chat.delivery
     import chat.presence
     from chat.presence import Presence
 
     settings.REDIS_URL = fresh_redis.url
-    monkeypatch.setattr(chat.consumers, "CHECK_SECONDS", 0.1)
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.1)
     monkeypatch.setattr(chat.presence, "HEARTBEAT_SECONDS", 0.2)
     monkeypatch.setattr(chat.presence, "TTL_SECONDS", 0.6)
     socket, _ = await join_room("general", alice)

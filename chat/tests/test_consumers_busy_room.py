@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-import chat.consumers
+import chat.delivery
 from chat import protocol
 from chat.services import broadcast_room_event, post_message, room_event_message
 from chat.tests.conftest import join_room
@@ -42,7 +42,7 @@ async def receive_messages(socket, count: int) -> list[int]:
 async def test_thousand_members_each_get_every_message_in_order_despite_drops(
     small_queues, room, alice, monkeypatch
 ):
-    monkeypatch.setattr(chat.consumers, "CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.3)
 
     members = [(await join_room("general"))[0] for _ in range(MEMBERS)]
 

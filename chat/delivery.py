@@ -1,0 +1,145 @@
+"""Delivering room events in order to every socket of this process, and catching up what the
+channel layer dropped.
+
+A socket forwards a room event only after every earlier one (by the room's `seq`). What it missed
+comes from the database: `CatchUpReader` reads a missed range once for all the sockets of this
+process that missed the same range at the same moment (a burst overflows many queues alike) and
+encodes it once. A drop at the end of a burst has no later event to reveal it, so `SocketWatch`,
+one task per process, reads the layer's `stats()["dropped"]` every CHECK_SECONDS and, when it moved,
+compares the rooms' `seq` in the database with what each socket delivered; every RESYNC_SECONDS it
+does that for every socket, for broadcasts lost without a count (a publish during a Redis restart).
+It also gives each socket its `tick()` (presence heartbeat, console statistics).
+
+The sockets (chat.consumers.ChatSocket) offer: `loop`, `channel_layer`, `last_seq` (room -> seq),
+`catch_up_to(current_seqs)` and `tick()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from chat import protocol, services
+from chat.models import Room
+from realtime.db import database_sync_to_async
+
+if TYPE_CHECKING:
+    from chat.consumers import ChatSocket
+
+logger = logging.getLogger(__name__)
+
+CHECK_SECONDS = 2.0
+RESYNC_SECONDS = 10.0
+
+
+class SocketWatch:
+    """The periodic work of every chat socket of this process, done by one task per event loop
+    (not a timer per socket): every CHECK_SECONDS it reads the layer's `stats()["dropped"]` once
+    and, if it moved (or RESYNC_SECONDS passed), reads the current `seq` of the rooms the sockets
+    follow in one query and lets each socket catch up; then it gives each socket its `tick()`
+    (presence heartbeat, console statistics)."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[ChatSocket] = weakref.WeakSet()
+        self._task: asyncio.Task | None = None
+        self._dropped: dict[int, int | None] = {}
+
+    def add(self, socket: ChatSocket) -> None:
+        self._sockets.add(socket)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._dropped[id(socket.channel_layer)] = self._read_dropped(socket.channel_layer)
+            self._task = loop.create_task(self._run())
+
+    def discard(self, socket: ChatSocket) -> None:
+        self._sockets.discard(socket)
+
+    @staticmethod
+    def _read_dropped(layer: Any) -> int | None:
+        stats = getattr(layer, "stats", None)
+        if stats is None:
+            return None
+        try:
+            return int(stats().get("dropped", 0))
+        except Exception:
+            return None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        resynced_at = time.monotonic()
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            sockets = [s for s in self._sockets if s.loop is loop]
+            if not sockets:
+                return
+            resync = time.monotonic() - resynced_at >= RESYNC_SECONDS
+            if resync:
+                resynced_at = time.monotonic()
+            try:
+                await self._catch_up(sockets, resync)
+            except Exception:
+                logger.exception("chat: catching up after dropped broadcasts failed")
+            for socket in sockets:
+                try:
+                    await socket.tick()
+                except Exception:
+                    logger.exception("chat: periodic work of a socket failed")
+
+    async def _catch_up(self, sockets: list[ChatSocket], resync: bool) -> None:
+        """Bring sockets up to the database: those on a layer that dropped something since the
+        last look, or all of them when `resync` (broadcasts lost without a trace, e.g. in a
+        Redis restart, are then caught up within RESYNC_SECONDS)."""
+        layers = {id(s.channel_layer): s.channel_layer for s in sockets}
+        moved = set()
+        for key, layer in layers.items():
+            dropped = self._read_dropped(layer)
+            if dropped is not None and dropped != self._dropped.get(key):
+                moved.add(key)
+            self._dropped[key] = dropped
+        behind = sockets if resync else [s for s in sockets if id(s.channel_layer) in moved]
+        if not behind:
+            return
+        rooms = sorted({room for s in behind for room in s.last_seq})
+        current = await database_sync_to_async(_seqs_of)(rooms)
+        await asyncio.gather(*(s.catch_up_to(current) for s in behind), return_exceptions=True)
+
+
+socket_watch = SocketWatch()
+
+
+class CatchUpReader:
+    """Reads a room's missed events from the database once for every socket of this process that
+    missed the same range at the same moment (a burst overflows many queues alike), and encodes
+    them once."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int, int], asyncio.Future] = {}
+
+    async def frames(self, room_slug: str, after_seq: int, upto_seq: int) -> list[str]:
+        key = (room_slug, after_seq, upto_seq)
+        future = self._pending.get(key)
+        if future is None or future.get_loop() is not asyncio.get_running_loop():
+            future = asyncio.ensure_future(self._read(room_slug, after_seq, upto_seq))
+            self._pending[key] = future
+            future.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(future)
+
+    @staticmethod
+    async def _read(room_slug: str, after_seq: int, upto_seq: int) -> list[str]:
+        frames = await database_sync_to_async(_events_between_slug)(room_slug, after_seq, upto_seq)
+        return [protocol.encode(frame) for frame in frames]
+
+
+catch_up_reader = CatchUpReader()
+
+
+def _events_between_slug(room_slug: str, after_seq: int, upto_seq: int) -> list[dict]:
+    room = Room.objects.get(slug=room_slug)
+    return services.events_between(room, after_seq, upto_seq)
+
+
+def _seqs_of(room_slugs: list[str]) -> dict[str, int]:
+    return dict(Room.objects.filter(slug__in=room_slugs).values_list("slug", "seq"))
