@@ -124,3 +124,11 @@ async def frames_within(communicator: WebsocketCommunicator, seconds: float = 0.
     while not await communicator.receive_nothing(seconds):
         frames.append(await communicator.receive_json_from())
     return frames
+
+
+async def apost(room, user, text: str):
+    """Save a message as `user` (no broadcast); returns its RoomEvent."""
+    from chat.services import post_message
+    from realtime.db import database_sync_to_async
+
+    return await database_sync_to_async(post_message)(user, room, text)

@@ -6,7 +6,7 @@ import pytest
 
 from chat import protocol
 from chat.models import Message, Room
-from chat.tests.conftest import frames_within, join_room, next_of_type, open_socket
+from chat.tests.conftest import apost, frames_within, join_room, next_of_type, open_socket
 from realtime.db import database_sync_to_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,10 +16,6 @@ def post(room, user, text, **fields):
     from chat.services import post_message
 
     return post_message(user, room, text, **fields)
-
-
-async def apost(room, user, text):
-    return await database_sync_to_async(post)(room, user, text)
 
 
 async def test_connect_sends_latest_fifty_messages_oldest_first_with_has_more(
@@ -328,32 +324,6 @@ async def test_mention_notifies_the_named_user(channel_layer, room, alice, bob):
     await socket.disconnect()
 
 
-async def test_member_that_missed_broadcasts_catches_up_from_database(channel_layer, room, alice):
-    """A full queue drops group messages for that member; it refills the gap from the database."""
-    reader, _ = await join_room("general", alice)
-    # Saved events the reader never got (as if its queue had been full while they were sent).
-    missed = [await apost(room, alice, f"missed {n}") for n in range(3)]
-    from chat.services import broadcast_room_event, room_event_message
-
-    latest = await apost(room, alice, "latest")
-    await broadcast_room_event(channel_layer, room_event_message(latest))
-    texts = [(await next_of_type(reader, protocol.MESSAGE))["text"] for _ in range(4)]
-    assert texts == [m.frame["text"] for m in missed] + ["latest"]
-    await reader.disconnect()
-
-
-async def test_duplicate_broadcast_is_delivered_once(channel_layer, room, alice):
-    from chat.services import broadcast_room_event, room_event_message
-
-    reader, _ = await join_room("general", alice)
-    event = await apost(room, alice, "once")
-    await broadcast_room_event(channel_layer, room_event_message(event))
-    await broadcast_room_event(channel_layer, room_event_message(event))
-    assert (await next_of_type(reader, protocol.MESSAGE))["text"] == "once"
-    assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
-    await reader.disconnect()
-
-
 async def test_sender_still_sees_saved_message_when_broadcast_fails(
     channel_layer, room, alice, monkeypatch
 ):
@@ -393,21 +363,6 @@ async def test_database_failure_gets_server_error_and_socket_stays(
     await socket.send_json_to({"type": protocol.MESSAGE, "text": "second try"})
     assert (await next_of_type(socket, protocol.MESSAGE))["text"] == "second try"
     await socket.disconnect()
-
-
-async def test_broadcast_lost_without_trace_is_caught_up_by_the_periodic_resync(
-    channel_layer, room, alice, monkeypatch
-):
-    """A Redis restart can lose a publish without any counter noticing; the resync finds it."""
-    import chat.delivery
-
-    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.1)
-    monkeypatch.setattr(chat.delivery, "RESYNC_SECONDS", 0.3)
-    reader, _ = await join_room("general", alice)
-    lost = await apost(room, alice, "never broadcast")  # saved, but no group_send at all
-    frame = await next_of_type(reader, protocol.MESSAGE, timeout=3)
-    assert (frame["id"], frame["text"]) == (lost.frame["id"], "never broadcast")
-    await reader.disconnect()
 
 
 async def test_edits_count_against_the_rate_limit(channel_layer, room, alice, settings):
