@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.room_list, name="room_list"),
     path("rooms/<str:slug>/", views.room_detail, name="room"),
     path("console/", views.console, name="console"),
+    path("api/chat/rooms/", views.room_counts, name="room_counts"),
 ]

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from chat import protocol, services
 from chat.presence import presence
 
 
-def room_list(request: HttpRequest) -> HttpResponse:
-    """Every room with how many people are in it and, for members, how many messages are unread."""
+def _rooms_with_counts(request: HttpRequest) -> list:
     rooms = services.rooms_with_unread(request.user)
     online = async_to_sync(presence.users_in)([room.slug for room in rooms])
     for room in rooms:
         room.online = len(online[room.slug])
-    return render(request, "chat/room_list.html", {"rooms": rooms})
+    return rooms
+
+
+def room_list(request: HttpRequest) -> HttpResponse:
+    """Every room with how many people are in it and, for members, how many messages are unread."""
+    return render(request, "chat/room_list.html", {"rooms": _rooms_with_counts(request)})
+
+
+def room_counts(request: HttpRequest) -> JsonResponse:
+    """The room list's live numbers, polled by static/js/room-list.js:
+    {"rooms": {"general": {"online": 3, "unread": 5}, ...}}."""
+    rooms = {
+        room.slug: {"online": room.online, "unread": room.unread}
+        for room in _rooms_with_counts(request)
+    }
+    response = JsonResponse({"rooms": rooms})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def room_detail(request: HttpRequest, slug: str) -> HttpResponse:

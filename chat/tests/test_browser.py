@@ -295,3 +295,20 @@ def test_scrolling_to_the_top_loads_older_messages(site, open_page):
     cara.locator("[data-scroller]").evaluate("element => { element.scrollTop = 0; }")
     expect(message(cara, "numbered 0")).to_have_count(1)
     expect(cara.locator("[data-history-start]")).to_be_visible()
+
+
+def test_room_list_updates_online_and_unread_counts(site, open_page, browser):
+    server, keys = site
+    context = browser.new_context()
+    context.add_cookies([{"name": "sessionid", "value": keys["cara"], "url": server.url}])
+    listing = context.new_page()
+    listing.goto(server.url + "/")
+    card = listing.locator('[data-room="browser"]')
+    expect(card.locator("[data-online]")).to_contain_text("0 online")
+    dave = open_page("dave")
+    say(dave, "a new message for the list")
+    expect(message(dave, "a new message for the list")).to_be_visible()
+    listing.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # poll now
+    expect(card.locator("[data-online]")).to_contain_text("1 online", timeout=TIMEOUT)
+    expect(card.locator("[data-unread]")).to_be_visible(timeout=TIMEOUT)
+    context.close()

@@ -88,3 +88,12 @@ def test_reserved_room_slug_is_rejected_by_validation(transactional_db):
     with pytest.raises(ValidationError):
         Room(slug="has space").full_clean()
     Room(slug="ok_room-1").full_clean()
+
+
+def test_room_counts_api_gives_online_and_unread_per_room(room, alice, bob):
+    post_message(bob, room, "for alice")
+    async_to_sync(presence.join)("general", "conn-1", "bob")
+    response = logged_in(alice).get("/api/chat/rooms/")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {"rooms": {"general": {"online": 1, "unread": 1}}}
