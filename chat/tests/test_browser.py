@@ -312,3 +312,22 @@ def test_room_list_updates_online_and_unread_counts(site, open_page, browser):
     expect(card.locator("[data-online]")).to_contain_text("1 online", timeout=TIMEOUT)
     expect(card.locator("[data-unread]")).to_be_visible(timeout=TIMEOUT)
     context.close()
+
+
+def test_new_messages_divider_marks_unread_and_new_messages_go_below_it(site, open_page):
+    server, _ = site
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\nfrom chat.services import post_message\n"
+        "room = Room.objects.create(slug='divider')\n"
+        "post_message(get_user_model().objects.get(username='dave'), room, 'unread by cara')\n"
+    )
+    cara = open_page("cara", "/rooms/divider/")
+    items = cara.locator("[data-messages] > li")
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_have_class("new-divider")
+    expect(items.nth(1)).to_contain_text("unread by cara")
+    say(cara, "my reply goes last")
+    expect(items).to_have_count(3)
+    expect(items.nth(2)).to_contain_text("my reply goes last")
+    expect(items.nth(2)).not_to_have_class("message is-pending")

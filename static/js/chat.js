@@ -129,8 +129,8 @@ function addMessage(frame, { flash = false } = {}) {
       before = child;
       break;
     }
-    if (!child.dataset.id) {
-      before = child; // pending messages stay last
+    if (child.classList.contains("is-pending") || child.classList.contains("is-failed")) {
+      before = child; // messages not (yet) sent stay last
       break;
     }
   }
@@ -179,7 +179,8 @@ function onHistory(frame) {
   const stick = nearBottom() || messages.size === 0;
   if (frame.after === undefined) {
     // A fresh start (first connect, or a reconnect that had seen nothing).
-    list.replaceChildren(...[...list.children].filter((li) => !li.dataset.id));
+    const unsent = (li) => li.classList.contains("is-pending") || li.classList.contains("is-failed");
+    list.replaceChildren(...[...list.children].filter(unsent));
     messages.clear();
     setHasMore(frame.has_more);
   }
