@@ -119,3 +119,13 @@ def test_announcement_is_posted_in_every_room_and_audited(room, moderator, chann
     assert sorted(e.room for e in events) == ["general", "random"]
     assert all(e.frame["kind"] == protocol.KIND_ANNOUNCEMENT for e in events)
     assert (entry.action, entry.actor_name) == (AuditEntry.ACTION_ANNOUNCE, "mod")
+
+
+def test_muted_poster_is_told_for_how_long(room, alice, moderator):
+    from chat.services import mute_user
+
+    mute_user(moderator, "alice", None, 5)
+    with pytest.raises(ChatError) as refused:
+        post_message(alice, room, "hello?")
+    assert refused.value.code == protocol.MUTED
+    assert refused.value.detail == "A moderator muted you in every room for 5 more minutes."
