@@ -19,6 +19,7 @@ Room events go to the room's group and to the console group; `seq` lets a member
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -273,7 +274,12 @@ def post_message(
     if kind == protocol.KIND_MESSAGE:
         mute = active_mute(user, room)
         if mute is not None:
-            raise ChatError(protocol.MUTED, f"You are muted here until {mute.until.isoformat()}.")
+            minutes = max(1, math.ceil((mute.until - timezone.now()).total_seconds() / 60))
+            where = "here" if mute.room_id else "in every room"
+            raise ChatError(
+                protocol.MUTED,
+                f"A moderator muted you {where} for {minutes} more minute{'s' * (minutes != 1)}.",
+            )
     with transaction.atomic():
         seq = _next_seq(room)
         message = Message.objects.create(
