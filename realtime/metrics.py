@@ -147,11 +147,8 @@ def _match(router: URLRouter, scope: Scope) -> str:
     root_path = scope.get("root_path", "")
     if root_path and path.startswith(root_path):
         path = path[len(root_path) :]
-    path = path.lstrip("/")
-    for route in router.routes:
-        if route.pattern.match(path):
-            return str(route.pattern)
-    return UNMATCHED_ROUTE
+    route = router.matching_route(path)
+    return UNMATCHED_ROUTE if route is None else str(route.pattern)
 
 
 class MetricsCollector:

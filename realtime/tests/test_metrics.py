@@ -130,3 +130,26 @@ async def test_collector_exports_counters_in_prometheus_text_format():
     assert 'realtime_messages_routed_total{direction="in",type="websocket"} 1.0' in text
     assert "# TYPE realtime_long_polls_waiting gauge" in text
     await socket.disconnect()
+
+
+class PassThrough:
+    """A middleware that keeps the wrapped app in `inner`, as realtime's middleware do."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        return await self.inner(scope, receive, send)
+
+
+async def test_a_route_into_a_wrapped_nested_router_is_labelled_by_its_prefix():
+    counters = ConnectionCounters()
+    nested = PassThrough(URLRouter([path("deep/<int:n>/", Echo.as_asgi())]))
+    application = ConnectionMetricsMiddleware(
+        ProtocolTypeRouter({"websocket": URLRouter([path("ws/nested/", nested)])}),
+        counters=counters,
+    )
+    communicator = WebsocketCommunicator(application, "/ws/nested/deep/7/")
+    assert (await communicator.connect())[0]
+    assert dict(counters.open_connections) == {("websocket", "ws/nested/"): 1}
+    await communicator.disconnect()
