@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -354,6 +355,7 @@ def main() -> None:
                         value = asyncio.run(run(backend))
                     except Exception as exc:  # a reference layer failing is a result too
                         value = f"failed: {type(exc).__name__}"
+                        traceback.print_exc()
                     results[(title, backend)].append(value)
                     print(f"[{repetition + 1}/{options.repeat}] {title} / {backend}: {value}",
                           file=sys.stderr, flush=True)  # fmt: skip
@@ -363,19 +365,25 @@ def main() -> None:
 
 
 def render(scenarios: list, backends: list[str], results: dict, options: Any) -> str:
-    def cell(values: list[Any]) -> tuple[str, float | None]:
+    def cell_of(values: list[Any]) -> tuple[str, float | None]:
+        """Median of the successful runs; failed runs are named after it."""
         if not values:
             return "n/a", None
         failures = [v for v in values if isinstance(v, str)]
-        if failures:
+        successes = [v for v in values if not isinstance(v, str)]
+        if not successes:
             return failures[0], None
-        if isinstance(values[0], tuple):
-            rate = median([v[0] for v in values])
-            p50 = median([v[1] for v in values])
-            p99 = median([v[2] for v in values])
-            return f"{rate:,.0f} ({p50:.1f} / {p99:.1f})", rate
-        rate = median(values)
-        return f"{rate:,.0f}", rate
+        if isinstance(successes[0], tuple):
+            rate = median([v[0] for v in successes])
+            p50 = median([v[1] for v in successes])
+            p99 = median([v[2] for v in successes])
+            text = f"{rate:,.0f} ({p50:.1f} / {p99:.1f})"
+        else:
+            rate = median(successes)
+            text = f"{rate:,.0f}"
+        if failures:
+            text += f" [{len(failures)} of {len(values)} runs {failures[0]}]"
+        return text, rate
 
     header = ["Scenario", *(TITLES[b] for b in backends), "ours / core"]
     lines = [
@@ -388,7 +396,7 @@ def render(scenarios: list, backends: list[str], results: dict, options: Any) ->
     for title, _, _ in scenarios:
         cells, rates = [], {}
         for backend in backends:
-            text, rate = cell(results.get((title, backend), []))
+            text, rate = cell_of(results.get((title, backend), []))
             cells.append(text)
             rates[backend] = rate
         ours, core = rates.get("redis"), rates.get("channels_redis")
