@@ -195,8 +195,9 @@ def child_main(backend: str, url: str, group: str, size: int, connection: Any) -
         ).start()
         connection.send(("ready", None))
         await stop.wait()
+        # Report first: a reference layer may take long to clean up cancelled receives.
+        connection.send(("latencies", list(members.latencies)))
         await members.stop()
-        connection.send(("latencies", members.latencies))
         await close_layer(backend, layer)
 
     asyncio.run(run())
@@ -286,6 +287,8 @@ async def group_fan_out(
             while len(latency_parts) < len(children) and time.monotonic() < deadline_collect:
                 await asyncio.sleep(0.05)
             latencies = [value for part in latency_parts for value in part]
+        if not latencies:
+            raise RuntimeError("no latencies reported by the member processes")
         latencies.sort()
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
