@@ -337,10 +337,16 @@ def main() -> None:
     ]
     for processes in (0, 4):
         for size in sizes:
-            where = "sender's process" if processes == 0 else f"over {processes} processes"
+            if processes == 0:
+                where = "in the sender's process"
+            elif size < 2:
+                where = "in another process"
+            else:
+                where = f"spread over {min(processes, size)} processes"
             scenarios.append(
                 (
-                    f"group_send to {size} members, {where} (deliveries/s, p50/p99 ms)",
+                    f"group_send to {size} member{'s' if size > 1 else ''}, {where} "
+                    "(deliveries/s, p50/p99 ms)",
                     lambda backend, size=size, processes=processes: group_fan_out(
                         backend, server.url, size, processes, options.seconds
                     ),
