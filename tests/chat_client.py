@@ -189,6 +189,21 @@ def create_sessions(server: Any, usernames: list[str], staff: bool = False) -> d
     return json.loads(server.shell(code).strip().splitlines()[-1])
 
 
+def clients_across_processes(server: Any, room: str, sessions: dict[str, str]) -> list[ChatClient]:
+    """One ChatClient per session, dealt round-robin over the server's Daphne processes."""
+    ports = server.ports
+    return [
+        ChatClient(
+            f"ws://127.0.0.1:{ports[i % len(ports)]}",
+            room,
+            session,
+            origin=f"http://127.0.0.1:{ports[i % len(ports)]}",
+            name=name,
+        )
+        for i, (name, session) in enumerate(sessions.items())
+    ]
+
+
 def create_room(server: Any, slug: str) -> None:
     server.shell(
         "from chat.models import Room\n"

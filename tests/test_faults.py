@@ -25,7 +25,13 @@ import websockets
 
 from conftest import PYTHON, ROOT
 from notifications import protocol as notification_protocol
-from tests.chat_client import ChatClient, create_room, create_sessions, room_message_ids
+from tests.chat_client import (
+    ChatClient,
+    clients_across_processes,
+    create_room,
+    create_sessions,
+    room_message_ids,
+)
 
 OUTAGE_SECONDS = 5.0
 FANOUT_USERS = 3000
@@ -58,16 +64,7 @@ def test_chat_survives_a_redis_outage_and_clients_end_with_every_message_once(de
     phase = ["before"]  # when each message was sent, relative to the outage
 
     async def scenario() -> list[ChatClient]:
-        clients = [
-            ChatClient(
-                f"ws://127.0.0.1:{server.ports[i % 2]}",
-                room,
-                session,
-                origin=f"http://127.0.0.1:{server.ports[i % 2]}",
-                name=name,
-            )
-            for i, (name, session) in enumerate(sessions.items())
-        ]
+        clients = clients_across_processes(server, room, sessions)
         for client in clients:
             await client.start()
         stop = asyncio.Event()

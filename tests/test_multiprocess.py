@@ -13,7 +13,13 @@ import websockets
 
 from chat import protocol as chat_protocol
 from notifications import protocol as notification_protocol
-from tests.chat_client import ChatClient, create_room, create_sessions, room_message_ids
+from tests.chat_client import (
+    ChatClient,
+    clients_across_processes,
+    create_room,
+    create_sessions,
+    room_message_ids,
+)
 
 CLIENTS = 6
 MESSAGES_PER_CLIENT = 20
@@ -26,16 +32,7 @@ def test_chat_clients_on_two_processes_see_every_message_once_in_order(deploymen
     sessions = create_sessions(server, [f"mp-{i}" for i in range(CLIENTS)])
 
     async def scenario() -> list[ChatClient]:
-        clients = [
-            ChatClient(
-                f"ws://127.0.0.1:{server.ports[i % 2]}",
-                room,
-                session,
-                origin=f"http://127.0.0.1:{server.ports[i % 2]}",
-                name=name,
-            )
-            for i, (name, session) in enumerate(sessions.items())
-        ]
+        clients = clients_across_processes(server, room, sessions)
         for client in clients:
             await client.start()
 
