@@ -7,6 +7,12 @@ work) and both keep, per room, the `seq` of the last event they delivered: an ev
 numbers means this socket missed broadcasts (its queue was full), so the gap is read from the
 database and sent first (see `chat.delivery` for the shared read and the per-process watch that
 finds drops no later event reveals).
+
+Client frames are handled in order by one task per socket, beside the consumer's dispatch: saving
+a message (a database write and a broadcast) does not hold up the room events this socket
+forwards. Without that, the socket of a member who posts again as soon as the room shows the last
+post forwarded about one room event per post it made, fell ever further behind the room, and
+ended up catching up from the database.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class ChatSocket(AsyncWebsocketConsumer):
         self.last_seq: dict[str, int] = {}
         self.delivery_lock = asyncio.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.frames: asyncio.Queue[tuple[str | None, bytes | None]] = asyncio.Queue()
+        self.frame_task: asyncio.Task[None] | None = None
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -60,6 +68,32 @@ class ChatSocket(AsyncWebsocketConsumer):
     # --- receiving -------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Queue a client frame for this socket's frame task (see `handle_frame`), so that the
+        consumer goes on forwarding room events while the frame is handled."""
+        self.frames.put_nowait((text_data, bytes_data))
+        if self.frame_task is None:
+            self.frame_task = asyncio.ensure_future(self._handle_frames())
+
+    async def _handle_frames(self) -> None:
+        while True:
+            text_data, bytes_data = await self.frames.get()
+            try:
+                await self.handle_frame(text_data, bytes_data)
+            except Exception:
+                logger.exception("chat: handling a client frame failed")
+            finally:
+                self.frames.task_done()
+
+    async def finish_frames(self) -> None:
+        """Handle the frames received before the client left, then stop the frame task."""
+        if self.frame_task is None:
+            return
+        try:
+            await self.frames.join()
+        finally:
+            self.frame_task.cancel()
+
+    async def handle_frame(self, text_data: str | None, bytes_data: bytes | None) -> None:
         """Check and decode one client frame, then run `handle_<type>`; a ChatError becomes an
         error frame and the socket stays open, except for a frame over MAX_FRAME_BYTES."""
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
@@ -165,6 +199,7 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         socket_watch.discard(self)
+        await self.finish_frames()
 
 
 def _query_int(query: dict[str, list[str]], name: str) -> int | None:

@@ -1,5 +1,6 @@
 """The room socket (PublicChatConsumer) through the real session and auth middleware."""
 
+import asyncio
 import json
 
 import pytest
@@ -395,3 +396,44 @@ async def test_heartbeat_keeps_a_quiet_member_present_in_redis(
     assert await Presence().users("general") == ["alice"]  # another process's view
     await socket.disconnect()
     assert await Presence().users("general") == []
+
+
+async def test_room_events_reach_a_member_while_its_own_message_is_being_saved(
+    channel_layer, room, alice, monkeypatch
+):
+    """A member who posts often must not stop receiving the room while the database saves its
+    message: before, its socket forwarded nothing until the save returned, so a busy sender's
+    socket fell further and further behind the room."""
+    import threading
+
+    import chat.services
+
+    socket, history = await join_room("general", alice)
+    real_post = chat.services.post_message
+    saving, release = threading.Event(), threading.Event()
+
+    def slow_post(*args, **kwargs):
+        saving.set()
+        release.wait(timeout=10)
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(chat.services, "post_message", slow_post)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "mine", "client_id": "slow"})
+    assert await asyncio.to_thread(saving.wait, 5)
+    other = {"type": protocol.MESSAGE, "room": "general", "user": "bob", "text": "meanwhile"}
+    await channel_layer.group_send(
+        protocol.room_group("general"),
+        {
+            "type": protocol.EVENT_ROOM,
+            "room": "general",
+            "seq": history["seq"] + 1,
+            "text": protocol.encode(other),
+        },
+    )
+    try:
+        received = await next_of_type(socket, protocol.MESSAGE)
+    finally:
+        release.set()
+    assert received["text"] == "meanwhile"
+    await socket.disconnect()
+    assert await database_sync_to_async(Message.objects.filter(client_id="slow").exists)()
