@@ -10,6 +10,7 @@ PORT ?= 8000
 ## run: set up, migrate, load demo data and serve everything on http://127.0.0.1:8000
 run: setup
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py seed_demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
