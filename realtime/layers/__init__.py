@@ -157,12 +157,8 @@ def _require_layer(alias: str, channel_layer: Any) -> Any:
     return layer
 
 
-class Channel:
-    """A handle on one channel: ``await Channel("worker.mail").send({"type": "mail.send"})``.
-
-    The layer is looked up at each call (``alias``, default ``"default"``) unless one is given,
-    so a handle made at import time follows settings changes.
-    """
+class _LayerHandle:
+    """What Channel and Group share: a name, the layer alias (or a given layer), equality."""
 
     def __init__(
         self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None
@@ -170,6 +166,27 @@ class Channel:
         self.name = name
         self.alias = alias
         self._channel_layer = channel_layer
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, alias={self.alias!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and (self.name, self.alias, self._channel_layer) == (
+            other.name,
+            other.alias,
+            other._channel_layer,
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name, self.alias))
+
+
+class Channel(_LayerHandle):
+    """A handle on one channel: ``await Channel("worker.mail").send({"type": "mail.send"})``.
+
+    The layer is looked up at each call (``alias``, default ``"default"``) unless one is given,
+    so a handle made at import time follows settings changes.
+    """
 
     @property
     def channel_layer(self) -> Any:
@@ -183,32 +200,12 @@ class Channel:
         """:meth:`send` for sync code (views, signals, sync consumers)."""
         async_to_sync(self.send)(message)
 
-    def __repr__(self) -> str:
-        return f"Channel({self.name!r}, alias={self.alias!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Channel) and (self.name, self.alias, self._channel_layer) == (
-            other.name,
-            other.alias,
-            other._channel_layer,
-        )
-
-    def __hash__(self) -> int:
-        return hash((Channel, self.name, self.alias))
-
-
-class Group:
+class Group(_LayerHandle):
     """A handle on one group: ``await Group("room.lobby").send({...})``, ``add``, ``discard``.
 
     Needs a layer with the "groups" extension; see :class:`Channel` for how the layer is found.
     """
-
-    def __init__(
-        self, name: str, alias: str = DEFAULT_CHANNEL_LAYER, channel_layer: Any = None
-    ) -> None:
-        self.name = name
-        self.alias = alias
-        self._channel_layer = channel_layer
 
     @property
     def channel_layer(self) -> Any:
@@ -243,19 +240,6 @@ class Group:
     def discard_sync(self, channel: str | Channel) -> None:
         """:meth:`discard` for sync code."""
         async_to_sync(self.discard)(channel)
-
-    def __repr__(self) -> str:
-        return f"Group({self.name!r}, alias={self.alias!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Group) and (self.name, self.alias, self._channel_layer) == (
-            other.name,
-            other.alias,
-            other._channel_layer,
-        )
-
-    def __hash__(self) -> int:
-        return hash((Group, self.name, self.alias))
 
 
 def _channel_name(channel: str | Channel) -> str:
