@@ -129,3 +129,20 @@ def test_muted_poster_is_told_for_how_long(room, alice, moderator):
         post_message(alice, room, "hello?")
     assert refused.value.code == protocol.MUTED
     assert refused.value.detail == "A moderator muted you in every room for 5 more minutes."
+
+
+def test_a_mute_holds_in_its_own_room_only_and_ends_on_time(room, alice, moderator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import Mute
+
+    other = Room.objects.create(slug="other")
+    mute = Mute.objects.create(user=alice, room=other, until=timezone.now() + timedelta(minutes=1))
+    post_message(alice, room, "still allowed here")
+    with pytest.raises(ChatError) as refused:
+        post_message(alice, other, "not here")
+    assert refused.value.detail == "A moderator muted you here for 1 more minute."
+    Mute.objects.filter(pk=mute.pk).update(until=timezone.now() - timedelta(seconds=1))
+    assert post_message(alice, other, "the mute is over").frame["text"] == "the mute is over"
