@@ -28,8 +28,10 @@ such cleanup, so a long-lived consumer should reach the database through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -55,6 +57,48 @@ def get_handler_name(message: Message) -> str:
     return message_type.replace(".", "_")
 
 
+class _Turn:
+    """Whose turn it is to dispatch, among the receivers of one consumer: a fair lock whose
+    uncontended acquire is a plain attribute check (every delivery takes it, and it is rarely
+    contended). `release` hands the turn straight to the longest waiter, so a receiver whose
+    messages keep coming cannot starve the others.
+
+        if turn.busy:
+            await turn.wait()   # returns holding the turn
+        else:
+            turn.busy = True
+        try: ... finally: turn.release()
+    """
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Wait for the turn to be handed over (the caller holds it on return)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):  # release() may have dropped it already
+                    self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # still busy: the turn is the waiter's now
+                return
+        self.busy = False
+
+
 async def await_many_dispatch(
     receivers: Sequence[Callable[[], Awaitable[Message]]],
     dispatch: Callable[[Message], Awaitable[Any]],
@@ -67,13 +111,19 @@ async def await_many_dispatch(
     all of them: a message already queued for the consumer is handled without another trip
     through the event loop (no task, wait or wake-up per message), which is most of the cost of
     forwarding a broadcast to hundreds of sockets."""
-    lock = asyncio.Lock()
+    turn = _Turn()
 
     async def pump(receiver: Callable[[], Awaitable[Message]]) -> None:
         while True:
             message = await receiver()
-            async with lock:
+            if turn.busy:
+                await turn.wait()
+            else:
+                turn.busy = True
+            try:
                 await dispatch(message)
+            finally:
+                turn.release()
 
     tasks = [asyncio.ensure_future(pump(receiver)) for receiver in receivers]
     try:
