@@ -8,7 +8,11 @@ encodes it once. A drop at the end of a burst has no later event to reveal it, s
 one task per process, reads the layer's `stats()["dropped"]` every CHECK_SECONDS and, when it moved,
 compares the rooms' `seq` in the database with what each socket delivered; every RESYNC_SECONDS it
 does that for every socket, for broadcasts lost without a count (a publish during a Redis restart).
-It also gives each socket its `tick()` (presence heartbeat, console statistics).
+An event committed just before such a look is most likely still on its way over the layer, so the
+sockets are compared with the seqs read DELIVERY_GRACE_SECONDS earlier: without that, every resync
+of a busy room sent every socket on a trip to the database for the events in flight (200 sockets,
+200 reads every 10 s), holding up their live deliveries meanwhile. It also gives each socket its
+`tick()` (presence heartbeat, console statistics).
 
 The sockets (chat.consumers.ChatSocket) offer: `loop`, `channel_layer`, `last_seq` (room -> seq),
 `catch_up_to(current_seqs)` and `tick()`.
@@ -33,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
 RESYNC_SECONDS = 10.0
+DELIVERY_GRACE_SECONDS = 1.0
 
 
 class SocketWatch:
@@ -104,6 +109,7 @@ class SocketWatch:
             return
         rooms = sorted({room for s in behind for room in s.last_seq})
         current = await database_sync_to_async(_seqs_of)(rooms)
+        await asyncio.sleep(DELIVERY_GRACE_SECONDS)  # let the events in flight arrive
         await asyncio.gather(*(s.catch_up_to(current) for s in behind), return_exceptions=True)
 
 

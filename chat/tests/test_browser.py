@@ -299,13 +299,15 @@ def test_scrolling_to_the_top_loads_older_messages(site, open_page):
 
 def test_room_list_updates_online_and_unread_counts(site, open_page, browser):
     server, keys = site
+    # A room of its own: the earlier tests' pages may still be leaving the shared one.
+    server.shell("from chat.models import Room\nRoom.objects.create(slug='listing')")
     context = browser.new_context()
     context.add_cookies([{"name": "sessionid", "value": keys["cara"], "url": server.url}])
     listing = context.new_page()
     listing.goto(server.url + "/")
-    card = listing.locator('[data-room="browser"]')
+    card = listing.locator('[data-room="listing"]')
     expect(card.locator("[data-online]")).to_contain_text("0 online")
-    dave = open_page("dave")
+    dave = open_page("dave", "/rooms/listing/")
     say(dave, "a new message for the list")
     expect(message(dave, "a new message for the list")).to_be_visible()
     listing.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # poll now

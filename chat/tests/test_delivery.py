@@ -102,3 +102,30 @@ async def test_broadcast_lost_without_trace_is_caught_up_by_the_periodic_resync(
     frame = await next_of_type(reader, protocol.MESSAGE, timeout=3)
     assert (frame["id"], frame["text"]) == (lost.frame["id"], "never broadcast")
     await reader.disconnect()
+
+
+async def test_resync_leaves_alone_events_still_on_their_way(
+    channel_layer, room, alice, monkeypatch
+):
+    """An event committed but not yet broadcast when the resync looks is not read from the
+    database: it arrives live, once, and no socket made a trip to the database for it."""
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(chat.delivery, "RESYNC_SECONDS", 0.05)
+    monkeypatch.setattr(chat.delivery, "DELIVERY_GRACE_SECONDS", 0.6)
+    reads = []
+    real_frames = chat.delivery.catch_up_reader.frames
+
+    async def counted_frames(*args):
+        reads.append(args)
+        return await real_frames(*args)
+
+    monkeypatch.setattr(chat.delivery.catch_up_reader, "frames", counted_frames)
+    reader, _ = await join_room("general", alice)
+    event = await apost(room, alice, "in flight")
+    await asyncio.sleep(0.2)  # the resync reads the room's seq meanwhile
+    await broadcast_room_event(channel_layer, room_event_message(event))
+    assert (await next_of_type(reader, protocol.MESSAGE))["text"] == "in flight"
+    await asyncio.sleep(0.8)  # past the grace of the resync that saw the event committed
+    assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
+    assert reads == []
+    await reader.disconnect()
