@@ -371,21 +371,21 @@ class _LocalChannel:
                 waiter.set_result(None)
                 return
 
-    async def get(self) -> tuple[float, bytes]:
-        messages = self.messages
-        while not messages:
-            waiter = asyncio.get_running_loop().create_future()
-            self.waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if not waiter.done() or waiter.cancelled():
-                    with contextlib.suppress(ValueError):
-                        self.waiters.remove(waiter)
-                if messages:
-                    self._wake_one()
-                raise
-        return messages.popleft()
+    def wait(self) -> asyncio.Future[None]:
+        """A future done when a message may be queued for the caller (check, and wait again if
+        another receiver took it first)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        return waiter
+
+    def withdraw(self, waiter: asyncio.Future[None]) -> None:
+        """Forget the waiter of a receiver that stopped waiting (it was cancelled); a wake-up it
+        was given passes to the next receiver."""
+        if not waiter.done() or waiter.cancelled():
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+        if self.messages:
+            self._wake_one()
 
 
 class _Fetcher:
@@ -1178,9 +1178,17 @@ class RedisChannelLayer(BaseChannelLayer):
             await client.listen()
         entry = client.local(channel)
         entry.waiting += 1
+        messages = entry.messages
         try:
             while True:
-                expires_at, payload = await entry.get()
+                while not messages:
+                    waiter = entry.wait()
+                    try:
+                        await waiter
+                    except BaseException:
+                        entry.withdraw(waiter)
+                        raise
+                expires_at, payload = messages.popleft()
                 if expires_at >= time.time():
                     return self.codec.unpack(payload)
         finally:

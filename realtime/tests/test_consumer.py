@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from realtime.consumer import AsyncConsumer, SyncConsumer, get_handler_name
+from realtime.consumer import AsyncConsumer, SyncConsumer, await_many_dispatch, get_handler_name
 from realtime.exceptions import InvalidChannelLayerError, StopConsumer
 from realtime.layers import get_channel_layer
 from realtime.layers.memory import InMemoryChannelLayer
@@ -71,6 +71,65 @@ def test_handler_name_refuses_a_message_without_type() -> None:
 
 
 @pytest.mark.usefixtures("no_layer")
+async def test_handlers_of_one_consumer_never_overlap_even_when_they_wait() -> None:
+    running: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    handled: list[str] = []
+
+    def source(name: str, count: int) -> Any:
+        remaining = iter(range(count))
+
+        async def receive() -> dict:
+            await asyncio.sleep(0)
+            number = next(remaining, None)
+            if number is None:
+                await asyncio.sleep(3600)
+            return {"type": f"{name}.{number}"}
+
+        return receive
+
+    async def dispatch(message: dict) -> None:
+        running.append(message["type"])
+        if len(running) > 1:
+            overlaps.append(tuple(running))
+        await asyncio.sleep(0.001)
+        running.remove(message["type"])
+        handled.append(message["type"])
+        if len(handled) == 40:
+            raise StopConsumer()
+
+    with pytest.raises(StopConsumer):
+        await asyncio.wait_for(
+            await_many_dispatch([source("a", 20), source("b", 20)], dispatch), 10
+        )
+    assert overlaps == []
+    assert sorted(handled) == sorted([f"a.{n}" for n in range(20)] + [f"b.{n}" for n in range(20)])
+
+
+async def test_a_receiver_whose_messages_keep_coming_does_not_starve_the_other() -> None:
+    """The layer channel of a busy room always has a message ready; the client's frames must
+    still get their turn."""
+    handled: list[str] = []
+
+    async def busy_room() -> dict:
+        return {"type": "room.event"}  # always ready: never waits
+
+    async def client_frame() -> dict:
+        await asyncio.sleep(0.01)
+        return {"type": "client.frame"}
+
+    async def dispatch(message: dict) -> None:
+        handled.append(message["type"])
+        await asyncio.sleep(0)  # the handler yields, as one that sends does
+        if message["type"] == "client.frame":
+            raise StopConsumer()
+        if len(handled) > 200_000:
+            raise AssertionError("the client's frame never got its turn")
+
+    with pytest.raises(StopConsumer):
+        await asyncio.wait_for(await_many_dispatch([busy_room, client_frame], dispatch), 10)
+
+
 async def test_event_type_is_dispatched_to_the_method_it_names() -> None:
     communicator = communicator_for(Echo.as_asgi())
     await communicator.send_input({"type": "test.ping", "value": 42})
