@@ -54,3 +54,21 @@ async def test_unusual_usernames_survive_the_redis_round_trip(settings, fresh_re
     presence = Presence()
     await presence.join("general", "c1", username)
     assert await presence.users("general") == [username]
+
+
+async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_redis):
+    """200 sockets joining at once wait for a pooled connection instead of opening 200."""
+    import asyncio
+
+    import redis.asyncio
+
+    from chat.redis_connection import MAX_CONNECTIONS
+
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await asyncio.gather(*(presence.join("general", f"c{n}", f"user{n}") for n in range(200)))
+    assert len(await presence.users("general")) == 200
+    observer = redis.asyncio.Redis.from_url(fresh_redis.url)
+    clients = await observer.client_list()
+    await observer.aclose()
+    assert len(clients) <= MAX_CONNECTIONS + 1  # the pool, and the observer itself
