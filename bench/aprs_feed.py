@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -25,19 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def setup_django(directory: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ["DATABASE_URL"] = f"sqlite:///{directory}/bench.sqlite3"
-    os.environ["DJANGO_LOG_LEVEL"] = "WARNING"
-    os.environ.pop("REDIS_URL", None)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import setup_django_in_process  # noqa: E402
 
 
 async def gateway_rate(lines: int) -> float:
@@ -100,7 +88,7 @@ def main() -> None:
     options = parser.parse_args()
     n = options.packets
     with tempfile.TemporaryDirectory(prefix="sb-bench-aprs-") as directory:
-        setup_django(directory)
+        setup_django_in_process(directory)
         news = [
             f"K1ABC-{i % 16}>APRS,TCPIP*,qAC,T2X::BLN{i % 10}BENCH:Bulletin {i}" for i in range(n)
         ]

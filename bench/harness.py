@@ -230,6 +230,23 @@ class Server:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def setup_django_in_process(directory: str | Path) -> None:
+    """Set Django up in this process (the in-process benchmarks) on a fresh, migrated SQLite file in
+    `directory`: development settings, quiet logs, no Redis (the in-memory layer)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ["DATABASE_URL"] = f"sqlite:///{directory}/bench.sqlite3"
+    os.environ["DJANGO_LOG_LEVEL"] = "WARNING"
+    os.environ.pop("REDIS_URL", None)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")

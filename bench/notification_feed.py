@@ -27,18 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def setup_django(directory: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ["DATABASE_URL"] = f"sqlite:///{directory}/bench.sqlite3"
-    os.environ.pop("REDIS_URL", None)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import setup_django_in_process  # noqa: E402
 
 
 async def bench_fanout(users: int) -> float:
@@ -258,7 +248,7 @@ def main() -> None:
     parser.add_argument("--daphne-polls", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sb-bench-notifications-") as directory:
-        setup_django(directory)
+        setup_django_in_process(directory)
         elapsed = asyncio.run(bench_fanout(args.users))
         print(f"notify_all to {args.users} users: {elapsed:.2f} s ({args.users / elapsed:,.0f}/s)")
         baseline, waiting, wake = asyncio.run(bench_polls(args.polls))
