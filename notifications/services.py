@@ -78,33 +78,32 @@ def notify(
     recipient_ids = _recipient_ids(users)
     if not recipient_ids:
         return []
+    return _create(recipient_ids, actor=actor, verb=verb, text=text, url=url)
+
+
+def _create(recipient_ids: list[int], **fields: Any) -> list[Notification]:
+    """Save one notification with `fields` per recipient and push them live after commit.
+
+    The recipients' user rows are locked until the transaction ends, in id order so that writers
+    never deadlock. Notifications for one user are then numbered and committed in the same order,
+    which the poll feed's cursor relies on: it hands out the highest id it delivered, so an id
+    committed after a higher one would be skipped. (On PostgreSQL two transactions take ids in
+    one order and may commit in the other; SQLite runs one writer at a time, and Django skips the
+    lock there.) FOR NO KEY UPDATE: rows that merely reference a user (chat messages, other
+    notifications) are not held up."""
     with transaction.atomic():
-        _hold_recipients(recipient_ids)
+        list(
+            get_user_model()
+            .objects.filter(pk__in=recipient_ids)
+            .order_by("pk")
+            .select_for_update(no_key=True)
+            .values_list("pk", flat=True)
+        )
         created = Notification.objects.bulk_create(
-            [
-                Notification(recipient_id=pk, actor=actor, verb=verb, text=text, url=url)
-                for pk in recipient_ids
-            ]
+            [Notification(recipient_id=pk, **fields) for pk in recipient_ids]
         )
         transaction.on_commit(lambda: push_created(created))
     return created
-
-
-def _hold_recipients(user_ids: Iterable[int]) -> None:
-    """Lock the recipients' user rows until the transaction ends (call inside atomic()), in id
-    order so that writers never deadlock. Notifications for one user are then numbered and
-    committed in the same order, which the poll feed's cursor relies on: it hands out the
-    highest id it delivered, so an id committed after a higher one would be skipped. (On
-    PostgreSQL two transactions take ids in one order and may commit in the other; SQLite
-    runs one writer at a time, and Django skips the lock there.) FOR NO KEY UPDATE: rows that
-    merely reference a user (chat messages, other notifications) are not held up."""
-    list(
-        get_user_model()
-        .objects.filter(pk__in=list(user_ids))
-        .order_by("pk")
-        .select_for_update(no_key=True)
-        .values_list("pk", flat=True)
-    )
 
 
 async def anotify(
@@ -170,17 +169,7 @@ def run_fanout_batch(message: dict) -> dict | None:
     )
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     recipients = [pk for pk in user_ids if pk not in done]
-    with transaction.atomic():
-        _hold_recipients(recipients)
-        created = Notification.objects.bulk_create(
-            [
-                Notification(
-                    recipient_id=pk, actor=actor, verb=verb, text=text, url=url, fanout_id=fanout_id
-                )
-                for pk in recipients
-            ]
-        )
-        transaction.on_commit(lambda: push_created(created))
+    _create(recipients, actor=actor, verb=verb, text=text, url=url, fanout_id=fanout_id)
     if len(user_ids) < protocol.FANOUT_BATCH_SIZE:
         return None
     return {**message, "after_user_id": user_ids[-1]}
