@@ -735,7 +735,7 @@ class _Client:
             entry = channels.get(name)
             if entry is None:
                 entry = self.local(name)
-            if len(entry.messages) >= entry.capacity:
+            if entry.full():
                 self.layer.dropped += 1
             else:
                 entry.put(expires_at, payload)
