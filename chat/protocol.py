@@ -31,9 +31,10 @@ server uses it to notice a broadcast it missed and to fetch that from the databa
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
+
+from realtime.generic import frames
 
 # --- Frame types, client -> server -------------------------------------------------------------
 MESSAGE = "message"
@@ -53,33 +54,34 @@ CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 PRESENCE = "presence"
 EDITED = "edited"
 DELETED = "deleted"
-ERROR = "error"
+ERROR = frames.ERROR
 AUDIT = "audit"  # console only
 STATS = "stats"  # console only
-ACK = "ack"  # console only: a moderator action was carried out
 
 # Kinds of message.
 KIND_MESSAGE = "message"
 KIND_ANNOUNCEMENT = "announcement"
 
 # --- Error codes (the "code" of an error frame) ------------------------------------------------
-BAD_JSON = "bad_json"  # not JSON, not an object, or a binary frame
-UNKNOWN_TYPE = "unknown_type"
-INVALID = "invalid"  # a field is missing or has the wrong type
+# The frame intake's codes, shared by every socket (defined in realtime.generic.frames):
+MALFORMED = frames.MALFORMED  # binary, not JSON, too deep, a number over 64 bits, not an object
+UNKNOWN_TYPE = frames.UNKNOWN_TYPE
+TOO_LARGE = frames.TOO_LARGE  # over MAX_FRAME_BYTES; the socket is closed with CLOSE_TOO_LARGE
+INVALID = frames.INVALID  # a field is missing or has the wrong type
+RATE_LIMITED = frames.RATE_LIMITED  # the socket's budget, or chat's per-user message limit
+SERVER_ERROR = frames.SERVER_ERROR  # the server failed (database, layer); retrying may work
+# Chat's own:
 TOO_LONG = "too_long"
 EMPTY = "empty"
-RATE_LIMITED = "rate_limited"
 LOGIN_REQUIRED = "login_required"
 MUTED = "muted"
-TOO_LARGE = "too_large"
 NOT_FOUND = "not_found"
-NOT_ALLOWED = "not_allowed"
-SERVER_ERROR = "server_error"  # the server failed (database, layer); retrying may work
+NOT_ALLOWED = "not_allowed"  # not yours to change, or staff only
 
 # --- Close codes -------------------------------------------------------------------------------
-CLOSE_TOO_LARGE = 4009
-CLOSE_LOGIN_REQUIRED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_LARGE = frames.CLOSE_TOO_LARGE  # 4009
+CLOSE_LOGIN_REQUIRED = frames.CLOSE_LOGIN_REQUIRED  # 4401: not logged in, or the login ended
+CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console, for a user who is not staff
 CLOSE_NO_SUCH_ROOM = 4404
 
 # --- Limits ------------------------------------------------------------------------------------
@@ -110,6 +112,4 @@ def room_group(slug: str) -> str:
     return f"chat.room.{slug}"
 
 
-def encode(frame: dict) -> str:
-    """Encode a server frame as the JSON text sent on the wire (compact, UTF-8 kept as is)."""
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+encode = frames.encode_frame  # a server frame as the JSON text sent on the wire

@@ -113,11 +113,13 @@ async def anotify(
     return await database_sync_to_async(notify)(users, verb=verb, text=text, url=url, actor=actor)
 
 
-def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
+def _fanout_message(
+    verb: str, text: str, url: str, actor: Any, fanout_id: str | None = None
+) -> dict:
     verb, text, url = _checked_fields(verb, text, url)
     return {
         "type": protocol.EVENT_FANOUT,
-        "fanout_id": uuid.uuid4().hex,
+        "fanout_id": fanout_id or uuid.uuid4().hex,
         "verb": verb,
         "text": text,
         "url": url,
@@ -126,10 +128,14 @@ def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
     }
 
 
-def notify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
+def notify_all(
+    *, verb: str, text: str, url: str = "", actor: Any = None, fanout_id: str | None = None
+) -> str:
     """Queue a notification for every active user on the worker channel (once the current
-    transaction commits, so a rolled-back announcement notifies nobody); returns the fan-out id."""
-    message = _fanout_message(verb, text, url, actor)
+    transaction commits, so a rolled-back announcement notifies nobody); returns the fan-out id.
+    A caller that may queue the same fan-out twice (a retry) passes a stable `fanout_id`: users
+    who already got it are skipped."""
+    message = _fanout_message(verb, text, url, actor, fanout_id)
     transaction.on_commit(
         lambda: async_to_sync(get_channel_layer().send)(protocol.FANOUT_CHANNEL, message)
     )

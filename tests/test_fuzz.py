@@ -228,7 +228,7 @@ async def test_notification_stream_closes_4009_on_an_oversized_frame(memory_laye
 # -- chat ----------------------------------------------------------------------------------------
 
 CHAT_ERRORS = {
-    chat_protocol.BAD_JSON,
+    chat_protocol.MALFORMED,
     chat_protocol.UNKNOWN_TYPE,
     chat_protocol.INVALID,
     chat_protocol.TOO_LONG,
@@ -356,7 +356,7 @@ async def test_staff_console_survives_random_fields_on_known_frames(
         event = await next_event(communicator, timeout=5)
         assert_chat_answers([event])
         frame = frame_of(event)
-        if frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.BAD_JSON:
+        if frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.MALFORMED:
             break
     await communicator.disconnect()
 

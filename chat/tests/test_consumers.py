@@ -93,11 +93,14 @@ async def test_anonymous_visitor_reads_but_cannot_send(channel_layer, room, alic
 @pytest.mark.parametrize(
     ("raw", "code"),
     [
-        ("not json", protocol.BAD_JSON),
-        ("[1, 2]", protocol.BAD_JSON),
+        ("not json", protocol.MALFORMED),
+        ("[1, 2]", protocol.MALFORMED),
         ('{"type": "dance"}', protocol.UNKNOWN_TYPE),
-        ('{"text": "no type"}', protocol.UNKNOWN_TYPE),
-        ('{"type": ["message"]}', protocol.UNKNOWN_TYPE),
+        ('{"text": "no type"}', protocol.MALFORMED),
+        ('{"type": ["message"]}', protocol.MALFORMED),
+        ('{"type": "read", "id": 1000000000000000000000000000000}', protocol.MALFORMED),
+        ('{"type": "message", "text": NaN}', protocol.MALFORMED),
+        ('{"type": "message", "text": ' + "[" * 3000 + "]" * 3000 + "}", protocol.MALFORMED),
         ('{"type": "message", "text": 42}', protocol.INVALID),
         ('{"type": "history", "before": "x"}', protocol.INVALID),
     ],
@@ -114,10 +117,10 @@ async def test_malformed_frame_gets_error_and_connection_stays_open(
     await socket.disconnect()
 
 
-async def test_binary_frame_gets_bad_json_error(channel_layer, room, alice):
+async def test_binary_frame_gets_malformed_error(channel_layer, room, alice):
     socket, _ = await join_room("general", alice)
     await socket.send_to(bytes_data=b'{"type": "message"}')
-    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.BAD_JSON
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.MALFORMED
     await socket.disconnect()
 
 
