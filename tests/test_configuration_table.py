@@ -8,8 +8,13 @@ the table, fails here rather than surprising an operator."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "config" / "settings.py"
@@ -104,3 +109,76 @@ def test_environment_reads_finds_every_spelling():
         'D = _env_bool("FOUR", False)\nos.environ["FIVE"] = "written, not read"\n'
     )
     assert environment_reads(source) == [("ONE", 2), ("TWO", 3), ("THREE", 4), ("FOUR", 5)]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "DJANGO_HSTS_SECONDS",
+            "a year",
+            "DJANGO_HSTS_SECONDS must be a whole number of 0 or more",
+        ),
+        ("DJANGO_HSTS_SECONDS", "-1", "DJANGO_HSTS_SECONDS must be a whole number of 0 or more"),
+        (
+            "SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS",
+            "12h",
+            "SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS must be a whole number of 0 or more",
+        ),
+        (
+            "SWITCHBOARD_APRS_RETENTION_DAYS",
+            "0",
+            "SWITCHBOARD_APRS_RETENTION_DAYS must be a whole number of 1 or more, got '0'",
+        ),
+    ],
+)
+def test_a_bad_number_stops_the_settings_with_the_variable_named(variable, value, expected):
+    environment = {
+        key: item
+        for key, item in os.environ.items()
+        if not key.startswith(("DJANGO_", "SWITCHBOARD_"))
+    }
+    environment.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1"})
+    environment[variable] = value
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; settings.INSTALLED_APPS"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and expected in result.stderr, result.stderr
+
+
+def test_the_numbers_arrive_in_the_settings():
+    environment = {
+        key: item
+        for key, item in os.environ.items()
+        if not key.startswith(("DJANGO_", "SWITCHBOARD_"))
+    }
+    environment.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "a-test-key-" + "x" * 50,
+            "DJANGO_HSTS_SECONDS": "600",
+            "SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS": "3600",
+            "SWITCHBOARD_APRS_RETENTION_DAYS": "2",
+        }
+    )
+    code = (
+        "from django.conf import settings; "
+        "print(settings.SECURE_HSTS_SECONDS, settings.APRS_DEDUPE_WINDOW_SECONDS, "
+        "settings.APRS_RETENTION_DAYS)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["600", "3600", "2"], result.stderr
