@@ -1,6 +1,6 @@
 /**
  * chat.js — the room page (/rooms/<slug>/): one socket to ws/chat/<slug>/ (protocol in
- * chat/protocol.py and the README).
+ * chat/protocol.py and docs/protocols/chat.md).
  *
  * - Reconnects by itself (socket.js) with ?after=<last id>&seq=<last seq>, so it gets exactly what
  *   it missed; messages typed while offline wait in an outbox and are sent (once) after the replay.

@@ -1,7 +1,7 @@
 /**
  * console.js — the staff console (/console/): one socket to ws/chat/admin/ that receives every
  * room's messages and presence, the audit log and the message rate, and sends delete, mute and
- * announce (protocol in chat/protocol.py and the README).
+ * announce (protocol in chat/protocol.py and docs/protocols/chat.md).
  */
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
