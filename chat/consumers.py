@@ -195,10 +195,15 @@ class PublicChatConsumer(ChatSocket):
         if self.room is None:
             return None
         seq = self.room.seq
-        if after is None:
+        replay = None
+        if after is not None and (
+            since_seq is None or seq - since_seq <= protocol.REPLAY_MAX_EVENTS
+        ):
+            replay = services.replay_after(self.room, after, seq)
+        if replay is None:  # a first visit, or too far behind to replay: the latest page
             frames = [services.history_page(self.room, upto_seq=seq)]
         else:
-            frames = services.replay_after(self.room, after, seq)
+            frames = [replay]
             if since_seq is not None:
                 frames += [
                     f

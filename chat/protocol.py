@@ -19,7 +19,10 @@ and then, as things happen::
 The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
 pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
 ``?after=<id>`` on the URL replaces the latest-50 history with exactly the messages newer than
-``id``; adding ``&seq=<n>`` (the last ``seq`` seen) also replays the edits and deletions since.
+``id`` (a ``history`` frame with ``"after": id``); adding ``&seq=<n>`` (the last ``seq`` seen) also
+replays the edits and deletions since. A client more than REPLAY_MAX_MESSAGES messages (or
+REPLAY_MAX_EVENTS events) behind gets the latest page instead, without ``after``: it starts over,
+as on a first visit, and pages back with ``history`` ``before``.
 
 The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/``deleted`` and
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,
@@ -88,7 +91,10 @@ CLOSE_NO_SUCH_ROOM = 4404
 MAX_TEXT_LENGTH = 4000  # characters of one message
 MAX_FRAME_BYTES = 64 * 1024  # one client frame, UTF-8 encoded
 HISTORY_PAGE_SIZE = 50
-REPLAY_CHUNK_SIZE = 500  # messages per history frame when replaying ?after=
+# ?after= replays at most this many messages (one frame), and &seq= at most this many events;
+# a client further behind gets the latest page instead, as on a first visit.
+REPLAY_MAX_MESSAGES = 500
+REPLAY_MAX_EVENTS = 1000
 EDIT_WINDOW = timedelta(minutes=10)
 MAX_MUTE_MINUTES = 60 * 24 * 30
 TYPING_INTERVAL_SECONDS = 2.0  # at most one typing broadcast per connection per interval

@@ -127,32 +127,29 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
     return frame
 
 
-def replay_after(room: Room, after_id: int, upto_seq: int) -> list[dict]:
-    """`history` frames holding every visible message newer than `after_id` (up to `upto_seq`),
-    REPLAY_CHUNK_SIZE per frame, at least one frame."""
+def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
+    """A `history` frame holding every visible message newer than `after_id` (up to `upto_seq`),
+    or None when more than REPLAY_MAX_MESSAGES are missing: a client that far behind starts over
+    from the latest page instead (one socket must not pull a whole room into memory)."""
     query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
-    messages = [message_frame(m, room.slug) for m in query]
-    chunks = [
-        messages[i : i + protocol.REPLAY_CHUNK_SIZE]
-        for i in range(0, len(messages), protocol.REPLAY_CHUNK_SIZE)
-    ] or [[]]
-    return [
-        {
-            "type": protocol.HISTORY,
-            "room": room.slug,
-            "messages": chunk,
-            "has_more": False,
-            "after": after_id,
-        }
-        for chunk in chunks
-    ]
+    rows = list(query[: protocol.REPLAY_MAX_MESSAGES + 1])
+    if len(rows) > protocol.REPLAY_MAX_MESSAGES:
+        return None
+    return {
+        "type": protocol.HISTORY,
+        "room": room.slug,
+        "messages": [message_frame(m, room.slug) for m in rows],
+        "has_more": False,
+        "after": after_id,
+    }
 
 
 def events_between(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
     """The frames of the room's lasting events numbered after `after_seq` up to `upto_seq`, in
     order, each showing the message as it is now: a message created in the range comes as a
     `message` frame (unless deleted since), an older one changed in the range as `edited` or
-    `deleted`. Replaying them over what a client already has brings it up to date."""
+    `deleted`. Replaying them over what a client already has brings it up to date. Callers bound
+    the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
     if upto_seq <= after_seq:
         return []
     created = Q(seq__gt=after_seq, seq__lte=upto_seq)

@@ -91,6 +91,11 @@ REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto
 REALTIME_CONSUME_LATER_MAX_RETRIES = int(
     os.environ.get("SWITCHBOARD_CONSUME_LATER_MAX_RETRIES", "10")
 )
+# Bytes `manage.py serve` lets wait for a WebSocket client that does not read before it closes the
+# socket with 4008 (see realtime.backlog).
+REALTIME_WEBSOCKET_MAX_BACKLOG = _env_int(
+    "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG", 1024 * 1024, minimum=64 * 1024
+)
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
 # ---------------------------------------------------------------------------------------------

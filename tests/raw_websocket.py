@@ -36,8 +36,22 @@ class RawWebSocket:
     def open(
         cls, port: int, path: str, *, origin: str, session: str | None = None, timeout: float = 10
     ) -> RawWebSocket:
-        """Do the opening handshake; raises if the server answers anything but 101."""
+        """Connect and do the opening handshake; raises unless the server answers 101."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        return cls.handshake(sock, port, path, origin, session, timeout)
+
+    @classmethod
+    def handshake(
+        cls,
+        sock: socket.socket,
+        port: int,
+        path: str,
+        origin: str,
+        session: str | None = None,
+        timeout: float = 10,
+    ) -> RawWebSocket:
+        """The opening handshake on a connected socket (one the caller tuned, say)."""
+        sock.settimeout(timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {path} HTTP/1.1",

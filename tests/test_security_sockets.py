@@ -23,6 +23,7 @@ sharing Redis, the change made by a third (`manage.py shell`), as an admin would
 from __future__ import annotations
 
 import json
+import socket as socket_module
 import time
 import urllib.parse
 import urllib.request
@@ -49,14 +50,19 @@ def accounts(live_server) -> dict[str, str]:
     return keys
 
 
-def count(server, expression: str) -> int:
-    """Evaluate a count on the server's database (its own process, its own settings)."""
+def counts(server, expressions: dict[str, str]) -> dict[str, int]:
+    """Evaluate counts on the server's database (its own process, its own settings)."""
     code = (
+        "import json\n"
         "from chat.models import AuditEntry, Message, Mute\n"
         "from notifications.models import Notification\n"
-        f"print({expression})\n"
+        "print(json.dumps({" + ", ".join(f"{k!r}: {v}" for k, v in expressions.items()) + "}))\n"
     )
-    return int(server.shell(code).strip().splitlines()[-1])
+    return json.loads(server.shell(code).strip().splitlines()[-1])
+
+
+def count(server, expression: str) -> int:
+    return counts(server, {"n": expression})["n"]
 
 
 def attack(server, path: str, session: str | None, payloads: list[str]) -> tuple[list[str], int]:
@@ -84,21 +90,17 @@ def attack(server, path: str, session: str | None, payloads: list[str]) -> tuple
 def test_refused_console_runs_no_frame_sent_before_or_after_the_close(
     live_server, accounts, who, expected_close
 ):
-    before = {
-        "announcements": count(live_server, "Message.objects.filter(kind='announcement').count()"),
-        "mutes": count(live_server, "Mute.objects.count()"),
-        "audit": count(live_server, "AuditEntry.objects.count()"),
-        "notifications": count(live_server, "Notification.objects.count()"),
+    what = {
+        "announcements": "Message.objects.filter(kind='announcement').count()",
+        "mutes": "Mute.objects.count()",
+        "audit": "AuditEntry.objects.count()",
+        "notifications": "Notification.objects.count()",
     }
+    before = counts(live_server, what)
     session = accounts[who] if who else None
     _, code = attack(live_server, "/ws/chat/admin/", session, [ANNOUNCE, MUTE] * 5)
     assert code == expected_close
-    after = {
-        "announcements": count(live_server, "Message.objects.filter(kind='announcement').count()"),
-        "mutes": count(live_server, "Mute.objects.count()"),
-        "audit": count(live_server, "AuditEntry.objects.count()"),
-        "notifications": count(live_server, "Notification.objects.count()"),
-    }
+    after = counts(live_server, what)
     assert after == before
 
 
@@ -304,3 +306,35 @@ def test_logging_out_closes_that_sessions_sockets_only(two_processes):
     _, code = kept[0].texts_until_close(timeout=1.5)
     kept[0].abort()
     assert code is None
+
+
+def test_a_client_that_never_reads_is_closed_instead_of_growing_the_server(live_server_factory):
+    """Ask for big history pages and never read them: the server stops queueing at its backlog
+    limit and closes the socket with 4008 (realtime.backlog)."""
+    server = live_server_factory(
+        SWITCHBOARD_APRS_REPLAY="", SWITCHBOARD_WEBSOCKET_MAX_BACKLOG="131072"
+    )
+    server.start_daphne()
+    session = server.create_user("slow-reader")
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\n"
+        "from chat.services import post_message\n"
+        "room, _ = Room.objects.get_or_create(slug='big')\n"
+        "author = get_user_model().objects.get(username='slow-reader')\n"
+        "for n in range(50):\n"
+        "    post_message(author, room, str(n) + 'x' * 3990)\n"
+    )
+    raw = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_STREAM)
+    raw.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", server.port))
+    client = RawWebSocket.handshake(raw, server.port, "/ws/chat/big/", server.url, session)
+    try:
+        for _ in range(40):  # 40 pages of ~200 KB each: 8 MB if the server queued them all
+            client.send_text(json.dumps({"type": "history", "before": 10**9}))
+        deadline = time.monotonic() + 20
+        while "with 4008" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "with 4008" in server.log()
+    finally:
+        client.abort()

@@ -440,3 +440,34 @@ async def test_room_events_reach_a_member_while_its_own_message_is_being_saved(
     assert received["text"] == "meanwhile"
     await socket.disconnect()
     assert await database_sync_to_async(Message.objects.filter(client_id="slow").exists)()
+
+
+async def test_a_client_too_far_behind_starts_over_from_the_latest_page(
+    channel_layer, room, alice, monkeypatch
+):
+    """?after=0 on a big room must not send the whole room: the latest page instead, without
+    `after`, so the browser starts over as on a first visit."""
+    monkeypatch.setattr(protocol, "REPLAY_MAX_MESSAGES", 5)
+    for n in range(8):
+        await apost(room, alice, f"m{n}")
+    socket, history = await join_room("general", query="after=0")
+    assert "after" not in history
+    assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(8)]
+    assert history["has_more"] is False
+    await socket.disconnect()
+    monkeypatch.setattr(protocol, "HISTORY_PAGE_SIZE", 3)
+    socket, history = await join_room("general", query="after=0")
+    assert [m["text"] for m in history["messages"]] == ["m5", "m6", "m7"]
+    assert history["has_more"] is True
+    await socket.disconnect()
+
+
+async def test_a_seq_replay_over_the_cap_starts_over_too(channel_layer, room, alice, monkeypatch):
+    monkeypatch.setattr(protocol, "REPLAY_MAX_EVENTS", 2)
+    first = await apost(room, alice, "seen")
+    for n in range(3):
+        await apost(room, alice, f"m{n}")
+    query = f"after={first.frame['id']}&seq={first.seq}"
+    socket, history = await join_room("general", query=query)
+    assert "after" not in history
+    await socket.disconnect()

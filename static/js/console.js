@@ -108,6 +108,7 @@ function onFrame(frame) {
       renderPresence();
       break;
     case "message":
+      announcementPosted(frame);
       addToFeed(frame);
       break;
     case "edited": {
@@ -130,9 +131,14 @@ function onFrame(frame) {
     case "stats":
       rate.textContent = String(frame.messages_per_minute);
       break;
-    case "error":
+    case "error": {
       showToast(frame.detail || frame.code);
+      // An announcement not yet shown as posted comes back to the form: sending it again retries
+      // it under the same client_id.
+      const textarea = announceForm.querySelector("textarea");
+      if (pendingAnnouncement && !textarea.value) textarea.value = pendingAnnouncement.text;
       break;
+    }
     default:
       break;
   }
@@ -146,11 +152,25 @@ const socket = new ReconnectingSocket(() => wsUrl("/ws/chat/admin/"), {
   },
 });
 
+// An announcement keeps its client_id until the server has shown it posted, so sending the same
+// text again after an error retries it instead of posting it twice.
+let pendingAnnouncement = null; // { text, clientId }
+
+function announcementPosted(message) {
+  if (pendingAnnouncement && message.client_id === pendingAnnouncement.clientId) {
+    pendingAnnouncement = null;
+  }
+}
+
 announceForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const textarea = announceForm.querySelector("textarea");
-  if (!textarea.value.trim()) return;
-  if (socket.send({ type: "announce", text: textarea.value })) {
+  const text = textarea.value;
+  if (!text.trim()) return;
+  if (!pendingAnnouncement || pendingAnnouncement.text !== text) {
+    pendingAnnouncement = { text, clientId: `announce-${Date.now()}-${Math.random().toString(36).slice(2, 10)}` };
+  }
+  if (socket.send({ type: "announce", text, client_id: pendingAnnouncement.clientId })) {
     textarea.value = "";
     showToast("Announcement sent to every room.");
   } else showToast("Not connected.");
