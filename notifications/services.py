@@ -127,7 +127,7 @@ def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
 
 
 def notify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
-    """Queue a notification for every active user on the worker channel (once the current
+    """Queue a notification for every active user but `actor` on the worker channel (once the current
     transaction commits, so a rolled-back announcement notifies nobody); returns the fan-out id."""
     message = _fanout_message(verb, text, url, actor)
     transaction.on_commit(
@@ -154,12 +154,10 @@ def run_fanout_batch(message: dict) -> dict | None:
         actor_id = message.get("actor_id")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed fan-out message {message!r}: {exc}") from exc
-    user_ids = list(
-        get_user_model()
-        .objects.filter(is_active=True, pk__gt=after_user_id)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE]
-    )
+    users = get_user_model().objects.filter(is_active=True, pk__gt=after_user_id)
+    if actor_id is not None:
+        users = users.exclude(pk=actor_id)  # nobody is notified of what they did themselves
+    user_ids = list(users.order_by("pk").values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE])
     if not user_ids:
         return None
     done = set(
