@@ -271,7 +271,9 @@ function onError(frame) {
       if (!entry.sent) continue;
       outbox.delete(clientId);
       saveOutbox();
+      const stick = nearBottom();
       markFailed(entry.li, entry.text, detail);
+      if (stick) scrollToBottom();
       return; // said under the message itself: no toast over it
     }
   }
@@ -314,7 +316,11 @@ function onIdentityChanged(user) {
   signedOut = true;
   socket.close();
   for (const entry of outbox.values()) entry.sent = false;
+  people.replaceChildren(); // who is here is no longer known to this page
+  onlineCount.textContent = "–";
+  onlineSummary.textContent = "";
   if (textarea) textarea.disabled = true;
+  composer?.querySelector("[data-send]")?.setAttribute("disabled", "");
   if (ME) {
     badge.show("signed-out", user ? `Logged in as ${user} now` : "Signed out");
     const unsent = outbox.size
