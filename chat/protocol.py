@@ -3,7 +3,7 @@
 Frames are JSON text. A room socket (``ws/chat/<room>/``) gets, on connect::
 
     {"type": "history", "messages": [{"type": "message", "id": 7, ...}], "has_more": false,
-     "seq": 12, "last_read": 5}
+     "seq": 12, "last_read": 5, "user": "alice"}
     {"type": "presence", "room": "general", "users": ["alice", "bob"]}
 
 and then, as things happen::
@@ -18,8 +18,11 @@ and then, as things happen::
 
 The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
 pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
-``?after=<id>`` on the URL replaces the latest-50 history with exactly the messages newer than
-``id``; adding ``&seq=<n>`` (the last ``seq`` seen) also replays the edits and deletions since.
+The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
+with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
+only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
+exactly the messages newer than ``id``; adding ``&seq=<n>`` (the last ``seq`` seen) also replays
+the edits and deletions since.
 
 The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/``deleted`` and
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,
