@@ -55,9 +55,9 @@ def open_routed(site, browser):
     server, keys = site
     contexts = []
 
-    def open_(user: str, path: str, pattern: str = r"/ws/"):
+    def open_(user: str, path: str, pattern: str = r"/ws/", staff: bool = False):
         if user not in keys:
-            keys[user] = server.create_user(user)
+            keys[user] = server.create_user(user, staff=staff)
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
         context.add_init_script(
@@ -251,3 +251,17 @@ def test_console_confirms_a_mute_and_shows_an_announcement_once(site, open_page)
     shown = console.locator("[data-feed] .message", has_text="One announcement, many rooms")
     expect(shown).to_have_count(1)
     expect(shown.locator(".room-tag[data-room]")).to_have_count(int(rooms))
+
+
+def test_the_console_says_when_its_login_is_gone(site, open_routed):
+    server, keys = site
+    console, switch = open_routed("stella", "/console/", staff=True)
+    server.shell(
+        "from django.contrib.sessions.models import Session\n"
+        f"Session.objects.filter(session_key={keys['stella']!r}).delete()"
+    )
+    switch.down()
+    switch.up(console)
+    state = console.locator("[data-connection-state]")
+    expect(state).to_have_text("Signed out")
+    expect(console.locator("[data-signed-out]")).to_be_visible()

@@ -10,6 +10,7 @@
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
 import { ConnectionBadge } from "./connection-badge.js";
+import { showSignedOut } from "./signed-out.js";
 import { formatDateTime, formatTime, renderMessage, updateText } from "./message-view.js";
 
 const app = document.getElementById("console-app");
@@ -30,7 +31,9 @@ const toast = document.querySelector("[data-toast]");
 
 const items = new Map(); // message id -> li (the copies of one announcement share one li)
 const presence = new Map(); // room -> [users]
-const badge = new ConnectionBadge(stateBadge);
+const badge = new ConnectionBadge(stateBadge, {
+  closeTexts: { 4401: "Signed out", 4403: "Staff only" },
+});
 const inFlight = []; // the actions this page sent ("delete", "mute", "announce"), oldest first
 
 function showToast(text) {
@@ -220,6 +223,7 @@ const socket = new ReconnectingSocket(() => wsUrl("/ws/chat/admin/"), {
   onStateChange: (state, detail) => {
     if (state !== "open") inFlight.length = 0;
     badge.update(state, detail);
+    if (state === "closed" && detail.code === 4401) showSignedOut();
   },
 });
 
