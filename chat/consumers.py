@@ -213,6 +213,7 @@ class PublicChatConsumer(ChatSocket):
         if self.user.is_authenticated:
             frames[0]["last_read"] = services.last_read_id(self.user, self.room)
         frames[0]["seq"] = seq
+        frames[0]["user"] = self.user.get_username() if self.user.is_authenticated else None
         return frames, seq
 
     async def _join_presence(self) -> None:

@@ -3,7 +3,7 @@
 Frames are JSON text. A room socket (``ws/chat/<room>/``) gets, on connect::
 
     {"type": "history", "messages": [{"type": "message", "id": 7, ...}], "has_more": false,
-     "seq": 12, "last_read": 5}
+     "seq": 12, "last_read": 5, "user": "alice"}
     {"type": "presence", "room": "general", "users": ["alice", "bob"]}
 
 and then, as things happen::
@@ -18,11 +18,14 @@ and then, as things happen::
 
 The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
 pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
-``?after=<id>`` on the URL replaces the latest-50 history with exactly the messages newer than
-``id`` (a ``history`` frame with ``"after": id``); adding ``&seq=<n>`` (the last ``seq`` seen) also
-replays the edits and deletions since. A client more than REPLAY_MAX_MESSAGES messages (or
-REPLAY_MAX_EVENTS events) behind gets the latest page instead, without ``after``: it starts over,
-as on a first visit, and pages back with ``history`` ``before``.
+The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
+with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
+only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
+exactly the messages newer than ``id`` (a ``history`` frame with ``"after": id``); adding
+``&seq=<n>`` (the last ``seq`` seen) also replays the edits and deletions since. A client more
+than REPLAY_MAX_MESSAGES messages (or REPLAY_MAX_EVENTS events) behind gets the latest page
+instead, without ``after``: it starts over, as on a first visit, and pages back with ``history``
+``before``.
 
 The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/``deleted`` and
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,

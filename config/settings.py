@@ -254,5 +254,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django's own default config gives the "django" logger a plain console handler of its
+        # own (while DEBUG); it would print every record once more, without time or level.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }

@@ -90,6 +90,17 @@ async def test_anonymous_visitor_reads_but_cannot_send(channel_layer, room, alic
     await socket.disconnect()
 
 
+async def test_opening_history_frame_says_who_the_socket_is(channel_layer, room, alice):
+    anonymous, history = await join_room("general")
+    assert history["user"] is None
+    member, history = await join_room("general", alice)
+    assert history["user"] == "alice"
+    resumed, history = await join_room("general", alice, query="after=0")
+    assert history["user"] == "alice"
+    for socket in (anonymous, member, resumed):
+        await socket.disconnect()
+
+
 @pytest.mark.parametrize(
     ("raw", "code"),
     [
