@@ -25,8 +25,8 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
+from chat import broadcast, protocol, services
 from chat import presence as presence_module
-from chat import protocol, services
 from chat.delivery import catch_up_reader, socket_watch
 from chat.models import Room
 from chat.presence import presence, presence_announcer
@@ -52,7 +52,6 @@ class ChatSocket(JsonFrameConsumer):
         self.user: Any = AnonymousUser()
         self.last_seq: dict[str, int] = {}
         self.delivery_lock = asyncio.Lock()
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     def require_login(self) -> None:
         if not self.user.is_authenticated:
@@ -85,9 +84,9 @@ class ChatSocket(JsonFrameConsumer):
     async def publish(self, event: services.RoomEvent) -> None:
         """Broadcast a committed event. If the layer fails, this socket still shows it (the
         others catch up from the database when the next event reaches them)."""
-        message = services.room_event_message(event)
+        message = broadcast.room_event_message(event)
         try:
-            await services.broadcast_room_event(self.channel_layer, message)
+            await broadcast.broadcast_room_event(self.channel_layer, message)
         except Exception:
             logger.exception("chat: broadcasting %s seq %s failed", event.room, event.seq)
             if event.room in self.last_seq:
@@ -97,7 +96,7 @@ class ChatSocket(JsonFrameConsumer):
         """Show a committed audit entry on the consoles; it is saved, so a layer failure only
         delays it until a console (re)connects."""
         try:
-            await services.broadcast_audit(self.channel_layer, entry)
+            await broadcast.broadcast_audit(self.channel_layer, entry)
         except Exception:
             logger.exception("chat: broadcasting audit entry %s failed", entry.pk)
 
@@ -115,7 +114,6 @@ class ChatSocket(JsonFrameConsumer):
 
     def start_background(self) -> None:
         """Join the process's SocketWatch (catch-up after drops, tick())."""
-        self.loop = asyncio.get_running_loop()
         socket_watch.add(self)
 
     async def catch_up_to(self, current: dict[str, int]) -> None:
@@ -156,12 +154,16 @@ class PublicChatConsumer(ChatSocket):
 
     frame_types = protocol.ROOM_CLIENT_TYPES
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.room: Room | None = None  # set on connect, if the room exists
+        self.connection_id = secrets.token_hex(8)  # this socket's entry in the room's presence
+        self.last_typing = 0.0
+        self.heartbeat_at = 0.0
+
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
         slug = self.scope["url_route"]["kwargs"]["room"]
-        self.room: Room | None = None
-        self.connection_id = secrets.token_hex(8)
-        self.last_typing = 0.0
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -229,14 +231,14 @@ class PublicChatConsumer(ChatSocket):
     async def tick(self) -> None:
         if self.user.is_authenticated:
             now = time.monotonic()
-            if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
+            if now - self.heartbeat_at >= presence_module.HEARTBEAT_SECONDS:
                 self.heartbeat_at = now
                 await presence.join(self.room.slug, self.connection_id, self.user.get_username())
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
-        room = getattr(self, "room", None)
-        if room is None or not self.user.is_authenticated or not hasattr(self, "connection_id"):
+        room = self.room
+        if room is None or not self.user.is_authenticated:
             return
         await presence.leave(room.slug, self.connection_id, self.user.get_username())
         if self.user.get_username() not in await presence.users(room.slug):
@@ -271,7 +273,7 @@ class PublicChatConsumer(ChatSocket):
             return
         self.last_typing = now
         typing = {"type": protocol.TYPING, "room": self.room.slug, "user": self.user.get_username()}
-        await services.broadcast_transient(
+        await broadcast.broadcast_transient(
             self.channel_layer, [protocol.room_group(self.room.slug)], typing
         )
 
@@ -314,6 +316,10 @@ class AdminChatConsumer(ChatSocket):
 
     frame_types = protocol.CONSOLE_CLIENT_TYPES
     staff_only = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats_at = 0.0  # when the last stats frame went out
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()

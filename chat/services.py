@@ -1,19 +1,11 @@
 """Everything that changes or reads chat state, in one place: posting, editing, deleting, muting,
-announcing, history and catch-up, read markers, and the broadcasts that follow a change.
+announcing, history and catch-up, read markers, and the checks on what a client sends.
 
 The ORM functions are synchronous (consumers call them through `database_sync_to_async`, views
 directly) and raise `ChatError(code, detail)` for anything the client should be told; the code is
-one of the error codes in `chat.protocol`. A change is committed before it is broadcast, and a
-broadcast is encoded to JSON once: the layer message carries the finished text, and every member
-forwards it as it is.
-
-Layer messages (see `chat.protocol`)::
-
-    {"type": "chat.room_event", "room": "general", "seq": 13, "text": "{\"type\":\"message\",...}"}
-    {"type": "chat.transient", "text": "{\"type\":\"typing\",...}"}
-
-Room events go to the room's group and to the console group; `seq` lets a member that missed one
-(its queue was full) fetch the gap with `events_between`.
+one of the error codes in `chat.protocol`. A change returns the `RoomEvent` to broadcast once it
+is committed (`chat.broadcast` sends it); `seq` numbers a room's events without gaps, so a member
+that missed one fetches the gap with `events_between`.
 """
 
 from __future__ import annotations
@@ -319,7 +311,9 @@ def check_message_id(message_id: Any, field: str = "id") -> int:
     return message_id
 
 
-def _own_message(user: Any, room: Room | None, message_id: Any) -> Message:
+def _live_message(message_id: Any, room: Room | None) -> Message:
+    """The message `message_id` if it is not deleted (and is in `room`, when given), else
+    ChatError(not_found). Who may change it is the caller's check."""
     check_message_id(message_id)
     query = Message.objects.select_related("room").filter(pk=message_id, deleted__isnull=True)
     if room is not None:
@@ -343,7 +337,7 @@ def _within_edit_window(user: Any, message: Message, verb: str) -> None:
 def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent:
     """Change the text of the user's own message (within EDIT_WINDOW)."""
     text = check_text(text)
-    message = _own_message(user, room, message_id)
+    message = _live_message(message_id, room)
     _within_edit_window(user, message, "edit")
     with transaction.atomic():
         seq = _next_seq(room)
@@ -361,7 +355,7 @@ def delete_message(
     event and, when staff deleted what the author alone could not, the audit entry written."""
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
-    message = _own_message(user, room, message_id)
+    message = _live_message(message_id, room)
     own = message.user_id == user.pk and message.kind == protocol.KIND_MESSAGE
     fresh = timezone.now() - message.created <= protocol.EDIT_WINDOW
     moderated = not (own and fresh)
@@ -522,34 +516,3 @@ def notify_mentions(author: Any, event: RoomEvent) -> int:
         actor=author,
     )
     return len(users)
-
-
-# --- Broadcasting ------------------------------------------------------------------------------
-
-
-def room_event_message(event: RoomEvent) -> dict:
-    """The channel-layer message of a room event, its frame encoded once."""
-    return {
-        "type": protocol.EVENT_ROOM,
-        "room": event.room,
-        "seq": event.seq,
-        "text": protocol.encode(event.frame),
-    }
-
-
-async def broadcast_room_event(layer: Any, message: dict) -> None:
-    """Send a room event message (see room_event_message) to the room's sockets and the console."""
-    await layer.group_send(protocol.room_group(message["room"]), message)
-    await layer.group_send(protocol.ADMIN_GROUP, message)
-
-
-async def broadcast_transient(layer: Any, groups: list[str], frame: dict) -> None:
-    """Send a passing frame (typing, presence), encoded once, to `groups`."""
-    message = {"type": protocol.EVENT_TRANSIENT, "text": protocol.encode(frame)}
-    for group in groups:
-        await layer.group_send(group, message)
-
-
-async def broadcast_audit(layer: Any, entry: AuditEntry) -> None:
-    frame = {"type": protocol.AUDIT, "entries": [entry.as_frame()]}
-    await broadcast_transient(layer, [protocol.ADMIN_GROUP], frame)
