@@ -22,6 +22,7 @@ from realtime.exceptions import (
     InvalidChannelLayerError,
     StopConsumer,
 )
+from realtime.generic.frames import FrameError, FrameLimits, JsonFrameConsumer
 from realtime.generic.http import AsyncHttpConsumer, LongPollConsumer
 from realtime.generic.websocket import (
     AsyncJsonWebsocketConsumer,
@@ -46,8 +47,11 @@ __all__ = [
     "ChannelNameRouter",
     "ConsumeLater",
     "DenyConnection",
+    "FrameError",
+    "FrameLimits",
     "Group",
     "InvalidChannelLayerError",
+    "JsonFrameConsumer",
     "JsonWebsocketConsumer",
     "LongPollConsumer",
     "ProtocolTypeRouter",

@@ -61,7 +61,7 @@ import enum
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ from django.conf import settings
 
 from realtime.backoff import Backoff
 from realtime.exceptions import ChannelFull, ConsumeLater
-from realtime.types import ASGIApp, Message, Scope
+from realtime.types import Acknowledge, ASGIApp, Message, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,6 @@ DEAD_LETTER_MESSAGE_TYPE = "dead.letter"
 # 0.2 s after the first, doubling, at most 5 s.
 LAYER_ERROR_BACKOFF = Backoff(initial=0.1, maximum=5.0)
 RECEIVE_CANCEL_GRACE = 5.0
-
-Acknowledge = Callable[[], Awaitable[None]]
 
 
 class DeadLetterReason(enum.StrEnum):

@@ -31,9 +31,8 @@ from django.http import QueryDict
 
 from realtime.consumer import AsyncConsumer
 from realtime.exceptions import StopConsumer
-from realtime.types import Message, Receive, Scope, Send
+from realtime.types import Headers, Message, Receive, Scope, Send
 
-Headers = list[tuple[bytes, bytes]]
 HeadersInput = Iterable[tuple[bytes, bytes]] | Mapping[bytes, bytes]
 
 

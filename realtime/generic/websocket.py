@@ -37,9 +37,7 @@ from asgiref.sync import async_to_sync
 
 from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import AcceptConnection, DenyConnection, StopConsumer
-from realtime.types import Message
-
-Headers = list[tuple[bytes, bytes]]
+from realtime.types import Headers, Message
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@
  *   while the tab is visible and scrolled to the bottom.
  */
 
-import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { DEFAULT_FINAL_CODES, ReconnectingSocket, wsUrl } from "./socket.js";
+import { showToast } from "./toast.js";
 import { ConnectionBadge } from "./connection-badge.js";
 import { renderMessage, updateText } from "./message-view.js";
 import { showSignedOut } from "./signed-out.js";
@@ -43,7 +44,6 @@ const composer = app.querySelector("[data-composer]");
 const textarea = app.querySelector("[data-composer-text]");
 const composerMode = app.querySelector("[data-composer-mode]");
 const composerHint = composerMode ? composerMode.innerHTML : "";
-const toast = document.querySelector("[data-toast]");
 const badge = new ConnectionBadge(stateBadge, { closeTexts: { 4404: "Room not found" } });
 
 const messages = new Map(); // id -> {frame, li}
@@ -57,13 +57,6 @@ let editing = null; // id of the message being edited
 let lastTypingSent = 0;
 let signedOut = false; // the socket turned out to be someone else than the page: stopped for good
 const typists = new Map(); // user -> timeout
-
-function showToast(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(showToast.timer);
-  showToast.timer = setTimeout(() => (toast.hidden = true), 4000);
-}
 
 function nearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -386,6 +379,8 @@ const socket = new ReconnectingSocket(
   () => wsUrl(`/ws/chat/${ROOM}/`, lastId ? { after: lastId, seq: lastSeq || undefined } : {}),
   {
     onMessage: onFrame,
+    // 4404: the room is gone (deleted while the page was open); reconnecting cannot bring it back.
+    finalCodes: [...DEFAULT_FINAL_CODES, 4404],
     onStateChange: (state, detail) => {
       if (signedOut) return;
       if (state !== "open") for (const entry of outbox.values()) entry.sent = false;

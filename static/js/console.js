@@ -9,6 +9,7 @@
  */
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { showToast } from "./toast.js";
 import { ConnectionBadge } from "./connection-badge.js";
 import { showSignedOut } from "./signed-out.js";
 import { formatDateTime, formatTime, renderMessage, updateText } from "./message-view.js";
@@ -27,7 +28,6 @@ const roomCount = app.querySelector("[data-stat-rooms]");
 const stateBadge = app.querySelector("[data-connection-state]");
 const announceForm = app.querySelector("[data-announce-form]");
 const muteForm = app.querySelector("[data-mute-form]");
-const toast = document.querySelector("[data-toast]");
 
 const items = new Map(); // message id -> li (the copies of one announcement share one li)
 const presence = new Map(); // room -> [users]
@@ -35,13 +35,6 @@ const badge = new ConnectionBadge(stateBadge, {
   closeTexts: { 4401: "Signed out", 4403: "Staff only" },
 });
 const inFlight = []; // the actions this page sent ("delete", "mute", "announce"), oldest first
-
-function showToast(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(showToast.timer);
-  showToast.timer = setTimeout(() => (toast.hidden = true), 4000);
-}
 
 function deleteAction() {
   return {

@@ -10,7 +10,7 @@
  * the URL, and ask the server for older matching items. Every text goes in with textContent,
  * never as HTML; times are shown in the reader's time zone.
  */
-import { ReconnectingSocket, wsUrl } from "/static/js/socket.js";
+import { ReconnectingSocket, wsUrl } from "./socket.js";
 
 const BULLETIN_KINDS = new Set(["bulletin", "announcement"]);
 const KIND_LABELS = {
