@@ -6,6 +6,10 @@ channel layer. Everything listens on 127.0.0.1 on free ports and is stopped by i
     template = prepare_database(work_dir, rooms=["lobby"], senders=["s0", "s1"])
     with Server("daphne", "switchboard", redis.url, template) as server:
         ... websockets to server.ws_url(f"/ws/chat/lobby/") with server.origin ...
+
+The same `Server` also runs `manage.py serve` (server "serve") and the Channels tutorial app in
+`bench/reference_app/` (`ReferenceServer`), optionally pinned to one CPU (taskset) and started
+under `bench/server_probe.py`, which reports the process's full-collection pause on demand.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import resource
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +31,9 @@ from types import TracebackType
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-SERVERS = ("daphne", "uvicorn")
+SERVERS = ("daphne", "uvicorn", "serve")
+REFERENCE_APP = ROOT / "bench" / "reference_app"
+PROBE = ROOT / "bench" / "server_probe.py"
 LAYERS = ("switchboard", "channels_redis", "channels_redis_pubsub")
 LAYER_TITLES = {
     "switchboard": "Switchboard Redis layer",
@@ -132,9 +139,11 @@ def base_env(database: Path) -> dict[str, str]:
 
 
 def prepare_database(
-    directory: Path, rooms: list[str], senders: list[str]
+    directory: Path, rooms: list[str], senders: list[str], messages_per_room: int = 0
 ) -> tuple[Path, dict[str, str]]:
-    """Migrate a SQLite file, create the rooms and the senders; (file, {sender: session key})."""
+    """Migrate a SQLite file, create the rooms and the senders; (file, {sender: session key}).
+    With `messages_per_room`, the first sender posts that many messages in every room (a
+    connecting socket then gets a full history page, as in a room in use)."""
     database = directory / "template.sqlite3"
     env = base_env(database)
     subprocess.run(
@@ -158,6 +167,12 @@ def prepare_database(
         "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
         "    session.create()\n"
         "    keys[name] = session.session_key\n"
+        f"if {messages_per_room} and {senders!r}:\n"
+        "    from chat import services\n"
+        f"    author = get_user_model().objects.get(username={senders!r}[0])\n"
+        "    for room in Room.objects.all():\n"
+        f"        for n in range({messages_per_room}):\n"
+        "            services.post_message(author, room, f'earlier message {n}')\n"
         "print(json.dumps(keys))\n"
     )
     output = subprocess.run(
@@ -174,20 +189,40 @@ def _raise_child_file_limit() -> None:
 class Server:
     """One server process serving config.asgi:application on a copy of the template database."""
 
-    def __init__(self, server: str, layer: str, redis_url: str, template: Path) -> None:
+    cwd = ROOT
+
+    def __init__(
+        self,
+        server: str,
+        layer: str,
+        redis_url: str,
+        template: Path | None,
+        *,
+        cpu: int | None = None,
+        probe: bool = False,
+    ) -> None:
+        """`cpu`: pin the process to that CPU (taskset); `probe`: run it under
+        `server_probe.py`, so that `full_collection_ms()` can ask it for a timed gc.collect()."""
         if server not in SERVERS or layer not in LAYERS:
             raise ValueError(f"server must be one of {SERVERS}, layer one of {LAYERS}")
         self.server, self.layer = server, layer
+        self.cpu, self.probe = cpu, probe
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="sb-bench-server-", dir=MEMORY_DISK))
+        self.probe_file = self.directory / "probe.json"
         database = self.directory / "db.sqlite3"
-        shutil.copy(template, database)
-        self.env = {
+        if template is not None:
+            shutil.copy(template, database)
+        self.env = self.environment(database, redis_url)
+        self.env["SB_BENCH_PROBE_FILE"] = str(self.probe_file)
+        self.process: subprocess.Popen | None = None
+
+    def environment(self, database: Path, redis_url: str) -> dict[str, str]:
+        return {
             **base_env(database),
             "REDIS_URL": redis_url,
-            "SWITCHBOARD_CHANNEL_LAYER": layer,
+            "SWITCHBOARD_CHANNEL_LAYER": self.layer,
         }
-        self.process: subprocess.Popen | None = None
 
     @property
     def origin(self) -> str:
@@ -197,6 +232,17 @@ class Server:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def command(self) -> list[str]:
+        command = self.server_command()
+        if self.probe:
+            command = [command[0], str(PROBE), *command[1:]]
+        if self.cpu is not None and shutil.which("taskset"):
+            command = ["taskset", "-c", str(self.cpu), *command]
+        return command
+
+    def server_command(self) -> list[str]:
+        if self.server == "serve":
+            return [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--verbosity", "0"]  # fmt: skip
         if self.server == "daphne":
             # As deployed (Dockerfile): a 30 s handshake timeout instead of Daphne's 5 s, so a
             # burst of thousands of connections queues instead of being cut off.
@@ -210,11 +256,36 @@ class Server:
     def __enter__(self) -> Server:
         self.log = open(self.directory / "server.log", "w")
         self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            self.command(), cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=_raise_child_file_limit,
         )  # fmt: skip
         wait_for_port(self.port, self.process)
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_bytes(self) -> int:
+        """The server process's resident set size, from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def full_collection(self, timeout: float = 30) -> dict:
+        """Ask the probe (SIGUSR1) for a timed full gc.collect(); its report (see server_probe)."""
+        if not self.probe:
+            raise RuntimeError("start the Server with probe=True to time its collections")
+        self.probe_file.unlink(missing_ok=True)
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                return json.loads(self.probe_file.read_text())
+            time.sleep(0.05)
+        raise TimeoutError(f"the server's probe did not answer within {timeout}s")
 
     def __exit__(
         self,
@@ -228,6 +299,37 @@ class Server:
         if kind is not None:
             sys.stderr.write((self.directory / "server.log").read_text()[-3000:])
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class ReferenceServer(Server):
+    """The Channels tutorial app (`bench/reference_app/`) on Daphne, with channels_redis core
+    ("channels_redis") or pub/sub ("channels_redis_pubsub") on `redis_url`. It saves nothing, so
+    it needs no database content; it runs with only its own directory on the path."""
+
+    cwd = REFERENCE_APP
+
+    def __init__(self, layer: str, redis_url: str, **options: int | bool | None) -> None:
+        if layer not in ("channels_redis", "channels_redis_pubsub"):
+            raise ValueError(f"the reference app runs on channels_redis only, not {layer!r}")
+        super().__init__("daphne", layer, redis_url, None, **options)  # type: ignore[arg-type]
+
+    def environment(self, database: Path, redis_url: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SWITCHBOARD_"))}
+        env.pop("REDIS_URL", None)
+        env.update(
+            DJANGO_SETTINGS_MODULE="mysite.settings",
+            PYTHONPATH=str(REFERENCE_APP),
+            REFERENCE_REDIS_URL=redis_url,
+            REFERENCE_LAYER="pubsub" if self.layer == "channels_redis_pubsub" else "core",
+            REFERENCE_DATABASE=str(database),
+            REFERENCE_SECRET_KEY=SECRET_KEY,
+        )
+        return env
+
+    def server_command(self) -> list[str]:
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "--websocket_connect_timeout", "30",
+                "--access-log", os.devnull, "mysite.asgi:application"]  # fmt: skip
 
 
 def setup_django_in_process(directory: str | Path) -> None:
