@@ -28,12 +28,13 @@ from django.contrib.auth.models import AnonymousUser
 from chat import broadcast, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
+from chat.history_cache import latest_pages
 from chat.models import Room
 from chat.presence import presence, presence_announcer
 from chat.ratelimit import message_rate_limiter
 from chat.services import ChatError
 from realtime.db import database_sync_to_async
-from realtime.generic.frames import FrameLimits, JsonFrameConsumer
+from realtime.generic.frames import FrameLimits, JsonFrameConsumer, encode_frame
 
 logger = logging.getLogger(__name__)
 
@@ -179,53 +180,55 @@ class PublicChatConsumer(ChatSocket):
             await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
             await self.close(protocol.CLOSE_NO_SUCH_ROOM)
             return
-        frames, seq = opening
+        texts, seq = opening
         async with self.delivery_lock:
-            for frame in frames:
-                await self.send_frame(frame)
+            for text in texts:
+                await self.send(text_data=text)
             self.last_seq[slug] = seq
         await self._join_presence()
         self.start_background()
 
     def _opening_frames(
         self, slug: str, after: int | None, since_seq: int | None
-    ) -> tuple[list[dict], int] | None:
-        """The frames a new socket starts with and the room seq they bring it up to (None when
-        there is no such room), in one trip to the database. The seq is read first, so
-        everything committed later arrives as a live event."""
-        self.room = services.get_room(slug)
+    ) -> tuple[list[str], int] | None:
+        """The frames a new socket starts with, encoded, and the room seq they bring it up to
+        (None when there is no such room), in one trip to the database. The seq is read first,
+        so everything committed later arrives as a live event. The latest page comes from the
+        process's `latest_pages` (read once per room and seq)."""
+        self.room = services.room_for_reader(slug, self.user)
         if self.room is None:
             return None
         seq = self.room.seq
+        own = {
+            **({"last_read": self.room.last_read} if self.user.is_authenticated else {}),
+            "seq": seq,
+            "user": self.user.get_username() if self.user.is_authenticated else None,
+        }
         replay = None
         if after is not None and (
             since_seq is None or seq - since_seq <= protocol.REPLAY_MAX_EVENTS
         ):
             replay = services.replay_after(self.room, after, seq)
         if replay is None:  # a first visit, or too far behind to replay: the latest page
-            frames = [services.history_page(self.room, upto_seq=seq)]
-        else:
-            frames = [replay]
-            if since_seq is not None:
-                frames += [
-                    f
-                    for f in services.events_between(self.room, since_seq, seq)
-                    if f["type"] != protocol.MESSAGE
-                ]
-        if self.user.is_authenticated:
-            frames[0]["last_read"] = services.last_read_id(self.user, self.room)
-        frames[0]["seq"] = seq
-        frames[0]["user"] = self.user.get_username() if self.user.is_authenticated else None
-        return frames, seq
+            return [latest_pages.frame_text(self.room, seq, own)], seq
+        texts = [encode_frame({**replay, **own})]
+        if since_seq is not None:
+            texts += [
+                encode_frame(f)
+                for f in services.events_between(self.room, since_seq, seq)
+                if f["type"] != protocol.MESSAGE
+            ]
+        return texts, seq
 
     async def _join_presence(self) -> None:
         slug = self.room.slug
         if self.user.is_authenticated:
-            before = await presence.users(slug)
-            await presence.join(slug, self.connection_id, self.user.get_username())
-            if self.user.get_username() not in before:
+            name = self.user.get_username()
+            before, users = await presence.join_and_list(slug, self.connection_id, name)
+            if name not in before:
                 presence_announcer.changed(self.channel_layer, slug)
-        users = await presence.users(slug)
+        else:
+            users = await presence.users(slug)
         await self.send_frame({"type": protocol.PRESENCE, "room": slug, "users": users})
 
     async def tick(self) -> None:

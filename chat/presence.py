@@ -59,6 +59,35 @@ class Presence:
             except (RedisError, OSError):
                 logger.warning("presence: Redis unavailable, joining %s locally only", room)
 
+    async def join_and_list(
+        self, room: str, connection_id: str, username: str
+    ) -> tuple[list[str], list[str]]:
+        """`join`, with the room's users just before and just after it, in one round trip to
+        Redis (what a connecting socket needs: whether to announce, and what to show)."""
+        with self._lock:
+            local_before = sorted(set(self._local.get(room, {}).values()))
+            self._local.setdefault(room, {})[connection_id] = username
+            local_after = sorted(set(self._local[room].values()))
+        redis = shared_redis()
+        if redis is None:
+            return local_before, local_after
+        key = self._key(room)
+        now = time.time()
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrange(key, 0, -1)
+                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + TTL_SECONDS})
+                pipe.zrange(key, 0, -1)
+                replies = await pipe.execute()
+        except (RedisError, OSError):
+            logger.warning("presence: Redis unavailable, joining %s locally only", room)
+            return local_before, local_after
+        before, after = (
+            sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]}) for i in (1, 3)
+        )
+        return before, after
+
     async def leave(self, room: str, connection_id: str, username: str) -> None:
         """Remove one connection from `room`."""
         with self._lock:

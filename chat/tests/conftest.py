@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat import ratelimit
+from chat.history_cache import latest_pages
 from chat.models import Room
 from chat.presence import presence
 from realtime.auth import AuthMiddlewareStack
@@ -26,11 +27,14 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_chat_state():
-    """Rate windows and presence live in the process; every test starts without them."""
+    """Rate windows, presence and the latest pages live in the process; every test starts
+    without them."""
     ratelimit._limiter = None
     presence._local.clear()
+    latest_pages.clear()
     yield
     presence._local.clear()
+    latest_pages.clear()
 
 
 @pytest.fixture
