@@ -119,11 +119,15 @@ class Stack:
         return json.loads(raw).get("message")
 
     def headers(self, index: int) -> dict[str, str]:
-        """Switchboard's clients log in as one of the 100 users (the tutorial app has no login)."""
+        """Switchboard's clients log in as one of the 100 users (the tutorial app has no login).
+        Client `index` is member n of room r (index = n * 100 + r with 100 rooms); member n of
+        room r is user (37 n + r) mod 100, so the members of a room are different users (up to
+        100 a room, then a user's second tab), as in a real room, and every join is news."""
         if not self.switchboard:
             return {}
         sessions = list(self.sessions.values())
-        return {"Cookie": f"sessionid={sessions[index % len(sessions)]}"}
+        user = (37 * (index // SENDER_USERS) + index) % len(sessions)
+        return {"Cookie": f"sessionid={sessions[user]}"}
 
 
 @dataclass
