@@ -81,6 +81,11 @@ CHANNEL_LAYERS = {
         "ChannelLayer",
         # channels_redis core blocks 5 s in BZPOPMIN and redis-py 8 times a socket out after 5 s:
         # a longer socket timeout keeps an idle receive() quiet (as Switchboard's settings do).
-        "CONFIG": {"hosts": [{"address": _REDIS_URL, "socket_timeout": 30}]},
+        # redis-py 8 also caps a pool at 100 connections and then raises MaxConnectionsError
+        # instead of waiting: with hundreds of sockets connecting at once, every group_add past
+        # the hundredth failed the handshake (HTTP 500), so the pool may grow.
+        "CONFIG": {
+            "hosts": [{"address": _REDIS_URL, "socket_timeout": 30, "max_connections": 10000}]
+        },
     },
 }
