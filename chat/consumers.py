@@ -208,10 +208,13 @@ class PublicChatConsumer(ChatSocket):
         if after is not None and (
             since_seq is None or seq - since_seq <= protocol.REPLAY_MAX_EVENTS
         ):
-            replay = services.replay_after(self.room, after, seq)
+            replay = latest_pages.replay_text(self.room, seq, after, own)
+            if replay is None:  # further behind than the latest page reaches
+                frame = services.replay_after(self.room, after, seq)
+                replay = None if frame is None else encode_frame({**frame, **own})
         if replay is None:  # a first visit, or too far behind to replay: the latest page
             return [latest_pages.frame_text(self.room, seq, own)], seq
-        texts = [encode_frame({**replay, **own})]
+        texts = [replay]
         if since_seq is not None:
             texts += [
                 encode_frame(f)

@@ -142,3 +142,49 @@ async def test_joining_presence_lists_the_room_before_and_after_in_order(transac
     before, after = await presence.join_and_list("lobby", "c3", "zoe")  # a second tab
     assert (before, after) == (["adam", "zoe"], ["adam", "zoe"])
     assert await presence.users("lobby") == ["adam", "zoe"]
+
+
+async def replay_on_connect(after: int, user=None) -> dict:
+    socket, history = await join_room("general", user, query=f"after={after}")
+    await socket.disconnect()
+    return history
+
+
+async def test_a_reconnect_within_the_latest_page_is_answered_from_it_exactly(
+    channel_layer, room, alice
+):
+    events = [await apost(room, alice, f"m{n}") for n in range(10)]
+    await texts_on_connect(alice)  # caches the page at seq 10
+    reads = latest_pages.reads
+    history = await replay_on_connect(events[6].frame["id"], alice)
+    assert latest_pages.reads == reads  # no second read of the room
+    assert [m["text"] for m in history["messages"]] == ["m7", "m8", "m9"]
+    expected = await database_sync_to_async(services.replay_after)(room, events[6].frame["id"], 10)
+    assert history == {**expected, "last_read": 0, "seq": 10, "user": "alice"}
+    assert list(history) == list({**expected, "last_read": 0, "seq": 10, "user": "alice"})
+
+
+async def test_a_reconnect_behind_the_latest_page_gets_everything_it_missed(
+    channel_layer, room, alice
+):
+    events = [await apost(room, alice, f"m{n}") for n in range(60)]
+    await texts_on_connect()  # the latest page (m10..m59) is cached
+    history = await replay_on_connect(events[3].frame["id"])
+    assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(4, 60)]
+    assert history["after"] == events[3].frame["id"]
+    assert history["has_more"] is False
+
+
+async def test_a_reconnect_sees_edits_and_deletions_made_while_it_was_away(
+    channel_layer, room, alice
+):
+    events = [await apost(room, alice, f"m{n}") for n in range(5)]
+    await texts_on_connect()  # cached before the changes
+    await database_sync_to_async(services.edit_message)(alice, room, events[3].frame["id"], "new")
+    await database_sync_to_async(services.delete_message)(alice, events[4].frame["id"], room)
+    history = await replay_on_connect(events[1].frame["id"])
+    assert [(m["text"], m["edited"]) for m in history["messages"]] == [
+        ("m2", False),
+        ("new", True),
+    ]
+    assert history["seq"] == 7
