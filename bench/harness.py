@@ -222,6 +222,9 @@ class Server:
             **base_env(database),
             "REDIS_URL": redis_url,
             "SWITCHBOARD_CHANNEL_LAYER": self.layer,
+            # The clients' Origin: plain http on 127.0.0.1 (with DEBUG off only https origins
+            # are allowed unless the setting says otherwise).
+            "SWITCHBOARD_ALLOWED_ORIGINS": self.origin,
         }
 
     @property
