@@ -138,6 +138,7 @@ class Traffic:
     deliveries: int = 0
     flood_deliveries: int = 0
     duplicates: int = 0
+    refused: int = 0  # frames Switchboard answered with an error (its per-socket request budget)
     last_delivery: float = 0.0
     sent_at: dict[str, float] = field(default_factory=dict)
     echoes: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -176,6 +177,9 @@ class Client:
                 self.connect_seconds = time.perf_counter() - started
                 self.in_room.set()
                 async for raw in socket:
+                    if self.stack.switchboard and raw.startswith('{"type":"error"'):
+                        traffic.refused += 1
+                        continue
                     client_id = self.stack.client_id(raw)
                     if not client_id:
                         continue
@@ -293,14 +297,21 @@ async def flood(stack: Stack, server: Server, clients_count: int, senders: int,
                 await client.socket.send(stack.frame(f"f:{client.index}:{n}"))
 
         await asyncio.gather(*(sender(c) for c in clients[:senders]))
-        expected = senders * messages * clients_count
         deadline = started + FLOOD_TIMEOUT
-        while time.perf_counter() < deadline and traffic.flood_deliveries < expected:
+        while time.perf_counter() < deadline:
+            expected = (senders * messages - traffic.refused) * clients_count
+            if traffic.flood_deliveries >= expected:
+                break
             if time.perf_counter() - traffic.last_delivery > QUIET_SECONDS:
                 break
             await asyncio.sleep(0.1)
+        # A frame the server refused (an error frame back to its sender) was never accepted:
+        # it is counted apart, not as lost.
+        expected = (senders * messages - traffic.refused) * clients_count
         return {
-            "loss": 1 - traffic.flood_deliveries / expected,
+            "loss": 1 - traffic.flood_deliveries / max(expected, 1),
+            "refused": traffic.refused,
+            "sent": senders * messages,
             "per_second": traffic.flood_deliveries / max(traffic.last_delivery - started, 1e-9),
             "duplicates": traffic.duplicates,
         }
@@ -379,7 +390,10 @@ def run_scenario(stack: Stack, scenario: str, args: argparse.Namespace) -> dict:
 
 CELLS: dict[str, Callable[[dict], str]] = {
     "a": lambda r: f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms",
-    "flood": lambda r: f"{r['loss']:.1%} lost",
+    "flood": lambda r: (
+        f"{r['loss']:.1%} lost"
+        + (f" ({r['refused']}/{r['sent']} refused, rate_limited)" if r.get("refused") else "")
+    ),
     "b": lambda r: f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms",
     "storm": lambda r: (
         f"{r['connected']}/{r['wanted']}, connect p99 {r['p99_ms'] / 1000:.2f} s"
