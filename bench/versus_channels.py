@@ -24,8 +24,8 @@ Scenarios (each on a freshly started server process, Redis flushed, a fresh copy
 - **storm**: 2,000 sockets (100 rooms of 20, rooms with 50 messages of history) opened at the
   same moment. Connect time: from starting the handshake to being in the room: for the tutorial
   app the accepted handshake (it sends nothing on connect), for Switchboard the `presence` frame
-  that follows the history page; on Switchboard every one of those sockets is logged in (100
-  users, 20 sockets each), so each connect reads a session, a user, the room, its history page
+  that follows the history page; on Switchboard every socket is logged in (500 users, 20
+  different users a room), so each connect reads a session, a user, the room, its history page
   and a read marker, and joins presence.
 - **idle**: `--idle-sockets` sockets (rooms of 100, logged in on Switchboard) opened in batches
   and left idle; the server's RSS growth per socket, and the pause of one full `gc.collect()` in
@@ -79,7 +79,8 @@ STORM_ROOM = 20
 HISTORY_MESSAGES = 50
 IDLE_ROOM = 100
 IDLE_BATCH = 500
-SENDER_USERS = 100
+USERS = 500
+ROOMS = 100
 
 
 @dataclass
@@ -119,14 +120,15 @@ class Stack:
         return json.loads(raw).get("message")
 
     def headers(self, index: int) -> dict[str, str]:
-        """Switchboard's clients log in as one of the 100 users (the tutorial app has no login).
-        Client `index` is member n of room r (index = n * 100 + r with 100 rooms); member n of
-        room r is user (37 n + r) mod 100, so the members of a room are different users (up to
-        100 a room, then a user's second tab), as in a real room, and every join is news."""
+        """Switchboard's clients are logged in (the tutorial app has no login). Client `index`
+        is member n of room r (index = 100 n + r: every scenario but a has 100 rooms) and logs
+        in as user (5 n + index) mod 500: the members of a room are different users, as in a
+        real room (every join is a presence change), and no user holds more than 20 sockets
+        (Switchboard's default cap per user and process) even at 10,000 sockets."""
         if not self.switchboard:
             return {}
         sessions = list(self.sessions.values())
-        user = (37 * (index // SENDER_USERS) + index) % len(sessions)
+        user = (5 * (index // ROOMS) + index) % len(sessions)
         return {"Cookie": f"sessionid={sessions[user]}"}
 
 
@@ -458,8 +460,8 @@ def main() -> None:
     results: dict[tuple[str, str], dict] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="sb-bench-") as directory:
-            rooms = [f"room{n}" for n in range(max(100, args.idle_sockets // IDLE_ROOM))]
-            senders = [f"bench-sender-{n}" for n in range(SENDER_USERS)]
+            rooms = [f"room{n}" for n in range(max(ROOMS, args.idle_sockets // IDLE_ROOM))]
+            senders = [f"bench-user-{n}" for n in range(USERS)]
             template, sessions = prepare_database(Path(directory), rooms, senders)
             storm_template = template
             if "storm" in scenarios and "switchboard" in stacks:
