@@ -277,6 +277,12 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no VmRSS in /proc/{self.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from /proc: unlike wall
+        time, it does not grow when other work on a shared machine takes the CPU."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def full_collection(self, timeout: float = 30) -> dict:
         """Ask the probe (SIGUSR1) for a timed full gc.collect(); its report (see server_probe)."""
         if not self.probe:

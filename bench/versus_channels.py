@@ -330,13 +330,16 @@ async def storm(stack: Stack, server: Server, sockets: int) -> dict:
         stack, server, names, STORM_ROOM, traffic, batch=None, gate=gate
     )
     try:
+        cpu_before = server.cpu_seconds()
         gate.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 asyncio.gather(*(c.in_room.wait() for c in clients)), CONNECT_TIMEOUT + 5
             )
+        cpu = server.cpu_seconds() - cpu_before
         times = [c.connect_seconds for c in clients if c.connect_seconds is not None]
         return {
+            "cpu_ms_per_connect": cpu * 1000 / max(len(times), 1),
             "connected": len(times),
             "wanted": len(clients),
             "p50_ms": percentile(times, 0.5) * 1000,
@@ -399,7 +402,7 @@ CELLS: dict[str, Callable[[dict], str]] = {
     "b": lambda r: f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms",
     "storm": lambda r: (
         f"{r['connected']}/{r['wanted']}, connect p99 {r['p99_ms'] / 1000:.2f} s"
-        f" (p50 {r['p50_ms'] / 1000:.2f} s)"
+        f" (p50 {r['p50_ms'] / 1000:.2f} s), server CPU {r['cpu_ms_per_connect']:.2f} ms/connect"
     ),
     "idle": lambda r: (
         f"{r['kib_per_socket']:.1f} KiB/socket ({r['connected']}/{r['wanted']}), "
@@ -428,7 +431,10 @@ def ratios(results: dict[tuple[str, str], dict]) -> list[str]:
                 f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x the pub/sub app's"
             )
         elif scenario == "storm":
-            lines.append(f"- storm: connect p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x")
+            lines.append(
+                f"- storm: connect p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x, server CPU per "
+                f"connect {ours['cpu_ms_per_connect'] / theirs['cpu_ms_per_connect']:.2f}x"
+            )
         elif scenario == "idle":
             lines.append(
                 f"- idle: memory per socket {ours['kib_per_socket'] / theirs['kib_per_socket']:.2f}x"
