@@ -229,11 +229,10 @@ class AuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "user" in scope:
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         scope = dict(scope)
         self.populate_scope(scope)
-        await self.inner(scope, _ResolvingReceive(self, scope, receive), send)
+        return await self.inner(scope, _ResolvingReceive(self, scope, receive), send)
 
 
 def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory

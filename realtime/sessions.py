@@ -49,6 +49,7 @@ from django.utils.functional import LazyObject, empty
 from django.utils.http import http_date
 
 from realtime.db import database_sync_to_async
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class CookieMiddleware:
     """
 
     def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
+        self.inner = as_application(inner, "CookieMiddleware(...)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "headers" not in scope:
@@ -76,7 +77,7 @@ class CookieMiddleware:
             value.decode("latin1") for name, value in scope["headers"] if name.lower() == b"cookie"
         )
         cookies = parse_cookie(raw) if raw else {}
-        await self.inner(dict(scope, cookies=cookies), receive, send)
+        return await self.inner(dict(scope, cookies=cookies), receive, send)
 
     @staticmethod
     def set_cookie(
@@ -255,12 +256,11 @@ class SessionMiddleware:
     """
 
     def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
+        self.inner = as_application(inner, "SessionMiddleware(...)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "session" in scope:
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         if "cookies" not in scope:
             raise ValueError(
                 "No cookies in scope - SessionMiddleware needs to run inside of CookieMiddleware."
@@ -269,13 +269,14 @@ class SessionMiddleware:
         session_key = scope["cookies"].get(settings.SESSION_COOKIE_NAME)
         scope = dict(scope, session=SessionLazyObject(store_class, session_key))
         saver = _SessionSaver(scope, send)
-        await self.inner(scope, receive, saver.send)
+        result = await self.inner(scope, receive, saver.send)
         if scope["type"] == "websocket":
             # Changes made after the handshake that nobody saved.
             try:
                 await saver.commit(None, every_request=False)
             except SessionInterrupted:
                 logger.warning("Session of a closed websocket was deleted before it was saved")
+        return result
 
 
 def SessionMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory
