@@ -356,7 +356,8 @@ class RouteClass:
                     f"route_class() takes a consumer class (one with as_asgi()) or an ASGI "
                     f"application, got the class {consumer.__qualname__}"
                 )
-            return consumer.as_asgi()
+            consumer_class: Any = consumer
+            return consumer_class.as_asgi()
         if not callable(consumer):
             raise ImproperlyConfigured(
                 f"route_class() takes a consumer class or an ASGI application, got {consumer!r}"

@@ -54,6 +54,7 @@ on a worker channel to have the message handled again later.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -159,6 +160,51 @@ async def call_message_consumer(
 
 
 Matcher = Callable[[Message], "tuple[MessageConsumer, dict[str, Any]] | None"]
+
+
+def message_decorator(
+    prepare: Callable[[Message], bool],
+    finish: Callable[[Message, bool], None] | None = None,
+) -> Callable[[MessageConsumer], MessageConsumer]:
+    """A decorator for message consumers, sync or async, from two sync steps (they may use the
+    ORM): ``prepare(message)`` before the consumer, returning False to skip it, and
+    ``finish(message, succeeded)`` after it. Sync consumers stay sync (the steps run in their
+    thread); async ones stay async (the steps run through ``database_sync_to_async``)."""
+
+    def decorator(consumer: MessageConsumer) -> MessageConsumer:
+        if iscoroutinefunction(consumer):
+
+            @functools.wraps(consumer)
+            async def async_consumer(message: Message, *args: Any, **kwargs: Any) -> Any:
+                if not await database_sync_to_async(prepare)(message):
+                    return None
+                succeeded = False
+                try:
+                    result = await consumer(message, *args, **kwargs)
+                    succeeded = True
+                    return result
+                finally:
+                    if finish is not None:
+                        await database_sync_to_async(finish)(message, succeeded)
+
+            return async_consumer
+
+        @functools.wraps(consumer)
+        def sync_consumer(message: Message, *args: Any, **kwargs: Any) -> Any:
+            if not prepare(message):
+                return None
+            succeeded = False
+            try:
+                result = consumer(message, *args, **kwargs)
+                succeeded = True
+                return result
+            finally:
+                if finish is not None:
+                    finish(message, succeeded)
+
+        return sync_consumer
+
+    return decorator
 
 
 class ReplyChannel(Channel):
@@ -380,4 +426,5 @@ __all__ = [
     "MessageConnection",
     "ReplyChannel",
     "call_message_consumer",
+    "message_decorator",
 ]

@@ -338,20 +338,20 @@ class URLRouter:
         path = scope["path_remaining"] if nested else self._outer_path(scope)
         path = path.lstrip("/")
         outer_route = scope.get("url_route", {})
-        for route in self._compiled:
-            if not path.startswith(route.literal_prefix):
+        for compiled in self._compiled:
+            if not path.startswith(compiled.literal_prefix):
                 continue
-            match = route.pattern.match(path)
+            match = compiled.pattern.match(path)
             if not match:
                 continue
             remaining, args, kwargs = match
             url_route = {
                 "args": (*outer_route.get("args", ()), *args),
-                "kwargs": {**outer_route.get("kwargs", {}), **kwargs, **route.default_kwargs},
+                "kwargs": {**outer_route.get("kwargs", {}), **kwargs, **compiled.default_kwargs},
             }
             inner_scope = {**scope, "path_remaining": remaining, "url_route": url_route}
             try:
-                return await route.application(inner_scope, receive, send)
+                return await compiled.application(inner_scope, receive, send)
             except _NestedRouteMiss:
                 # Only a router raises this, and only before it ran anything: try the next route.
                 continue
@@ -364,9 +364,9 @@ class URLRouter:
         ignored), matching a nested router's prefix as routing does; None when none matches.
         For tools that name a connection's route (metrics) without routing it."""
         path = path.lstrip("/")
-        for route, compiled in zip(self.routes, self._compiled, strict=True):
+        for candidate, compiled in zip(self.routes, self._compiled, strict=True):
             if path.startswith(compiled.literal_prefix) and compiled.pattern.match(path):
-                return route
+                return candidate
         return None
 
     @staticmethod

@@ -106,7 +106,7 @@ def test_protocol_router_refuses_a_class_that_is_not_a_consumer() -> None:
     class NotAnApp:
         pass
 
-    with pytest.raises(ImproperlyConfigured, match="class .*NotAnApp, not an ASGI application"):
+    with pytest.raises(ImproperlyConfigured, match=r"class .*NotAnApp, not an ASGI application"):
         ProtocolTypeRouter({"websocket": NotAnApp})  # type: ignore[dict-item]
 
 
