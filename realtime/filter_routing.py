@@ -212,7 +212,9 @@ class Route:
             )
         self.channel = channel
         self.consumer = consumer
-        self.filters = _Filters(filters, self.__repr__)
+        self.filters = _Filters(
+            filters, lambda: f"route({channel!r}, {_callable_name(consumer)}, ...)"
+        )
         self._check_consumer()
         protocol, _, _ = channel.partition(".")
         if channel in _EVENT_KEYS:
@@ -340,7 +342,7 @@ class RouteClass:
                 self.protocol = "websocket"
             elif hasattr(consumer_class, "http_request"):
                 self.protocol = "http"
-        self.filters = _Filters(filters, self.__repr__)
+        self.filters = _Filters(filters, lambda: f"route_class({_callable_name(consumer)}, ...)")
         if self.protocol is not None:
             _check_keys(
                 self.filters,
@@ -383,7 +385,7 @@ class Include:
 
     def __init__(self, routing: Any, **filters: Any) -> None:
         self.source = routing if isinstance(routing, str) else None
-        self.filters = _Filters(filters, self.__repr__)
+        self.filters = _Filters(filters, lambda: f"include({self.source or '[...]'!r}, ...)")
         self.routes = _checked_routes(_load_routes(routing), self.__repr__)
         for entry in _flattened(self.routes):
             if isinstance(entry, Route):
@@ -588,6 +590,9 @@ def _describe_connection(scope: Mapping[str, Any]) -> str:
 class FilterRouter:
     """A list of routes as an ASGI application (see the module docstring); built for you where
     a list is given as an application, or explicitly: ``FilterRouter([route(...), ...])``."""
+
+    # Behind a URLRouter's path() it matches a prefix and routes on the rest, like a URLRouter.
+    _path_routing = True
 
     def __init__(self, routes: Iterable[Any]) -> None:
         self.routes = _checked_routes(list(routes), lambda: "FilterRouter")
