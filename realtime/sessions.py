@@ -404,6 +404,7 @@ def _open_http_session(message: Any) -> bool:
         store_class = import_module(settings.SESSION_ENGINE).SessionStore
         candidate = store_class(session_key=session_key)
         if candidate.exists(session_key):
+            candidate.keys()  # loaded here, so an async consumer can read it without the ORM
             session = candidate
     message.http_session = session
     message._http_session_opened = True
@@ -438,7 +439,10 @@ def _link_http_to_channel_session(message: Any) -> bool:
         store_class = import_module(settings.SESSION_ENGINE).SessionStore
         key = message.channel_session[cookie_name]
         candidate = store_class(session_key=key)
-        message.http_session = candidate if candidate.exists(key) else None
+        message.http_session = None
+        if candidate.exists(key):
+            candidate.keys()  # loaded now, as in http_session
+            message.http_session = candidate
     return True
 
 
