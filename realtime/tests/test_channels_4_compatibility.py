@@ -61,7 +61,7 @@ class StrictRoomConsumer(AsyncConsumer):
 
 
 def test_as_asgi_still_refuses_a_typo_naming_what_init_takes() -> None:
-    with pytest.raises(TypeError, match=r"invalid keyword 'rooom'.*__init__ takes \['room'\]"):
+    with pytest.raises(TypeError, match=r"invalid keyword 'rooom'.*__init__ takes \(\['room'\]\)"):
         StrictRoomConsumer.as_asgi(rooom="x")
     with pytest.raises(TypeError, match="invalid keyword 'rooom'"):
         AsyncConsumer.as_asgi(rooom="x")
