@@ -82,7 +82,7 @@ async def test_multiple_filters_are_combined_with_and() -> None:
         {"to_address": "blog@example.org", "subject": "reply: no"},
     ):
         communicator = await send_email(routes, **email)
-        with pytest.raises(RouteNotFound, match="email.receive"):
+        with pytest.raises(RouteNotFound, match=r"email\.receive"):
             await communicator.wait()
     assert len(calls) == 1
 

@@ -36,7 +36,7 @@ def quickstart_settings(settings: Any) -> None:
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
-        self.room_group_name = "chat_%s" % self.room_name
+        self.room_group_name = "chat_%s" % self.room_name  # noqa: UP031 (as the seed writes it)
         await self.channel_layer.group_add(self.room_group_name, self.channel_name)
         await self.accept()
 
