@@ -27,7 +27,8 @@ from realtime.routing import (
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 from realtime.worker import channel_route_names
 
-pytestmark = pytest.mark.usefixtures("memory_layer")
+# Sync consumers run through database_sync_to_async, which checks the thread's database connection.
+pytestmark = [pytest.mark.usefixtures("memory_layer"), pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

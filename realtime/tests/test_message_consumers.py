@@ -20,6 +20,10 @@ from realtime.routing import route
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
 
 
+# Sync consumers run through database_sync_to_async, which checks the thread's database connection.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
 @pytest.fixture(autouse=True)
 def memory_layer(settings: Any) -> None:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}

@@ -21,6 +21,8 @@ from realtime.generic.websocket import AsyncWebsocketConsumer
 from realtime.routing import FilterRouter, ProtocolTypeRouter, include, route, route_class
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
 
+pytestmark = pytest.mark.django_db(transaction=True)  # sync consumers run in a database thread
+
 calls: list[tuple[str, dict[str, Any]]] = []
 
 
