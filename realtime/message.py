@@ -43,7 +43,8 @@ What a consumer gets (:class:`Message`):
     ``channel_session``, ``http_session``, ``user`` when a decorator of :mod:`realtime.sessions`
     or :mod:`realtime.auth` provided them.
 
-How a connection runs: its events are handled one at a time, in order; a message consumer's
+How a connection runs: its events are handled one at a time, in order; groups its reply channel
+was added to (``Group(name).add(message.reply_channel)``) are left when it ends; a message consumer's
 held-back sends (``immediately=False``, the default) go out when it returns. With no route for
 ``websocket.connect`` the socket is accepted, as Channels 1.x did; with none for a disconnect,
 nothing happens; with none for anything else, :class:`~realtime.exceptions.RouteNotFound`. A
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -68,6 +70,8 @@ from realtime.layers import Channel, LayerOperation, get_channel_layer
 from realtime.layers.delivery import HeldBackSends, content_events, perform
 from realtime.types import Message as Event
 from realtime.types import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 MessageConsumer = Callable[..., Any]
 
@@ -215,6 +219,8 @@ class ReplyChannel(Channel):
     def __init__(self, name: str, connection: MessageConnection) -> None:
         super().__init__(name, channel_layer=connection.channel_layer)
         self.connection = connection
+        #: Groups it was added to with Group(...).add(reply_channel): left when the connection ends.
+        self.joined_groups: set[str] = set()
 
     def send(self, content: dict[str, Any], immediately: bool = False) -> LayerOperation:
         events = self.connection.events_for(content)
@@ -271,8 +277,27 @@ class MessageConnection:
             else:
                 name = f"{self.protocol or 'connection'}.local!{secrets.token_hex(12)}"
             self.reply_channel = ReplyChannel(name, self)
-        with contextlib.suppress(StopConsumer):
-            await await_many_dispatch(receivers, self._dispatch)
+        try:
+            with contextlib.suppress(StopConsumer):
+                await await_many_dispatch(receivers, self._dispatch)
+        finally:
+            await self._leave_groups()
+
+    async def _leave_groups(self) -> None:
+        # Best effort, as class consumers do: memberships expire by themselves anyway.
+        if self.reply_channel is None or self.channel_layer is None:
+            return
+        for group in sorted(self.reply_channel.joined_groups):
+            try:
+                await self.channel_layer.group_discard(group, self.reply_channel.name)
+            except Exception:
+                logger.warning(
+                    "Could not remove %s from group %r; the membership expires by itself",
+                    self.reply_channel.name,
+                    group,
+                    exc_info=True,
+                )
+        self.reply_channel.joined_groups.clear()
 
     async def _client_event(self) -> Event:
         return {"source": "client", "event": await self.receive()}

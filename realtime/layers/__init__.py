@@ -262,6 +262,8 @@ class Group(_LayerHandle):
     def add(self, channel: str | Channel) -> LayerOperation:
         """Add a channel (a name or a :class:`Channel`) to the group; a member stays one."""
         name = _channel_name(channel)
+        if hasattr(channel, "joined_groups"):  # a connection's reply channel leaves at its end
+            channel.joined_groups.add(self.name)
 
         async def join() -> None:
             await self.channel_layer.group_add(self.name, name)
@@ -271,6 +273,8 @@ class Group(_LayerHandle):
     def discard(self, channel: str | Channel) -> LayerOperation:
         """Remove a channel from the group; nothing happens if it is not a member."""
         name = _channel_name(channel)
+        if hasattr(channel, "joined_groups"):
+            channel.joined_groups.discard(self.name)
 
         async def leave() -> None:
             await self.channel_layer.group_discard(self.name, name)

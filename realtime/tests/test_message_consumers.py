@@ -17,7 +17,7 @@ from realtime.generic.websocket import AsyncWebsocketConsumer
 from realtime.layers import Channel, Group, get_channel_layer
 from realtime.layers.delivery import content_events
 from realtime.routing import route
-from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
+from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 
 
 # Sync consumers run through database_sync_to_async, which checks the thread's database connection.
@@ -136,6 +136,21 @@ def test_reply_content_of_unknown_shape_is_refused_naming_it() -> None:
     ]
 
 
+async def test_http_message_consumers_answer_in_the_1x_response_shape() -> None:
+    def page(message: Any, name: str) -> None:
+        message.reply_channel.send(
+            {"status": 200, "headers": [("content-type", "text/plain")], "content": f"hi {name}"}
+        )
+
+    routes = [route("http.request", page, path=r"^/hello/(?P<name>\w+)/$", method="^GET$")]
+    response = await HttpCommunicator(routes, "GET", "/hello/ann/").get_response()
+    assert response == {
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain")],
+        "body": b"hi ann",
+    }
+
+
 # immediately ------------------------------------------------------------------------------------
 
 
@@ -229,6 +244,23 @@ async def test_group_text_reaches_message_consumer_and_class_consumer_sockets_as
     await Group("news").send({"close": 4000})
     assert await by_function.receive_output() == {"type": "websocket.close", "code": 4000}
     assert await by_class.receive_output() == {"type": "websocket.close", "code": 4000}
+
+
+async def test_groups_a_reply_channel_joined_are_left_when_the_connection_ends() -> None:
+    names: list[str] = []
+
+    def ws_connect(message: Any) -> None:
+        names.append(message.reply_channel.name)
+        Group("news").add(message.reply_channel)
+        message.reply_channel.send({"accept": True})
+
+    layer = get_channel_layer()
+    communicator = WebsocketCommunicator([route("websocket.connect", ws_connect)], "/")
+    await communicator.connect()
+    await communicator.disconnect()
+    await Group("news").send({"type": "news.item"})
+    with pytest.raises(TimeoutError):  # no longer a member: nothing queued for the dead socket
+        await asyncio.wait_for(layer.receive(names[0]), 0.1)
 
 
 async def test_handles_work_from_a_sync_view_thread_without_await() -> None:
