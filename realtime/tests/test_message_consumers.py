@@ -19,7 +19,6 @@ from realtime.layers.delivery import content_events
 from realtime.routing import route
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 
-
 # Sync consumers run through database_sync_to_async, which checks the thread's database connection.
 pytestmark = pytest.mark.django_db(transaction=True)
 
