@@ -243,7 +243,8 @@ def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory
 
 # -- Channels 1.x: user decorators for message consumers ------------------------------------------
 #
-# Class consumers get the user from AuthMiddleware (scope["user"]) instead.
+# Given a consumer class or an ASGI application, each returns it behind AuthMiddlewareStack, which
+# gives class consumers the same user as scope["user"].
 
 USER_SESSION_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
 
@@ -277,18 +278,22 @@ def _copy_user_to_channel_session(message: Any) -> bool:
 def http_session_user(consumer: Callable[..., Any]) -> Callable[..., Any]:
     """``message.user``, from ``message.http_session`` (see ``realtime.sessions.http_session``,
     which this applies too): the logged-in user, or an AnonymousUser."""
-    from realtime.message import message_decorator
+    from realtime.message import is_message_consumer, message_decorator
     from realtime.sessions import http_session
 
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
     return http_session(message_decorator(_set_http_user)(consumer))
 
 
 def channel_session_user(consumer: Callable[..., Any]) -> Callable[..., Any]:
     """``message.user``, from ``message.channel_session`` (applied too): the user that
     :func:`channel_session_user_from_http` stored there on connect, or an AnonymousUser."""
-    from realtime.message import message_decorator
+    from realtime.message import is_message_consumer, message_decorator
     from realtime.sessions import channel_session
 
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
     return channel_session(message_decorator(_set_channel_user)(consumer))
 
 
@@ -296,9 +301,11 @@ def channel_session_user_from_http(consumer: Callable[..., Any]) -> Callable[...
     """For ``websocket.connect``: copies the login of the HTTP session (the browser's cookie)
     into the channel session, so later messages find the user with :func:`channel_session_user`;
     sets ``message.user``, ``message.http_session`` and ``message.channel_session``."""
-    from realtime.message import message_decorator
+    from realtime.message import is_message_consumer, message_decorator
     from realtime.sessions import channel_session, http_session
 
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
     inner = message_decorator(_copy_user_to_channel_session)(
         message_decorator(_set_http_user)(consumer)
     )

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -164,6 +165,19 @@ async def call_message_consumer(
 
 
 Matcher = Callable[[Message], "tuple[MessageConsumer, dict[str, Any]] | None"]
+
+
+def is_message_consumer(consumer: Any) -> bool:
+    """True for a function of one message; False for a consumer class or an ASGI application
+    (``scope, receive, send``), which the decorators hand to the equivalent middleware."""
+    if inspect.isclass(consumer) or hasattr(consumer, "consumer_class"):
+        return False
+    try:
+        parameters = inspect.signature(consumer).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [p.name for p in positional] != ["scope", "receive", "send"]
 
 
 def message_decorator(
@@ -451,5 +465,6 @@ __all__ = [
     "MessageConnection",
     "ReplyChannel",
     "call_message_consumer",
+    "is_message_consumer",
     "message_decorator",
 ]

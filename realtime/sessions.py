@@ -364,13 +364,28 @@ def _close_channel_session(message: Any, succeeded: bool) -> None:
         _save_channel_session(session)
 
 
+def _refuse_class(consumer: Any, decorator: str) -> None:
+    from realtime.message import is_message_consumer
+
+    if not is_message_consumer(consumer):
+        raise TypeError(
+            f"@{decorator} is for message consumers (functions of one message), not "
+            f"{consumer!r}: a class consumer lives as long as its connection, so keep "
+            f"connection state on self; for the HTTP session and the user wrap it in "
+            f"SessionMiddlewareStack / AuthMiddlewareStack (or use @http_session, @http_session_user)"
+        )
+
+
 def channel_session(consumer: Callable[..., Any]) -> Callable[..., Any]:
     """``message.channel_session``: a session that lives as long as the connection, shared by
     every message with the same reply channel, saved after the consumer returns if it changed
     (not when it raised) and deleted after the connection's ``websocket.disconnect``.
+
+    Class consumers keep connection state on ``self`` instead; given one, this raises TypeError.
     """
     from realtime.message import message_decorator
 
+    _refuse_class(consumer, "channel_session")
     return message_decorator(_open_channel_session, _close_channel_session)(consumer)
 
 
@@ -425,9 +440,14 @@ def http_session(consumer: Callable[..., Any]) -> Callable[..., Any]:
     """``message.http_session``: the Django session named by the ``session_key`` query
     parameter or, failing that, the session cookie; None when there is none or the store does
     not know it (it never creates one: that is a view's job). Saved after the consumer if it
-    changed. A session key in a URL ends up in server logs: prefer the cookie."""
-    from realtime.message import message_decorator
+    changed. A session key in a URL ends up in server logs: prefer the cookie.
 
+    Given a consumer class or an ASGI application, returns it behind SessionMiddlewareStack,
+    which gives class consumers the same session as ``scope["session"]``."""
+    from realtime.message import is_message_consumer, message_decorator
+
+    if not is_message_consumer(consumer):
+        return SessionMiddlewareStack(consumer)
     return message_decorator(_open_http_session, _close_http_session)(consumer)
 
 
@@ -452,6 +472,7 @@ def channel_and_http_session(consumer: Callable[..., Any]) -> Callable[..., Any]
     ``message.http_session`` from it."""
     from realtime.message import message_decorator
 
+    _refuse_class(consumer, "channel_and_http_session")
     linked = message_decorator(_link_http_to_channel_session)(consumer)
     return http_session(channel_session(linked))
 
@@ -498,10 +519,15 @@ def enforce_ordering(consumer: Callable[..., Any] | None = None, *, slight: bool
     RuntimeError naming the missing order) until every earlier one has been handled. With
     ``slight=True`` only ``websocket.connect`` (order 0) must come first. Messages must carry an
     ``order`` and a reply channel (WebSocket and HTTP messages do). The decorated consumer is
-    async (a sync one runs in a thread, as usual).
+    async (a sync one runs in a thread, as usual). A consumer class is returned as it is: it
+    already handles its connection's events in order, one at a time.
     """
     if consumer is None:
         return functools.partial(enforce_ordering, slight=slight)
+    from realtime.message import is_message_consumer
+
+    if not is_message_consumer(consumer):
+        return consumer  # a class consumer already handles its events in order, one at a time
     call = consumer if iscoroutinefunction(consumer) else database_sync_to_async(consumer)
 
     @functools.wraps(consumer)

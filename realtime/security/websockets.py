@@ -18,8 +18,6 @@ use.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from realtime.security import AllowedHostsOriginValidator
@@ -50,21 +48,11 @@ def _origin_allowed(message: Any) -> bool:
 
 def allowed_hosts_only(consumer: Any) -> Any:
     """Refuse WebSocket handshakes whose Origin is not an allowed host (module docstring)."""
-    if inspect.isclass(consumer) or not _is_message_consumer(consumer):
+    from realtime.message import is_message_consumer, message_decorator
+
+    if not is_message_consumer(consumer):
         return AllowedHostsOriginValidator(consumer)
-    from realtime.message import message_decorator
-
     return message_decorator(_origin_allowed)(consumer)
-
-
-def _is_message_consumer(consumer: Callable[..., Any]) -> bool:
-    """A function of one message, not an ASGI application (scope, receive, send)."""
-    try:
-        parameters = inspect.signature(consumer).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) != 3
 
 
 __all__ = ["allowed_hosts_only"]

@@ -358,3 +358,41 @@ async def test_enforce_ordering_on_a_real_connection_sees_every_message_in_order
         await communicator.send_to(text_data=text)
     await communicator.disconnect()
     assert orders == [0, 1, 2, 3]
+
+
+# On class consumers -------------------------------------------------------------------------------
+
+
+async def test_user_and_http_session_decorators_give_a_class_consumer_the_middleware() -> None:
+    from realtime.auth import AuthMiddleware
+    from realtime.generic.websocket import AsyncWebsocketConsumer
+    from realtime.routing import find_router
+    from realtime.sessions import SessionMiddleware
+
+    class WhoAmI(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+            await self.send(text_data=self.scope["user"].username or "anonymous")
+
+    key = await logged_in_session("cat")
+    for decorator in (http_session_user, channel_session_user, channel_session_user_from_http):
+        application = decorator(WhoAmI)
+        communicator = WebsocketCommunicator(application, "/", headers=cookie_for(key))
+        await communicator.connect()
+        assert await communicator.receive_from() == "cat"
+        await communicator.disconnect()
+    assert isinstance(http_session(WhoAmI).inner, SessionMiddleware)
+    assert find_router(http_session_user(WhoAmI)) is None
+    assert isinstance(http_session_user(WhoAmI).inner.inner, AuthMiddleware)
+
+
+def test_channel_session_on_a_class_consumer_says_to_keep_state_on_self() -> None:
+    from realtime.generic.websocket import AsyncWebsocketConsumer
+
+    class Room(AsyncWebsocketConsumer):
+        pass
+
+    for decorator in (channel_session, channel_and_http_session):
+        with pytest.raises(TypeError, match="keep connection state on self"):
+            decorator(Room)
+    assert enforce_ordering(Room) is Room  # already ordered, one event at a time
