@@ -395,10 +395,10 @@ class Include:
         return _channel_names(self.routes)
 
     def __repr__(self) -> str:
-        source = (
-            repr(self.source) if self.source else f"[{len(getattr(self, 'routes', []))} routes]"
-        )
-        return f"include({source}{self.filters.describe()})"
+        # The inner routes are part of what "no route" errors say was tried.
+        routes = getattr(self, "routes", [])
+        source = repr(self.source) if self.source else "[...]"
+        return f"include({source}{self.filters.describe()}) -> {routes!r}"
 
 
 def route(channel_or_type: str, consumer: MessageConsumer, **filters: Any) -> Route:

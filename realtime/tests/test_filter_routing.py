@@ -327,3 +327,14 @@ def test_include_of_something_that_is_not_a_list_fails() -> None:
 def test_channel_name_router_accepts_a_list_of_routes_per_channel() -> None:
     router = ChannelNameRouter({"mail": [route("mail", recorder("mail"))]})
     assert isinstance(router.application_mapping["mail"], FilterRouter)
+
+
+async def test_no_route_error_names_the_routes_inside_an_include() -> None:
+    inner = [route("websocket.connect", recorder("stream"), path=r"^/stream/$")]
+    communicator = WebsocketCommunicator([include(inner, path=r"^/liveblog")], "/liveblog/x/")
+    await communicator.send_input({"type": "websocket.connect"})
+    with pytest.raises(RouteNotFound) as error:
+        await communicator.receive_output()
+    assert "include([...], path='^/liveblog') -> [route('websocket.connect', stream" in str(
+        error.value
+    )
