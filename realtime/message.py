@@ -43,7 +43,9 @@ What a consumer gets (:class:`Message`):
     ``channel_session``, ``http_session``, ``user`` when a decorator of :mod:`realtime.sessions`
     or :mod:`realtime.auth` provided them.
 
-How a connection runs: its events are handled one at a time, in order; groups its reply channel
+How a connection runs: its events are handled one at a time, in order (channel-layer events
+other than frames for the client, ``{"type": "chat.message", ...}``, go to the route for their
+type too, as a class consumer's handler would get them); groups its reply channel
 was added to (``Group(name).add(message.reply_channel)``) are left when it ends; a message consumer's
 held-back sends (``immediately=False``, the default) go out when it returns. With no route for
 ``websocket.connect`` the socket is accepted, as Channels 1.x did; with none for a disconnect,
@@ -324,13 +326,18 @@ class MessageConnection:
 
     async def _dispatch(self, envelope: Event) -> None:
         event = envelope["event"]
-        if envelope["source"] == "layer":
-            await self.deliver(event)
-        else:
+        if envelope["source"] == "client":
             await self.handle(event)
+        elif str(event.get("type", "")).startswith(f"{self.protocol}."):
+            await self.deliver(event)  # a frame, close or accept for the client
+        else:
+            # Any other layer event ({"type": "chat.message", ...}) goes to the route for its
+            # type, as a class consumer's handler would get it.
+            await self.handle(event, from_layer=True)
 
-    def message_for(self, event: Event) -> Message:
-        """The Message a consumer gets for ``event``."""
+    def message_for(self, event: Event, from_layer: bool = False) -> Message:
+        """The Message a consumer gets for ``event`` (client events are numbered by ``order``;
+        layer events are not)."""
         if self.protocol == "channel":
             content = dict(event)
             reply_name = content.get("reply_channel")
@@ -347,13 +354,10 @@ class MessageConnection:
                 self.scope,
             )
         assert self.reply_channel is not None
-        content = {
-            **self.connection_content,
-            **event,
-            "reply_channel": self.reply_channel.name,
-            "order": self.order,
-        }
-        self.order += 1
+        content = {**self.connection_content, **event, "reply_channel": self.reply_channel.name}
+        if not from_layer:
+            content["order"] = self.order
+            self.order += 1
         return Message(
             content,
             Channel(str(event.get("type", ""))),
@@ -362,10 +366,10 @@ class MessageConnection:
             self.scope,
         )
 
-    async def handle(self, event: Event) -> None:
-        """Route one client event to its consumer and run it."""
+    async def handle(self, event: Event, from_layer: bool = False) -> None:
+        """Route one event to its consumer and run it."""
         event_type = event.get("type")
-        message = self.message_for(event)
+        message = self.message_for(event, from_layer)
         matched = self.match(message)
         if matched is None:
             if event_type == "websocket.connect":

@@ -245,6 +245,22 @@ async def test_group_text_reaches_message_consumer_and_class_consumer_sockets_as
     assert await by_class.receive_output() == {"type": "websocket.close", "code": 4000}
 
 
+async def test_other_layer_events_go_to_the_route_for_their_type() -> None:
+    def ws_connect(message: Any) -> None:
+        Group("chat").add(message.reply_channel)
+        message.reply_channel.send({"accept": True})
+
+    def chat_message(message: Any) -> None:
+        message.reply_channel.send({"text": f"{message['user']}: {message['text']}"})
+
+    routes = [route("websocket.connect", ws_connect), route("chat.message", chat_message)]
+    communicator = WebsocketCommunicator(routes, "/")
+    await communicator.connect()
+    await Group("chat").send({"type": "chat.message", "user": "ann", "text": "hi"})
+    assert await communicator.receive_from() == "ann: hi"
+    await communicator.disconnect()
+
+
 async def test_groups_a_reply_channel_joined_are_left_when_the_connection_ends() -> None:
     names: list[str] = []
 
