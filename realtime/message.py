@@ -277,6 +277,8 @@ class MessageConnection:
         self.protocol = str(scope.get("type", ""))
         self.channel_layer = get_channel_layer()
         self.order = 0
+        #: The ``order`` of the last client message whose handling finished (-1: none yet).
+        self.completed_order = -1
         self.reply_channel: ReplyChannel | None = None
         self.accepted = False
         self.closed = False
@@ -374,6 +376,7 @@ class MessageConnection:
         if matched is None:
             if event_type == "websocket.connect":
                 await self.deliver({"type": "websocket.accept"})
+                self._completed(message)
                 return
             if event_type in ("websocket.disconnect", "http.disconnect"):
                 raise StopConsumer()
@@ -385,8 +388,14 @@ class MessageConnection:
             if event_type != "websocket.connect":
                 raise
             await self.deliver({"type": "websocket.close", "code": 1000})
+        self._completed(message)
         if event_type in ("websocket.disconnect", "http.disconnect") or self.response_finished:
             raise StopConsumer()
+
+    def _completed(self, message: Message) -> None:
+        order = message.content.get("order")
+        if isinstance(order, int):
+            self.completed_order = max(self.completed_order, order)
 
     def events_for(self, content: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The ASGI events a reply ``content`` stands for on this connection."""

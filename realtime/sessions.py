@@ -541,6 +541,10 @@ def enforce_ordering(consumer: Callable[..., Any] | None = None, *, slight: bool
         name = message.reply_channel.name
         state = _ordering_for(message.reply_channel)
         first_needed = min(order, 1) if slight else order
+        # A connection knows which of its messages are done, decorated consumers or not.
+        connection = getattr(message.reply_channel, "connection", None)
+        if connection is not None and connection.completed_order >= first_needed - 1:
+            state.next_order = max(state.next_order, first_needed)
         async with state.changed:
             try:
                 await asyncio.wait_for(

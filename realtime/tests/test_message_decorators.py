@@ -396,3 +396,19 @@ def test_channel_session_on_a_class_consumer_says_to_keep_state_on_self() -> Non
         with pytest.raises(TypeError, match="keep connection state on self"):
             decorator(Room)
     assert enforce_ordering(Room) is Room  # already ordered, one event at a time
+
+
+async def test_enforce_ordering_on_receive_alone_does_not_wait_for_an_undecorated_connect() -> None:
+    orders: list[int] = []
+
+    @enforce_ordering
+    def ws_receive(message: Any) -> None:
+        orders.append(message["order"])
+
+    routes = [route("websocket.connect", accept), route("websocket.receive", ws_receive)]
+    communicator = WebsocketCommunicator(routes, "/")
+    await communicator.connect()
+    await communicator.send_to(text_data="a")
+    await communicator.send_to(text_data="b")
+    await communicator.disconnect(timeout=3)
+    assert orders == [1, 2]
