@@ -160,8 +160,11 @@ async def call_message_consumer(
         except ConsumeLater:
             held_back.discard()
             raise
-        except BaseException:
-            await held_back.flush()
+        except Exception:
+            # As in Channels 1.x, what the consumer sent before failing still goes out; a send
+            # that fails too is logged by flush() and the consumer's own error is what propagates.
+            with contextlib.suppress(Exception):
+                await held_back.flush()
             raise
     await held_back.flush()
 
