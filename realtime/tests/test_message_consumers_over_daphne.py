@@ -43,15 +43,18 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def test_a_frame_reaches_everyone_in_the_room_and_nobody_else(port: int) -> None:
     base = f"ws://127.0.0.1:{port}/chat"
-    with connect(f"{base}/lobby/") as ann, connect(f"{base}/lobby/") as bob:
-        with connect(f"{base}/kitchen/") as cook:
-            ann.send("hello")
-            assert ann.recv(timeout=10) == "lobby: hello"
-            assert bob.recv(timeout=10) == "lobby: hello"
-            cook.send("soup")
-            assert cook.recv(timeout=10) == "kitchen: soup"
-            with pytest.raises(TimeoutError):
-                bob.recv(timeout=0.3)
+    with (
+        connect(f"{base}/lobby/") as ann,
+        connect(f"{base}/lobby/") as bob,
+        connect(f"{base}/kitchen/") as cook,
+    ):
+        ann.send("hello")
+        assert ann.recv(timeout=10) == "lobby: hello"
+        assert bob.recv(timeout=10) == "lobby: hello"
+        cook.send("soup")
+        assert cook.recv(timeout=10) == "kitchen: soup"
+        with pytest.raises(TimeoutError):
+            bob.recv(timeout=0.3)
 
 
 def test_a_sync_consumer_sends_to_the_group_like_a_view_would(port: int) -> None:
