@@ -7,10 +7,12 @@
      ├── ChannelFull               channel_layer.send() found the channel at its capacity
      ├── ConsumeLater              raised by a worker handler: put the message back, try it later
      └── ValueError
-          └── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+          ├── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+          └── RouteNotFound              no route()/route_class()/include() entry matched
 
-Routing failures are plain ValueErrors (no route for a path, a scope type or a channel name), as in
-Channels, so a server turns them into a 404 or a websocket close.
+Routing failures are ValueErrors (no route for a path, a scope type or a channel name), as in
+Channels, so a server turns them into a 404 or a websocket close. The filter routes of
+`realtime.routing.route()` raise RouteNotFound, which also says what was tried.
 """
 
 
@@ -44,11 +46,20 @@ class InvalidChannelLayerError(ValueError):
     that the caller needs."""
 
 
+class RouteNotFound(ValueError):
+    """No filter route matched a connection or a message. The text names the connection (or
+    the message's channel) and every route tried, for example::
+
+        No route matched websocket.receive on /chat/; tried route('websocket.connect', ...)
+    """
+
+
 __all__ = [
     "AcceptConnection",
     "ChannelFull",
     "ConsumeLater",
     "DenyConnection",
     "InvalidChannelLayerError",
+    "RouteNotFound",
     "StopConsumer",
 ]

@@ -41,6 +41,7 @@ from urllib.parse import SplitResult, urlsplit
 from django.conf import settings
 from django.http.request import is_same_domain
 
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class OriginValidator:
         allowed_origins: Iterable[str],
         allow_missing_origin: bool = False,
     ) -> None:
-        self.application = application
+        self.application = as_application(application, f"{type(self).__name__}(...)")
         self._allowed_origins = list(allowed_origins)
         self.allow_missing_origin = allow_missing_origin
 
