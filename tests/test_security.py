@@ -11,16 +11,20 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import websockets
@@ -114,6 +118,167 @@ def test_long_poll_feed_refuses_anonymous(live_server):
         assert error.code == 401
     else:
         raise AssertionError("an anonymous long-poll was answered")
+
+
+# -- the long-poll endpoint, answered by the core's HTTP path -------------------------------------
+
+POLL = "/notifications/poll/?timeout=1"
+FORTY_MB = 40 * 1024 * 1024
+
+
+def raw_http(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """Send a request as raw bytes (only `body` of it, whatever Content-Length says) and read the
+    answer: (status, headers, body). The answer must come within 10 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_bytes, _, rest = data.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin1").split("\r\n")
+    headers = {
+        name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])
+    }
+    return int(lines[0].split()[1]), headers, rest
+
+
+def request_head(method: str, host: str = "127.0.0.1", length: int | None = None) -> str:
+    head = f"{method} {POLL} HTTP/1.1\nHost: {host}\nConnection: close\n"
+    if length is not None:
+        head += f"Content-Length: {length}\n"
+    return head
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "status"),
+    [
+        (request_head("GET", host="evil.example"), b"", 400),
+        (request_head("POST", length=5), b"x=1&y", 405),
+        (request_head("PUT", length=FORTY_MB), b"", 413),  # answered before any body is sent
+        (request_head("GET", length=100_000), b"x" * 100_000, 413),
+    ],
+    ids=["foreign-host", "post", "40-mb-declared", "100-kb-body"],
+)
+def test_long_poll_refuses_bad_requests_at_once(live_server, head, body, status):
+    answer, headers, _ = raw_http(live_server.port, head, body)
+    assert answer == status
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def test_a_streamed_40_mb_body_is_cut_off_without_growing_the_server(live_server):
+    pid = live_server.processes[0].pid
+    before = rss_kib(pid)
+    sent = 0
+    chunk = b"x" * 65536
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /notifications/poll/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        try:
+            while sent < FORTY_MB:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:  # reset, broken pipe, or a send that blocks: the server stopped reading
+            pass
+    assert sent < FORTY_MB / 4, f"the server read {sent} bytes of a body it must refuse"
+    assert rss_kib(pid) - before < 10 * 1024, "the server grew while refusing the body"
+
+
+def test_long_poll_answers_carry_djangos_security_headers(live_server):
+    _, headers, _ = raw_http(live_server.port, request_head("GET"))
+    page = urllib.request.urlopen(live_server.url + "/accounts/login/", timeout=10)
+    for name in ("x-content-type-options", "referrer-policy", "x-frame-options"):
+        assert headers[name] == page.headers[name], name
+    assert headers["content-security-policy"] == page.headers["content-security-policy"]
+
+
+# -- password guessing: the admin login and the site login share one set of limits ----------------
+
+PASSWORD = "right-pass-word-123"
+
+
+class FormClient:
+    """A cookie-keeping HTTP client that fills in and posts login forms the way a browser does."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def open(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str, str]:
+        """(status, final URL, body), following redirects."""
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        try:
+            with self.opener.open(self.base_url + path, body, timeout=30) as response:
+                return response.status, response.url, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.url, error.read().decode()
+
+    def log_in(self, login_path: str, username: str, password: str) -> int:
+        """Open the login page at `login_path` (wherever it redirects) and post its form."""
+        _, url, page = self.open(login_path)
+        fields = dict(
+            re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page)
+        )
+        names = set(re.findall(r'<input[^>]*name="([^"]+)"', page))
+        user_field = "login" if "login" in names else "username"
+        fields.update({user_field: username, "password": password})
+        status, _, _ = self.open(url.removeprefix(self.base_url), fields)
+        return status
+
+    def is_logged_in_to_admin(self) -> bool:
+        status, url, _ = self.open("/admin/")
+        return status == 200 and url.endswith("/admin/")
+
+
+@pytest.fixture(scope="module")
+def login_server(live_server_factory):
+    """A server of its own: the guesses below exhaust 127.0.0.1's failure budget for a minute."""
+    server = live_server_factory(SWITCHBOARD_APRS_REPLAY="")
+    server.start_daphne()
+    return server
+
+
+def test_admin_login_refuses_the_right_password_after_15_wrong_ones(login_server):
+    login_server.create_user("guessed-admin", PASSWORD, staff=True)
+    attacker = FormClient(login_server.url)
+    for attempt in range(15):
+        attacker.log_in("/admin/login/?next=/admin/", "guessed-admin", f"wrong-{attempt}")
+    attacker.log_in("/admin/login/?next=/admin/", "guessed-admin", PASSWORD)
+    assert not attacker.is_logged_in_to_admin()
+    # The admin's own form takes no password at all any more: it sends everyone to the site login.
+    direct = FormClient(login_server.url)
+    direct.open("/admin/login/", {"username": "guessed-admin", "password": PASSWORD})
+    assert not direct.is_logged_in_to_admin()
+
+
+def test_login_limits_hold_across_processes_sharing_redis(live_server_factory, redis_server):
+    server = live_server_factory(redis_url=redis_server.url, SWITCHBOARD_APRS_REPLAY="")
+    first, second = server.start_daphne(), server.start_daphne()
+    server.create_user("guessed-twice", PASSWORD, staff=True)
+    server.create_user("bystander", PASSWORD, staff=True)
+    attacker = {port: FormClient(f"http://127.0.0.1:{port}") for port in (first, second)}
+    # Six failures, three per process: over the per-account limit (5) only when counted together,
+    # and under the per-IP one (10), so what refuses below is the account's count.
+    for attempt in range(3):
+        for port in (first, second):
+            attacker[port].log_in("/accounts/login/", "guessed-twice", f"wrong-{attempt}")
+    attacker[first].log_in("/accounts/login/", "guessed-twice", PASSWORD)
+    assert not attacker[first].is_logged_in_to_admin()
+    # Only that account is held: another user logs in from the same address.
+    other = FormClient(f"http://127.0.0.1:{second}")
+    other.log_in("/admin/login/?next=/admin/", "bystander", PASSWORD)
+    assert other.is_logged_in_to_admin()
 
 
 # -- CSRF on every state-changing endpoint ---------------------------------------------------------
