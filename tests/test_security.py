@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from chat import protocol as chat_protocol
-from conftest import ROOT
+from conftest import ROOT, watch_pages
 from notifications import protocol as notification_protocol
 from tests.chat_client import ChatClient, create_room, create_sessions
 
@@ -445,6 +445,46 @@ def test_chat_message_markup_is_shown_as_text_never_rendered(live_server, sessio
 
     html = urllib.request.urlopen(f"{live_server.url}/rooms/{room}/", timeout=10).read().decode()
     assert MARKUP not in html, "the page's HTML carries the message markup unescaped"
+
+
+# -- Content-Security-Policy: every page works under it -------------------------------------------
+
+# (path, who, a selector that shows the page's live part works, or None)
+PAGES = [
+    ("/accounts/login/", None, None),
+    ("/accounts/signup/", None, None),
+    ("/", "sec-member", None),
+    ("/rooms/security/", "sec-member", "[data-connection-state][data-state=open]"),
+    ("/console/", "sec-staff", "[data-connection-state][data-state=open]"),
+    ("/notifications/", "sec-member", None),
+    ("/settings/tokens/", "sec-member", None),
+    ("/news/", "sec-member", "[data-news-live][data-state=open]"),
+    ("/admin/", "sec-staff", None),
+]
+
+
+def test_every_page_runs_under_the_content_security_policy(live_server, sessions, browser):
+    failures = {}
+    for path, who, live_part in PAGES:
+        context = browser.new_context(base_url=live_server.url)
+        problems = watch_pages(context)
+        if who:
+            context.add_cookies(
+                [{"name": "sessionid", "value": sessions[who], "url": live_server.url}]
+            )
+        page = context.new_page()
+        try:
+            response = page.goto(path)
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            if live_part:
+                page.locator(live_part).wait_for(timeout=15_000)
+            page.wait_for_load_state("networkidle")
+        finally:
+            context.close()
+        found = problems.csp_violations + problems.console_errors + problems.script_errors
+        if found:
+            failures[path] = found
+    assert failures == {}
 
 
 def run_in_thread(coroutine) -> None:
