@@ -97,6 +97,13 @@ REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("SWITCHBOARD_MAX_SOCKETS_PER_
 REALTIME_MAX_POLLS_PER_USER = int(os.environ.get("SWITCHBOARD_MAX_POLLS_PER_USER", "5"))
 # ---------------------------------------------------------------------------------------------
 
+if REALTIME_STRICT_ORIGINS and any(
+    "://" not in origin and origin != "*" for origin in REALTIME_ALLOWED_ORIGINS
+):
+    raise ImproperlyConfigured(
+        "With SWITCHBOARD_STRICT_ORIGINS on, every allowed origin needs its scheme "
+        f"(https://chat.example.com), got {REALTIME_ALLOWED_ORIGINS!r}"
+    )
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Switchboard refuses the built-in "

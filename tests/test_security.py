@@ -86,6 +86,46 @@ def test_cross_origin_websocket_handshake_is_refused(live_server, sessions, path
     asyncio.run(attempt())
 
 
+@pytest.fixture(scope="module")
+def strict_origin_server(live_server_factory):
+    """Origins checked strictly, the site being http://127.0.0.1 (port 80), as production is
+    https://<host>."""
+    server = live_server_factory(
+        SWITCHBOARD_APRS_REPLAY="",
+        SWITCHBOARD_STRICT_ORIGINS="1",
+        SWITCHBOARD_ALLOWED_ORIGINS="http://127.0.0.1",
+    )
+    server.start_daphne()
+    return server
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("http://127.0.0.1", True),
+        ("http://127.0.0.1:80", True),
+        ("http://127.0.0.1:8000", False),  # same host, another port: another site
+        ("https://127.0.0.1", False),  # same host, another scheme
+        ("http://localhost", False),  # allowed host, not the site's origin
+    ],
+)
+def test_strict_origin_check_wants_the_sites_scheme_and_port(
+    strict_origin_server, origin, accepted
+):
+    url = strict_origin_server.ws_url + "/ws/news/"
+
+    async def attempt() -> bool:
+        try:
+            socket = await handshake(url, origin)
+        except websockets.exceptions.InvalidStatus as refused:
+            assert refused.response.status_code == 403
+            return False
+        await socket.close()
+        return True
+
+    assert asyncio.run(attempt()) is accepted
+
+
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
