@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from chat import protocol as chat_protocol
-from conftest import ROOT, watch_pages
+from conftest import ROOT, free_port, watch_pages
 from notifications import protocol as notification_protocol
 from tests.chat_client import ChatClient, create_room, create_sessions
 
@@ -239,6 +239,30 @@ def test_long_poll_answers_carry_djangos_security_headers(live_server):
     for name in ("x-content-type-options", "referrer-policy", "x-frame-options"):
         assert headers[name] == page.headers[name], name
     assert headers["content-security-policy"] == page.headers["content-security-policy"]
+
+
+# -- /readyz says which check fails, never why ------------------------------------------------
+
+
+def test_readyz_tells_the_public_which_check_fails_and_metrics_tells_why(live_server_factory):
+    # REDIS_URL names a port nothing listens on: the channel layer check fails.
+    server = live_server_factory(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", SWITCHBOARD_APRS_REPLAY=""
+    )
+    server.start_daphne()
+    try:
+        urllib.request.urlopen(server.url + "/readyz", timeout=15)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, json.loads(error.read())
+    else:
+        raise AssertionError("/readyz answered 200 without Redis")
+    assert status == 503
+    assert body == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "channel_layer": "failing"},
+    }
+    metrics = urllib.request.urlopen(server.url + "/metrics", timeout=15).read().decode()
+    assert re.search(r'realtime_readiness_failure\{check="channel_layer",error="\w+', metrics)
 
 
 # -- password guessing: the admin login and the site login share one set of limits ----------------
