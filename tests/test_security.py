@@ -19,6 +19,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -163,6 +164,7 @@ def test_long_poll_feed_refuses_anonymous(live_server):
 # -- the long-poll endpoint, answered by the core's HTTP path -------------------------------------
 
 POLL = "/notifications/poll/?timeout=1"
+POLL_30S = "/notifications/poll/?timeout=30"
 FORTY_MB = 40 * 1024 * 1024
 
 
@@ -185,8 +187,10 @@ def raw_http(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str, st
     return int(lines[0].split()[1]), headers, rest
 
 
-def request_head(method: str, host: str = "127.0.0.1", length: int | None = None) -> str:
-    head = f"{method} {POLL} HTTP/1.1\nHost: {host}\nConnection: close\n"
+def request_head(
+    method: str, path: str = POLL, host: str = "127.0.0.1", length: int | None = None
+) -> str:
+    head = f"{method} {path} HTTP/1.1\nHost: {host}\nConnection: close\n"
     if length is not None:
         head += f"Content-Length: {length}\n"
     return head
@@ -263,6 +267,72 @@ def test_readyz_tells_the_public_which_check_fails_and_metrics_tells_why(live_se
     }
     metrics = urllib.request.urlopen(server.url + "/metrics", timeout=15).read().decode()
     assert re.search(r'realtime_readiness_failure\{check="channel_layer",error="\w+', metrics)
+
+
+# -- connections per user ------------------------------------------------------------------------
+
+SOCKETS_PER_USER = 20  # the defaults of REALTIME_MAX_SOCKETS_PER_USER and _POLLS_PER_USER
+POLLS_PER_USER = 5
+
+
+def test_a_user_over_the_socket_cap_gets_close_4429_with_a_reason(live_server):
+    session = live_server.create_user("socket-hoarder")
+    url = live_server.ws_url + "/ws/notifications/"
+
+    async def attempt():
+        held = []
+        for _ in range(SOCKETS_PER_USER):
+            socket = await handshake(url, live_server.url, session)
+            await socket.recv()  # the unread count: the socket is in
+            held.append(socket)
+        extra = await handshake(url, live_server.url, session)
+        frame = json.loads(await extra.recv())
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await extra.recv()
+        await held.pop().close()
+        # A freed place is taken again (the count drops once the server has seen the close).
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            again = await handshake(url, live_server.url, session)
+            first = json.loads(await again.recv())
+            if first.get("code") != "too_many_connections" or (
+                asyncio.get_running_loop().time() > deadline
+            ):
+                break
+            await again.close()
+        for socket in [*held, again]:
+            await socket.close()
+        return frame, extra.close_code, first
+
+    frame, code, first = asyncio.run(attempt())
+    assert code == 4429
+    assert frame["type"] == "error" and frame["code"] == "too_many_connections"
+    assert first["type"] == notification_protocol.UNREAD
+
+
+def waiting_polls(server) -> float:
+    metrics = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+    return sum(map(float, re.findall(r"^realtime_long_polls_waiting\{.*\} (\S+)$", metrics, re.M)))
+
+
+def test_a_user_over_the_poll_cap_gets_429_at_once(live_server):
+    session = live_server.create_user("poll-hoarder")
+    head = request_head("GET", POLL_30S) + f"Cookie: sessionid={session}\n"
+    raw = head.replace("\n", "\r\n").encode() + b"\r\n"
+    held: list[socket.socket] = []
+    try:
+        for _ in range(POLLS_PER_USER):
+            held.append(socket.create_connection(("127.0.0.1", live_server.port), timeout=10))
+            held[-1].sendall(raw)
+        deadline = time.monotonic() + 10
+        while waiting_polls(live_server) < POLLS_PER_USER and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, _, body = raw_http(live_server.port, head)
+    finally:
+        for connection in held:
+            connection.close()
+    assert status == 429
+    assert json.loads(body)["error"]["code"] == "too_many_polls"
 
 
 # -- password guessing: the admin login and the site login share one set of limits ----------------

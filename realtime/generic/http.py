@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -43,6 +43,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import QueryDict
 
+from realtime.connection_limits import (
+    ERROR_TOO_MANY_POLLS,
+    authenticated_user_id,
+    max_polls_per_user,
+    waiting_polls,
+)
 from realtime.consumer import AsyncConsumer
 from realtime.exceptions import StopConsumer
 from realtime.security.http import add_security_headers, host_is_allowed, request_host
@@ -238,6 +244,10 @@ class LongPollConsumer(AsyncHttpConsumer):
        poll() again (answering if it returns a response), or `await self.respond(response)`.
     5. After `timeout` seconds with no answer, `on_timeout()` gives the answer (default: 204).
 
+    A logged-in user may have at most settings.REALTIME_MAX_POLLS_PER_USER requests waiting in
+    this process (0: no cap); the next one that would wait is answered 429 at once
+    (realtime.connection_limits).
+
     If the client disconnects while waiting, the groups are left and nothing is sent. Waiting costs
     no thread: it is a pending read on the event loop. Responses made by `json_response()` carry
     `Cache-Control: no-store`, so no cache replays a stale poll. Example:
@@ -276,10 +286,15 @@ class LongPollConsumer(AsyncHttpConsumer):
         super().__init__(*args, **kwargs)
         self.waiting = False
         self._deadline: float | None = None
+        self._poll_slot: Hashable | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._asgi_receive = receive
-        await super().__call__(scope, self._receive_until_deadline, send)
+        try:
+            await super().__call__(scope, self._receive_until_deadline, send)
+        finally:
+            if self._poll_slot is not None:
+                waiting_polls.release(self._poll_slot)
 
     @property
     def query(self) -> QueryDict:
@@ -313,9 +328,25 @@ class LongPollConsumer(AsyncHttpConsumer):
             return
         await self.join_groups(self.get_groups())
         await self.wake()
+        if not self.answered and not self._take_poll_slot():
+            limit = max_polls_per_user()
+            body = json_error_body(
+                ERROR_TOO_MANY_POLLS, f"at most {limit} waiting polls per user; retry later"
+            )
+            headers = [(b"content-type", b"application/json"), (b"retry-after", b"5")]
+            await self.respond(LongPollResponse(429, body, headers))
         if not self.answered:
             self.waiting = True
             self._deadline = asyncio.get_running_loop().time() + self.timeout
+
+    def _take_poll_slot(self) -> bool:
+        user_id = authenticated_user_id(self.scope)
+        if user_id is None:
+            return True
+        if not waiting_polls.try_acquire(user_id, max_polls_per_user()):
+            return False
+        self._poll_slot = user_id
+        return True
 
     async def wake(self) -> None:
         """Run poll() again and answer if it returns a response; otherwise keep waiting."""
