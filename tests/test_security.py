@@ -1,11 +1,20 @@
 """Security, checked the way an attacker would try it:
 
-- a WebSocket handshake from another origin is refused by real Daphne;
+- a WebSocket handshake from another origin is refused by real Daphne, and with strict origins
+  from the site's own host on another scheme or port;
 - the staff console refuses anonymous (4401) and non-staff (4403) users, notification streams and
   the long-poll feed refuse anonymous ones;
 - every state-changing HTTP endpoint in the URLconf refuses a logged-in POST without a CSRF token;
 - with production settings the session and CSRF cookies are Secure (and the session HttpOnly);
-- chat message text is never rendered as HTML, in the live view or in the page's history.
+- chat message text is never rendered as HTML, in the live view or in the page's history;
+- the long-poll endpoint refuses a foreign Host, other methods and large bodies at once (a 40 MB
+  body is never read), and answers with Django's security headers;
+- /readyz tells the public which check fails, never why;
+- one user holds at most 20 sockets (close 4429) and 5 waiting polls (429) per process;
+- password guessing: the admin login has the site login's limits, shared by processes via Redis;
+- every page runs under the Content-Security-Policy without a violation or a script error.
+
+docs/security.md has the table of attacks, expected answers and tests.
 """
 
 from __future__ import annotations
