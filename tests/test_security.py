@@ -257,12 +257,18 @@ def test_long_poll_answers_carry_djangos_security_headers(live_server):
 # -- /readyz says which check fails, never why ------------------------------------------------
 
 
-def test_readyz_tells_the_public_which_check_fails_and_metrics_tells_why(live_server_factory):
-    # REDIS_URL names a port nothing listens on: the channel layer check fails.
+@pytest.fixture(scope="module")
+def server_without_redis(live_server_factory):
+    """REDIS_URL names a port nothing listens on: the channel layer and the cache are away."""
     server = live_server_factory(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", SWITCHBOARD_APRS_REPLAY=""
     )
     server.start_daphne()
+    return server
+
+
+def test_readyz_tells_the_public_which_check_fails_and_metrics_tells_why(server_without_redis):
+    server = server_without_redis
     try:
         urllib.request.urlopen(server.url + "/readyz", timeout=15)
     except urllib.error.HTTPError as error:
@@ -276,6 +282,12 @@ def test_readyz_tells_the_public_which_check_fails_and_metrics_tells_why(live_se
     }
     metrics = urllib.request.urlopen(server.url + "/metrics", timeout=15).read().decode()
     assert re.search(r'realtime_readiness_failure\{check="channel_layer",error="\w+', metrics)
+
+
+def test_logins_are_refused_with_503_while_the_cache_is_away(server_without_redis):
+    server_without_redis.create_user("cacheless", PASSWORD)
+    client = FormClient(server_without_redis.url)
+    assert client.log_in("/accounts/login/", "cacheless", PASSWORD) == 503
 
 
 # -- connections per user ------------------------------------------------------------------------

@@ -94,7 +94,8 @@ def origin_matches(origin: str, pattern: str, strict: bool = False) -> bool:
         if parsed_pattern.port is not None and parsed_pattern.port != _port(parsed_origin):
             return False
         return is_same_domain(parsed_origin.hostname, parsed_pattern.hostname)
-    parsed_pattern = _parse(pattern)
+    # CSRF_TRUSTED_ORIGINS' wildcard form, "https://*.example.com", means ".example.com" here.
+    parsed_pattern = _parse(pattern.replace("://*.", "://.", 1))
     if parsed_pattern is None or not parsed_pattern.hostname:
         return False
     return (

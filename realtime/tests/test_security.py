@@ -142,6 +142,8 @@ async def test_any_of_several_patterns_may_match():
         ("https://chat.example.com", "https://chat.example.com:8443", False),
         ("https://chat.example.com", "https://evil.chat.example.com", False),
         ("https://.example.com", "https://chat.example.com", True),
+        ("https://*.example.com", "https://chat.example.com", True),  # CSRF_TRUSTED_ORIGINS' form
+        ("https://*.example.com", "http://chat.example.com", False),
         # A plain host entry, which accepts any scheme and port when not strict, counts for nothing.
         ("chat.example.com", "https://chat.example.com", False),
         ("chat.example.com", "http://chat.example.com:8000", False),
