@@ -68,6 +68,6 @@ application = ConnectionMetricsMiddleware(application)
 # process. Moving it out of the garbage collector's reach means a full collection only walks what
 # the process made since: on a server holding 200 chat sockets that cut the pauses of full
 # collections from 60-110 ms to 20-50 ms, which showed directly in the p99 of chat deliveries
-# (see README, "Whole-stack benchmarks"). Objects frozen here are still freed by reference counting.
+# (bench/README.md, "Whole stack: a chat room"). Objects frozen here are still freed by reference counting.
 gc.collect()
 gc.freeze()

@@ -29,6 +29,17 @@ def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of {minimum} or more, got {value!r}"
+        )
+    return int(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # The environment, read in one place.
 # ---------------------------------------------------------------------------------------------
@@ -49,6 +60,8 @@ CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# HSTS max-age sent with DEBUG off; 0 sends no HSTS header.
+HSTS_SECONDS = _env_int("DJANGO_HSTS_SECONDS", 31536000)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
@@ -67,12 +80,21 @@ APRS_PASSCODE = os.environ.get("SWITCHBOARD_APRS_PASSCODE", "-1")
 APRS_FILTER = os.environ.get("SWITCHBOARD_APRS_FILTER", "t/sm")
 # Reconnect when APRS-IS sends nothing, not even its 20-second keep-alive, for this many seconds.
 APRS_SILENCE_TIMEOUT = float(os.environ.get("SWITCHBOARD_APRS_SILENCE_TIMEOUT", "60"))
+# A bulletin heard again within this many seconds of its last sighting is the same news item.
+APRS_DEDUPE_WINDOW_SECONDS = _env_int("SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS", 12 * 60 * 60)
+# News not heard again for this many days is deleted, so a busy feed does not grow forever.
+APRS_RETENTION_DAYS = _env_int("SWITCHBOARD_APRS_RETENTION_DAYS", 7, minimum=1)
 # The in-process worker of `manage.py serve`: "auto" runs it when the default layer is in-memory.
 REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto")
 # How many times a worker re-queues a message whose handler raises ConsumeLater before it becomes
 # a dead letter.
 REALTIME_CONSUME_LATER_MAX_RETRIES = int(
     os.environ.get("SWITCHBOARD_CONSUME_LATER_MAX_RETRIES", "10")
+)
+# Bytes `manage.py serve` lets wait for a WebSocket client that does not read before it closes the
+# socket with 4008 (see realtime.backlog).
+REALTIME_WEBSOCKET_MAX_BACKLOG = _env_int(
+    "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG", 1024 * 1024, minimum=64 * 1024
 )
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
@@ -280,7 +302,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Probes and scrapers talk plain HTTP to the process itself, inside the deployment.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if not DEBUG:
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = HSTS_SECONDS
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -295,5 +317,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django's own default config gives the "django" logger a plain console handler of its
+        # own (while DEBUG); it would print every record once more, without time or level.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }

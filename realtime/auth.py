@@ -67,9 +67,16 @@ def _user_id_from_session(session: Any) -> Any:
 
 
 def _get_user_sync(scope: Scope) -> Any:
+    return user_of_session(_require_session(scope, "get_user()"))
+
+
+def user_of_session(session: Any) -> Any:
+    """The user `session` is logged in as, checked as Django checks a request: the backend is
+    still configured, the user exists (and the backend accepts them: active), and the session's
+    auth hash is the user's current one (else the session is flushed). An AnonymousUser
+    otherwise."""
     from django.contrib.auth.models import AnonymousUser
 
-    session = _require_session(scope, "get_user()")
     user = None
     try:
         user_id = _user_id_from_session(session)

@@ -67,6 +67,7 @@ from typing import Any
 
 from django.conf import settings
 
+from realtime.backoff import Backoff
 from realtime.exceptions import ChannelFull, ConsumeLater
 from realtime.types import ASGIApp, Message, Scope
 
@@ -76,7 +77,9 @@ RETRIES_KEY = "__retries__"
 DEFAULT_MAX_RETRIES = 10
 DEAD_LETTER_LIMIT = 1000
 DEAD_LETTER_MESSAGE_TYPE = "dead.letter"
-LAYER_ERROR_BACKOFF_MAX = 5.0
+# Waits after consecutive failures of the channel layer (a receive, a ConsumeLater re-queue):
+# 0.2 s after the first, doubling, at most 5 s.
+LAYER_ERROR_BACKOFF = Backoff(initial=0.1, maximum=5.0)
 RECEIVE_CANCEL_GRACE = 5.0
 
 Acknowledge = Callable[[], Awaitable[None]]
@@ -330,7 +333,7 @@ class Worker:
                 return None
             except Exception:
                 failures += 1
-                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                delay = LAYER_ERROR_BACKOFF.delay(failures)
                 logger.exception(
                     "Receiving from channel %r failed; retrying in %.1fs", channel, delay
                 )
@@ -390,7 +393,7 @@ class Worker:
                         channel,
                     )
                     return False
-                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                delay = LAYER_ERROR_BACKOFF.delay(failures)
                 logger.exception(
                     "Re-queueing a message on channel %r failed; retrying in %.1fs", channel, delay
                 )

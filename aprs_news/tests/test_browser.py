@@ -101,3 +101,17 @@ def test_news_page_updates_live_as_the_gateway_feeds_it(page, news_server, captu
         f"verb={services.NOTIFICATION_VERB!r}).count())"
     )
     assert count.strip().splitlines()[-1] == "1"
+
+
+def test_news_page_fits_a_phone_screen_when_logged_in(browser, news_server):
+    session = news_server.create_user("phonereader")
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    context.add_cookies([{"name": "sessionid", "value": session, "url": news_server.url}])
+    page = context.new_page()
+    page.goto(f"{news_server.url}/news/")
+    follow = page.get_by_role("button", name="Follow group")
+    expect(follow).to_be_visible(timeout=SLOW)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = follow.bounding_box()
+    assert box["x"] + box["width"] <= 390
+    context.close()

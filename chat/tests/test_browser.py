@@ -137,7 +137,7 @@ CONVERSATION = [
 
 def test_room_and_console_pages_render_for_the_readme(live_server_factory, browser, tmp_path):
     """Renders the room page and the console with a small conversation and saves screenshots
-    (to SWITCHBOARD_SCREENSHOT_DIR, e.g. docs/, when set): the pages show history, the "new
+    (to SWITCHBOARD_SCREENSHOT_DIR, e.g. docs/images/, when set): the pages show history, the "new
     messages" divider, mentions, presence, typing, the console feed and audit log."""
     import os
     from pathlib import Path

@@ -11,7 +11,9 @@ The events between the server and a websocket consumer (ASGI):
 
 The socket moves through `WebSocketState`: CONNECTING until accept() (or close(), which then
 refuses the handshake: the browser sees HTTP 403), CONNECTED, CLOSED once the consumer has sent a
-close, DISCONNECTED when the client is gone. `self.groups` are joined before connect() runs and left
+close, DISCONNECTED when the client is gone. Only a CONNECTED socket's frames reach receive():
+frames that arrive after the consumer sent a close (a client may keep sending until the server
+drops the connection) or before it accepted are dropped, for every consumer class. `self.groups` are joined before connect() runs and left
 when the client disconnects. Raising DenyConnection in connect() refuses the socket, raising
 AcceptConnection accepts it.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -37,6 +40,8 @@ from realtime.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from realtime.types import Message
 
 Headers = list[tuple[bytes, bytes]]
+
+logger = logging.getLogger(__name__)
 
 
 class WebSocketState(enum.Enum):
@@ -76,6 +81,16 @@ def _drop_send(state: WebSocketState) -> bool:
             "connecting: call accept() first"
         )
     return state is not WebSocketState.CONNECTED
+
+
+def _frame_refused(state: WebSocketState) -> bool:
+    """Whether a frame from the client must not reach receive(): only an accepted socket that
+    the consumer has not closed takes frames. A client that ignores a close (4401, 4403) and
+    keeps sending until the server drops the connection reaches nothing."""
+    if state is WebSocketState.CONNECTED:
+        return False
+    logger.debug("dropped a websocket frame received while the socket is %s", state.value)
+    return True
 
 
 def _close_message(code: int | bool | None, reason: str | None) -> Message:
@@ -126,6 +141,8 @@ class WebsocketConsumer(SyncConsumer):
         super().send(message)
 
     def websocket_receive(self, message: Message) -> None:
+        if _frame_refused(self.websocket_state):
+            return
         self.receive(**_receive_arguments(message))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -219,6 +236,8 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(message)
 
     async def websocket_receive(self, message: Message) -> None:
+        if _frame_refused(self.websocket_state):
+            return
         await self.receive(**_receive_arguments(message))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

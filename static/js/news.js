@@ -159,7 +159,7 @@ function handleFrame(frame) {
     const element = document.getElementById(`news-${frame.id}`);
     if (element) setSeen(element, frame.seen_count, frame.last_seen);
   } else if (frame.type === "error") {
-    console.warn("news: server error", frame.code, frame.message);
+    console.warn("news: server error", frame.code, frame.detail);
   }
 }
 

@@ -30,7 +30,14 @@
  * visible. Close codes in `finalCodes` (default 4401 login required, 4403 forbidden) and
  * `socket.close()` are final: the state becomes "closed" and the socket stays down.
  * Frames that are not JSON are ignored with a console warning.
+ *
+ * Leaving the page (beforeunload) closes the connection at once, so the server sees the reader go
+ * before it renders the next page (the browser itself closes it only once the next page has
+ * arrived: a room list rendered meanwhile would still count you in the room you left). If the page
+ * stays after all (a cancelled navigation), the socket connects again UNLOAD_RETRY_MS later.
  */
+
+const UNLOAD_RETRY_MS = 1000;
 
 export const DEFAULT_FINAL_CODES = Object.freeze([4401, 4403]);
 
@@ -72,7 +79,10 @@ export class ReconnectingSocket extends EventTarget {
     this.wakeUp = () => {
       if (this.state === "reconnecting" && document.visibilityState !== "hidden") this.connectNow();
     };
+    this.unloading = false;
+    this.leavePage = () => this.closeForUnload();
     window.addEventListener("online", this.wakeUp);
+    window.addEventListener("beforeunload", this.leavePage);
     document.addEventListener("visibilitychange", this.wakeUp);
     this.connect();
   }
@@ -89,6 +99,7 @@ export class ReconnectingSocket extends EventTarget {
     this.stopped = true;
     clearTimeout(this.timer);
     window.removeEventListener("online", this.wakeUp);
+    window.removeEventListener("beforeunload", this.leavePage);
     document.removeEventListener("visibilitychange", this.wakeUp);
     if (this.ws) this.ws.close(code);
     this.setState("closed", { code });
@@ -99,6 +110,13 @@ export class ReconnectingSocket extends EventTarget {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.connect();
+  }
+
+  /** The page is being left: close now, quietly (see the module doc). */
+  closeForUnload() {
+    if (this.stopped || !this.ws) return;
+    this.unloading = true;
+    this.ws.close(1000, "leaving the page");
   }
 
   connect() {
@@ -136,6 +154,12 @@ export class ReconnectingSocket extends EventTarget {
       if (ws !== this.ws) return;
       this.ws = null;
       if (this.stopped) return;
+      if (this.unloading) {
+        this.unloading = false;
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.connect(), UNLOAD_RETRY_MS);
+        return;
+      }
       if (this.finalCodes.has(event.code)) {
         this.stopped = true;
         this.setState("closed", { code: event.code, reason: event.reason });

@@ -36,6 +36,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 from twisted.internet import defer, reactor
 
+from realtime import backlog
 from realtime.layers import get_channel_layer
 from realtime.management.commands.runworker import load_application
 from realtime.request_body import BodyLimitedHTTPFactory
@@ -230,6 +231,7 @@ class Command(BaseCommand):
 
     def _started(self) -> None:
         """Runs once the reactor (and with it the asyncio loop) is running."""
+        backlog.install(self.server)  # sockets whose client stops reading are closed (4008)
         loop = asyncio.get_event_loop()
         if self.worker is not None:
             self.tasks[WORKER_TASK] = loop.create_task(self.worker.run())
