@@ -103,8 +103,8 @@ CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
 CACHE_URL = os.environ.get("SWITCHBOARD_CACHE_URL", "") or REDIS_URL
 # Request bodies, in bytes: the largest `manage.py serve` reads at all (refused with 413 before it
 # is buffered; 0: no limit), and the largest the core's own HTTP endpoints (the long-poll) accept.
-REALTIME_MAX_REQUEST_BODY = int(os.environ.get("SWITCHBOARD_MAX_REQUEST_BODY", "2621440"))
-REALTIME_HTTP_MAX_BODY = int(os.environ.get("SWITCHBOARD_HTTP_MAX_BODY", "65536"))
+REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
+REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
 # WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
 # REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for
 # each allowed host. Not strict: any scheme and port of an ALLOWED_HOSTS host.
@@ -115,8 +115,8 @@ REALTIME_ALLOWED_ORIGINS = (
     or [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
 )
 # Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
-REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("SWITCHBOARD_MAX_SOCKETS_PER_USER", "20"))
-REALTIME_MAX_POLLS_PER_USER = int(os.environ.get("SWITCHBOARD_MAX_POLLS_PER_USER", "5"))
+REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
+REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
 # ---------------------------------------------------------------------------------------------
 
 if REALTIME_STRICT_ORIGINS and any(
