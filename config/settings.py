@@ -98,8 +98,34 @@ REALTIME_WEBSOCKET_MAX_BACKLOG = _env_int(
 )
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
+# Django's cache (login rate limits live there): Redis when this (default: REDIS_URL) is set, so
+# the limits hold across processes; keys start with "switchboard-cache", apart from the layer's.
+CACHE_URL = os.environ.get("SWITCHBOARD_CACHE_URL", "") or REDIS_URL
+# Request bodies, in bytes: the largest `manage.py serve` reads at all (refused with 413 before it
+# is buffered; 0: no limit), and the largest the core's own HTTP endpoints (the long-poll) accept.
+REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
+REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
+# WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
+# REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for
+# each allowed host. Not strict: any scheme and port of an ALLOWED_HOSTS host.
+REALTIME_STRICT_ORIGINS = _env_bool("SWITCHBOARD_STRICT_ORIGINS", not DEBUG)
+REALTIME_ALLOWED_ORIGINS = (
+    _env_list("SWITCHBOARD_ALLOWED_ORIGINS", "")
+    or CSRF_TRUSTED_ORIGINS
+    or [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
+)
+# Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
+REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
+REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
 # ---------------------------------------------------------------------------------------------
 
+if REALTIME_STRICT_ORIGINS and any(
+    "://" not in origin and origin != "*" for origin in REALTIME_ALLOWED_ORIGINS
+):
+    raise ImproperlyConfigured(
+        "With SWITCHBOARD_STRICT_ORIGINS on, every allowed origin needs its scheme "
+        f"(https://chat.example.com), got {REALTIME_ALLOWED_ORIGINS!r}"
+    )
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Switchboard refuses the built-in "
@@ -133,6 +159,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.CacheUnavailableMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -195,6 +223,17 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}}
 
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "switchboard-cache",
+            # A login waits at most this long on an unreachable cache, then fails (closed).
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -212,6 +251,14 @@ ACCOUNT_SIGNUP_FIELDS = ["email", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+# Login limits (docs/security.md): counted in Django's cache, so shared by every process when
+# CACHE_URL/REDIS_URL is set. The admin's login page sends users to this login (config/urls.py),
+# so one set of limits covers both. Per client IP: 30 login posts and 10 failures a minute; per
+# account: 5 failures in a sliding 5 minutes, after which even the right password is refused
+# until the oldest failure is 5 minutes old. A password reset clears the account's count.
+ACCOUNT_RATE_LIMITS = {"login": "30/m/ip", "login_failed": "10/m/ip,5/5m/key"}
+# Counts an account's failures under one key, however its login is typed (config/accounts.py).
+ACCOUNT_ADAPTER = "config.accounts.AccountAdapter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -231,6 +278,22 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# Sent on every page (config.middleware) and every core HTTP answer (realtime.security.http).
+# 'self' in connect-src covers ws:// and wss:// to the page's own host and port.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES

@@ -86,20 +86,15 @@ class NotificationPoll(LongPollConsumer):
 
     The user's group is joined before the first query, so a notification created in between wakes
     the request. 401 JSON when not logged in (session or Bearer token); 400 JSON on bad parameters;
-    405 for methods other than GET. Waiting costs no thread.
+    405 for methods other than GET, and 413 for a request body, both before the body is read (the
+    core's checks, see realtime.generic.http). Waiting costs no thread.
     """
 
+    allowed_methods = ("GET",)
     user_id: int | None = None
     after: int = 0
 
     async def prepare(self, body: bytes) -> LongPollResponse | None:
-        if self.scope["method"] != "GET":
-            return self.error(
-                405,
-                protocol.ERROR_METHOD_NOT_ALLOWED,
-                f"the poll feed answers GET only, got {self.scope['method']}",
-                headers=[(b"allow", b"GET")],
-            )
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return self.error(

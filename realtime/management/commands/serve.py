@@ -39,6 +39,7 @@ from twisted.internet import defer, reactor
 from realtime import backlog
 from realtime.layers import get_channel_layer
 from realtime.management.commands.runworker import load_application
+from realtime.request_body import BodyLimitedHTTPFactory
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 from realtime.worker import Worker, channel_route_names, inprocess_worker_wanted
 
@@ -95,12 +96,23 @@ class RouteMissResponder:
 
 
 class Server(daphne.server.Server):
-    """Daphne's server, minus a crash at shutdown.
+    """Daphne's server, minus a crash at shutdown, plus a request body limit.
 
     Daphne's `kill_all_applications` reads ``details["application_instance"]`` of every
     connection, but a connection whose application already ended has none until the next clean-up
     pass, so a SIGTERM shortly after a refused handshake logged a KeyError traceback.
+
+    Daphne builds its HTTP factory in `run()`; the one kept here refuses a request body over
+    settings.REALTIME_MAX_REQUEST_BODY before buffering it (realtime.request_body).
     """
+
+    @property
+    def http_factory(self) -> BodyLimitedHTTPFactory:
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: Any) -> None:
+        self._http_factory = BodyLimitedHTTPFactory(factory.server)
 
     def kill_all_applications(self) -> defer.Deferred:
         running = [
