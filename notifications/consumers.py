@@ -24,7 +24,7 @@ class NotificationConsumer(JsonFrameConsumer):
     """One browser tab's live notification stream.
 
     Anonymous sockets are accepted and closed at once with 4401. On connect the client gets its
-    unread count, then every new notification (followed by the new count) as it is created.
+    unread count and who it is (``{"type": "unread", "count": 3, "user": "alice"}``), then every new notification (followed by the new count) as it is created.
     `read` / `read_all` frames mark notifications read; every tab of the user then gets the new
     count. Frame intake (size, budget, decoding, error frames) is the core's JsonFrameConsumer.
     """
@@ -43,7 +43,11 @@ class NotificationConsumer(JsonFrameConsumer):
         # Join before counting, so a notification created meanwhile is not missed.
         await self.join_groups([protocol.user_group(user.pk)])
         count = await database_sync_to_async(services.unread_count)(user.pk)
-        await self.send_frame({"type": protocol.UNREAD, "count": count})
+        # The first frame says who this socket is: a page that reconnected after its login
+        # changed (another account logged in elsewhere in the browser) notices.
+        await self.send_frame(
+            {"type": protocol.UNREAD, "count": count, "user": user.get_username()}
+        )
 
     async def handle_read(self, frame: dict[str, Any]) -> None:
         try:
