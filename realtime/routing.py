@@ -50,6 +50,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
+from realtime.exceptions import RouteNotFound
 from realtime.filter_routing import FilterRouter, include, route, route_class
 from realtime.types import ASGIApp, Receive, Scope, Send
 
@@ -146,7 +147,7 @@ class ScopeKeyRouter:
         value = scope[self.key]
         application = self.application_mapping.get(value, self.default)
         if application is None:
-            raise ValueError(self.missing_route_message(value))
+            raise RouteNotFound(self.missing_route_message(value))
         return application
 
     def missing_route_message(self, value: Any) -> str:
@@ -357,7 +358,7 @@ class URLRouter:
                 continue
         if nested:
             raise _NestedRouteMiss(path)
-        raise ValueError(f"No route found for path {path!r}.")
+        raise RouteNotFound(f"No route found for path {path!r}.")
 
     def matching_route(self, path: str) -> URLPattern | URLResolver | None:
         """The first of `routes` that matches `path` (relative to this router, leading "/"
@@ -377,7 +378,7 @@ class URLRouter:
         root_path = scope.get("root_path", "")
         if root_path:
             if not path.startswith(root_path):
-                raise ValueError(f"No route found for path {path!r}.")
+                raise RouteNotFound(f"No route found for path {path!r}.")
             path = path[len(root_path) :]
         return path
 

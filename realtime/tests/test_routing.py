@@ -458,3 +458,26 @@ def test_default_application_with_a_missing_name_names_it(settings: Any) -> None
 
 
 DEFAULT_APPLICATION = ProtocolTypeRouter({"aprs": Recorder()})
+
+
+@pytest.mark.parametrize(
+    ("router", "scope"),
+    [
+        (lambda: URLRouter([]), {"type": "http", "path": "/nowhere/"}),
+        (lambda: ProtocolTypeRouter({}), {"type": "aprs"}),
+        (lambda: ChannelNameRouter({}), {"type": "channel", "channel": "nobody-listens"}),
+    ],
+    ids=["path", "scope-type", "channel"],
+)
+async def test_every_router_miss_is_a_route_not_found_value_error(router, scope) -> None:
+    from realtime.exceptions import RouteNotFound
+
+    async def receive():
+        return {"type": "http.request"}
+
+    async def send(message):
+        pass
+
+    with pytest.raises(RouteNotFound) as missed:
+        await router()(scope, receive, send)
+    assert isinstance(missed.value, ValueError)  # what Channels code catches

@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 from twisted.internet import defer, reactor
 
 from realtime import backlog
+from realtime.exceptions import RouteNotFound
 from realtime.layers import get_channel_layer
 from realtime.management.commands.runworker import load_application
 from realtime.request_body import BodyLimitedHTTPFactory
@@ -50,14 +51,12 @@ SHUTDOWN_TIMEOUT = 10.0
 WORKER_TASK = "in-process worker"
 
 
-ROUTE_MISS_PREFIX = "No route found for path"
-
-
 class RouteMissResponder:
     """Wraps the root application so that a URLRouter miss gets the answer a client expects.
 
-    URLRouter raises ``ValueError("No route found for path 'ws/nowhere/'.")`` as in Channels, and
-    leaves it to the server to answer. When that error escapes before anything was sent, this
+    URLRouter raises ``RouteNotFound("No route found for path 'ws/nowhere/'.")`` (a ValueError, as
+    in Channels) and leaves it to the server to answer. When that escapes before anything was
+    sent, this
     answers HTTP 404 (text/plain) or closes the WebSocket before accepting it (Daphne sends 403),
     logging one INFO line; every other error propagates unchanged (Daphne logs it and answers 500).
     """
@@ -78,8 +77,8 @@ class RouteMissResponder:
 
         try:
             await self.application(scope, receive, tracking_send)
-        except ValueError as error:
-            if sent or not str(error).startswith(ROUTE_MISS_PREFIX):
+        except RouteNotFound as error:
+            if sent:
                 raise
             logger.info("%s %s: %s", scope["type"], scope.get("path"), error)
             if scope["type"] == "websocket":
