@@ -228,7 +228,11 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: Message) -> None:
         user = self.scope.get("user")
-        if user is not None and user.is_authenticated and self.channel_layer is not None:
+        if (
+            user is not None
+            and user.is_authenticated
+            and hasattr(self.channel_layer, "group_add")  # a layer with groups
+        ):
             # Before connect() reads anything, so no change of the account goes unheard.
             self.account_group = account_group(user.pk)
             await self.join_groups([self.account_group])
