@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Switchboard's tests and `make run` need, when they are missing:
 # redis-server (the tests start private Redis servers), chromium (browser tests, driven by
-# Playwright at /usr/bin/chromium) and PostgreSQL (the multi-process tests start a private cluster).
+# Playwright at /usr/bin/chromium), PostgreSQL (the multi-process tests start a private cluster)
+# and nginx (tests/test_nginx_proxy.py runs the shipped deploy/nginx.conf).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -179,10 +179,9 @@ def test_dockerfile_healthcheck_hits_the_healthz_endpoint():
 # -- nginx ---------------------------------------------------------------------------------------
 
 
-def test_nginx_upgrades_websockets_on_the_ws_location():
-    block = nginx_location("/ws/")
-    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", block)
-    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", block)
+def test_nginx_upgrades_websockets_for_every_location():
+    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", NGINX)
+    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", NGINX)
     assert re.search(r"map\s+\$http_upgrade\s+\$connection_upgrade", NGINX)
     assert "proxy_http_version 1.1;" in NGINX
 
@@ -217,3 +216,16 @@ def test_nginx_balances_over_the_compose_web_services():
 def test_nginx_keeps_metrics_private():
     block = nginx_location("= /metrics")
     assert "deny all;" in block
+
+
+def test_nginx_locations_inherit_the_proxy_headers():
+    """A proxy_set_header inside a location drops every server-level one there (Host and the
+    X-Forwarded-* headers), which is how the shipped config once answered every page with 400."""
+    for block in re.findall(r"location\s+[^{]*\{(.*?)\}", NGINX, re.DOTALL):
+        assert "proxy_set_header" not in block, block
+
+
+def test_nginx_config_runs_on_debian_12_nginx_and_sets_the_client_address_itself():
+    assert not re.search(r"^\s*http2\s+on;", NGINX, re.MULTILINE), "`http2 on;` needs nginx 1.25.1"
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", NGINX)
+    assert "$proxy_add_x_forwarded_for" not in NGINX
