@@ -1,5 +1,5 @@
 # Switchboard: one image for every process (web, worker, APRS gateway); docker-compose.yml picks the
-# command. Build: docker build -t switchboard .   Run: docker compose up (see docs/readme/deploy.md)
+# command. Build: docker build -t switchboard .   Run: docker compose up (see docs/deployment.md)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,8 +20,10 @@ RUN groupadd --system switchboard \
 COPY . .
 
 # Static files are collected into the image (served by WhiteNoise). Settings refuse to load with
-# DEBUG off and no secret key, so the build alone gets a throwaway key; it never reaches runtime.
+# DEBUG off without a secret key or a mail setting, so the build alone gets a throwaway key and
+# drops mail; neither reaches runtime.
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-build-only-key-not-used-at-runtime \
+    DJANGO_EMAIL_URL=dummy:// \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown switchboard:switchboard /app/var
 

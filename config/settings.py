@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.mail import CONSOLE_BACKEND, parse_email_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -42,7 +44,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Which Redis channel layer REDIS_URL selects: "switchboard" (ours), "channels_redis" or
 # "channels_redis_pubsub" (the reference implementations, for comparison and migration).
 CHANNEL_LAYER_IMPLEMENTATION = os.environ.get("SWITCHBOARD_CHANNEL_LAYER", "switchboard")
-CHANNEL_LAYER_ENCRYPTION_KEY = os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
+# Keys that encrypt what the Redis layer stores and publishes, comma-separated: the first encrypts,
+# every one decrypts (append the old key after a new one to rotate). The single-key name
+# SWITCHBOARD_LAYER_ENCRYPTION_KEY is still read when the list is unset.
+CHANNEL_LAYER_ENCRYPTION_KEYS = _env_list(
+    "SWITCHBOARD_LAYER_ENCRYPTION_KEYS", os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
+)
 # Seconds before messages taken by a worker that died (unacknowledged) return to their queue; our
 # Redis layer only. Empty: the layer's default (30).
 CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
@@ -50,9 +57,12 @@ SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
-EMAIL_BACKEND = os.environ.get(
-    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
-)
+# Outgoing mail as one URL (config/mail.py): smtp+tls://user:password@host:587, smtp+ssl://...,
+# smtp://host:25, console://, file:///dir, dummy://. With DEBUG off, one of these (or
+# DJANGO_EMAIL_BACKEND) must be chosen: the console default would log password-reset links.
+EMAIL_URL = os.environ.get("DJANGO_EMAIL_URL", "")
+# A mail backend's dotted path, the older alternative to DJANGO_EMAIL_URL (not both).
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "switchboard@localhost")
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
@@ -83,6 +93,25 @@ if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
         "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Switchboard refuses the built-in "
         "development key; set DJANGO_SECRET_KEY to a long random value."
     )
+
+if EMAIL_URL and EMAIL_BACKEND:
+    raise ImproperlyConfigured(
+        "Both DJANGO_EMAIL_URL and DJANGO_EMAIL_BACKEND are set; set only DJANGO_EMAIL_URL."
+    )
+if EMAIL_URL:
+    try:
+        globals().update(parse_email_url(EMAIL_URL))
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from error
+elif not EMAIL_BACKEND:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "No outgoing mail is configured. With DJANGO_DEBUG off Switchboard refuses to print "
+            "e-mail (password-reset links) to the log: set DJANGO_EMAIL_URL, e.g. "
+            "smtp+tls://user:password@mail.example.com:587, or DJANGO_EMAIL_URL=console:// to "
+            "choose the console on purpose."
+        )
+    EMAIL_BACKEND = CONSOLE_BACKEND
 
 INSTALLED_APPS = [
     "daphne",
@@ -160,8 +189,8 @@ if REDIS_URL:
         # channels_redis blocks 5 s in BZPOPMIN while redis-py 8 times sockets out after 5 s, so an
         # idle receive() raises TimeoutError; a longer socket timeout keeps it quiet.
         _layer_config["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
-    if CHANNEL_LAYER_ENCRYPTION_KEY:
-        _layer_config["symmetric_encryption_keys"] = [CHANNEL_LAYER_ENCRYPTION_KEY]
+    if CHANNEL_LAYER_ENCRYPTION_KEYS:
+        _layer_config["symmetric_encryption_keys"] = CHANNEL_LAYER_ENCRYPTION_KEYS
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
         _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
     CHANNEL_LAYERS = {

@@ -229,3 +229,32 @@ def test_nginx_config_runs_on_debian_12_nginx_and_sets_the_client_address_itself
     assert not re.search(r"^\s*http2\s+on;", NGINX, re.MULTILINE), "`http2 on;` needs nginx 1.25.1"
     assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", NGINX)
     assert "$proxy_add_x_forwarded_for" not in NGINX
+
+
+def test_compose_redis_has_a_password_that_redis_url_carries_and_the_layer_encrypts():
+    redis = SERVICES["redis"]
+    command = " ".join(command_words(redis["command"]))
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    assert "--appendonly yes" in command
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    for name, service in SERVICES.items():
+        if service.get("image", "").startswith("switchboard"):
+            environment = service["environment"]
+            assert environment["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+            keys = environment["SWITCHBOARD_LAYER_ENCRYPTION_KEYS"]
+            assert keys.startswith("${SWITCHBOARD_LAYER_ENCRYPTION_KEYS:?"), name
+            assert environment["DJANGO_EMAIL_URL"].startswith("${DJANGO_EMAIL_URL:?"), name
+
+
+def test_env_example_names_every_required_compose_variable():
+    compose = "\n".join(
+        line
+        for line in (ROOT / "docker-compose.yml").read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    required = set(re.findall(r"\$\{(\w+):\?", compose))
+    example = (ROOT / "deploy" / "env.example").read_text()
+    named = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+    assert required <= named, f"missing from deploy/env.example: {sorted(required - named)}"
+
