@@ -84,6 +84,9 @@ REALTIME_INPROCESS_WORKER = os.environ.get("SWITCHBOARD_INPROCESS_WORKER", "auto
 REALTIME_CONSUME_LATER_MAX_RETRIES = int(
     os.environ.get("SWITCHBOARD_CONSUME_LATER_MAX_RETRIES", "10")
 )
+# Seconds a web process (`manage.py serve`) lets requests in flight finish after SIGTERM, once it
+# has stopped accepting and closed its WebSockets with 1012. Supervisors must wait longer.
+REALTIME_SHUTDOWN_GRACE = float(os.environ.get("SWITCHBOARD_SHUTDOWN_GRACE", "15"))
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
 # ---------------------------------------------------------------------------------------------

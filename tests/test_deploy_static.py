@@ -257,4 +257,3 @@ def test_env_example_names_every_required_compose_variable():
     example = (ROOT / "deploy" / "env.example").read_text()
     named = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert required <= named, f"missing from deploy/env.example: {sorted(required - named)}"
-

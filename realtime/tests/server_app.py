@@ -1,10 +1,11 @@
 """A tiny root application for the tests that start real server processes (`manage.py serve`,
 `manage.py runworker`) without depending on the project's apps.
 
-    http       /hello/ -> "hello"; /broken/ -> raises ValueError; /static/... -> Django
-               (WhiteNoise serves static files)
+    http       /hello/ -> "hello"; /broken/ -> raises ValueError; /slow/?seconds=n prints "slow request
+               started" and answers "slow done" after n seconds; /static/... -> Django (WhiteNoise serves static files)
     websocket  origin check -> /ws/echo/ (echoes text; "service?" asks about the embedded
-               service; "work" round-trips a job through the worker channel)
+               service; "work" round-trips a job through the worker channel; prints
+               "echo disconnected <code>" when the application gets websocket.disconnect)
     channel    "server-test-jobs" -> JobConsumer (replies "job.done" to the sender's channel,
                or appends a line to $SERVER_TEST_JOB_LOG, holding a "slow" job until the file
                $SERVER_TEST_JOB_LOG.release exists)
@@ -42,6 +43,15 @@ async def hello(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"hello"})
 
 
+async def slow(scope, receive, send) -> None:
+    await receive()
+    query = dict(part.split(b"=", 1) for part in scope["query_string"].split(b"&") if b"=" in part)
+    print("slow request started", flush=True)
+    await asyncio.sleep(float(query.get(b"seconds", b"1")))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"slow done"})
+
+
 async def broken(scope, receive, send) -> None:
     raise ValueError("a bug in a view, not a missing route")
 
@@ -62,6 +72,9 @@ class EchoConsumer(AsyncWebsocketConsumer):
 
     async def job_done(self, message) -> None:
         await self.send(text_data="job done")
+
+    async def disconnect(self, code) -> None:
+        print(f"echo disconnected {code}", flush=True)
 
 
 class JobConsumer(AsyncConsumer):
@@ -97,6 +110,7 @@ application = ProtocolTypeRouter(
             [
                 path("hello/", hello),
                 path("broken/", broken),
+                path("slow/", slow),
                 re_path(r"^static/", django_asgi_app),
             ]
         ),
