@@ -37,6 +37,9 @@ def _env_list(name: str, default: str) -> list[str]:
 DEVELOPMENT_SECRET_KEY = "django-insecure-switchboard-development-key-do-not-use-in-production"
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+# Earlier secret keys, comma-separated: sessions and password-reset links signed with them stay
+# valid while DJANGO_SECRET_KEY is rotated (docs/deployment.md, "Rotating secrets").
+SECRET_KEY_FALLBACKS = _env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
@@ -56,6 +59,10 @@ CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Let Django believe X-Forwarded-Proto: https. Only behind a proxy that always sets it and with the
+# app reachable through that proxy alone, or any client can claim HTTPS. Not needed when Daphne
+# runs with --proxy-headers (it takes the scheme from the same header for Django).
+TRUST_X_FORWARDED_PROTO = _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
 # Outgoing mail as one URL (config/mail.py): smtp+tls://user:password@host:587, smtp+ssl://...,
 # smtp://host:25, console://, file:///dir, dummy://. With DEBUG off, one of these (or
@@ -245,7 +252,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
 # Probes and scrapers talk plain HTTP to the process itself, inside the deployment.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if not DEBUG:
