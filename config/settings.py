@@ -64,6 +64,9 @@ SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # runs with --proxy-headers (it takes the scheme from the same header for Django).
 TRUST_X_FORWARDED_PROTO = _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
+# "plain" (people) or "json" (log shippers: one object per line with level, logger, message and
+# the request/connection id; config/logs.py).
+LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "plain")
 # Outgoing mail as one URL (config/mail.py): smtp+tls://user:password@host:587, smtp+ssl://...,
 # smtp://host:25, console://, file:///dir, dummy://. With DEBUG off, one of these (or
 # DJANGO_EMAIL_BACKEND) must be chosen: the console default would log password-reset links.
@@ -265,11 +268,23 @@ if not DEBUG:
 # to `async def service(application) -> None`, cancelled at shutdown.
 REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay"]
 
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "filters": {"connection_id": {"()": "config.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["connection_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
