@@ -249,3 +249,11 @@ def test_env_example_names_every_required_compose_variable():
     example = (ROOT / "deploy" / "env.example").read_text()
     named = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert required <= named, f"missing from deploy/env.example: {sorted(required - named)}"
+
+
+def test_deployment_files_point_at_the_deployment_page_that_exists():
+    for name in ("Dockerfile", "docker-compose.yml"):
+        pointers = re.findall(r"docs/[\w/.-]+\.md", (ROOT / name).read_text())
+        assert pointers, f"{name} points at no documentation"
+        for pointer in pointers:
+            assert (ROOT / pointer).is_file(), f"{name} points at {pointer}, which does not exist"
