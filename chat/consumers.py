@@ -199,6 +199,10 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         socket_watch.discard(self)
+        if code == protocol.CLOSE_SERVICE_RESTART:
+            while not self.frames.empty():  # the client sends these again elsewhere
+                self.frames.get_nowait()
+                self.frames.task_done()
         await self.finish_frames()
 
 
@@ -232,6 +236,10 @@ class PublicChatConsumer(ChatSocket):
         self.room: Room | None = None
         self.connection_id = secrets.token_hex(8)
         self.last_typing = 0.0
+        # The heartbeat (tick, another task) and the leave (disconnect) take turns, and no
+        # heartbeat joins after the leave: otherwise a drained socket lingers in presence.
+        self.presence_lock = asyncio.Lock()
+        self.left = False
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -295,14 +303,19 @@ class PublicChatConsumer(ChatSocket):
             now = time.monotonic()
             if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
                 self.heartbeat_at = now
-                await presence.join(self.room.slug, self.connection_id, self.user.get_username())
+                async with self.presence_lock:
+                    if not self.left:
+                        username = self.user.get_username()
+                        await presence.join(self.room.slug, self.connection_id, username)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
         room = getattr(self, "room", None)
         if room is None or not self.user.is_authenticated or not hasattr(self, "connection_id"):
             return
-        await presence.leave(room.slug, self.connection_id, self.user.get_username())
+        async with self.presence_lock:
+            self.left = True
+            await presence.leave(room.slug, self.connection_id, self.user.get_username())
         if self.user.get_username() not in await presence.users(room.slug):
             presence_announcer.changed(self.channel_layer, room.slug)
 

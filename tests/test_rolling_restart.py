@@ -196,7 +196,9 @@ def test_rolling_restart_loses_no_message_and_leaves_no_presence_ghost(two_web_p
         assert user.connects >= 2
     # Presence: one entry per open socket while connected (the drained processes removed theirs),
     # and none once everyone has left.
-    assert sorted(entry.split("\x1f")[0] for entry in presence_while_connected) == sorted(sessions)
+    assert sorted(entry.split("\x1f")[0] for entry in presence_while_connected) == sorted(
+        sessions
+    ), (presence_while_connected, [user.close_codes for user in users], server.log()[-3000:])
     server_log = server.log()
     assert server_log.count("Drained in") == 2, server_log[-3000:]
     deadline = time.monotonic() + 15

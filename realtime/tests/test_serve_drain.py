@@ -1,11 +1,13 @@
 """`manage.py serve` drains on SIGTERM, over real sockets (realtime/tests/server_app.py):
 
 it stops accepting at once, closes open WebSockets with 1012 (the application gets
-websocket.disconnect), lets an HTTP request in flight finish, and exits 0; a request slower than
+websocket.disconnect, even when it was sending at that moment), lets an HTTP request in flight finish, and exits 0; a request slower than
 SWITCHBOARD_SHUTDOWN_GRACE does not hold the process up; a second signal stops it at once."""
 
 from __future__ import annotations
 
+import base64
+import os
 import signal
 import socket
 import subprocess
@@ -85,6 +87,53 @@ def test_sigterm_closes_sockets_with_1012_finishes_requests_and_exits(live_serve
     assert "echo disconnected 1012" in log
     assert "Drained in" in log
     assert "Switchboard stopped" in log
+
+
+def raw_websocket(port: int, path: str) -> socket.socket:
+    """A WebSocket opened by hand, for a client that then reads nothing (so it never answers the
+    server's close frame); the `websockets` library always answers."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response and len(response) < 65536:
+        response += sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+def send_text(sock: socket.socket, text: str) -> None:
+    """One masked text frame (clients must mask), payload under 126 bytes."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+
+def test_an_application_sending_while_its_socket_is_closed_still_hears_the_disconnect(
+    live_server_factory,
+):
+    server = start(live_server_factory, SWITCHBOARD_SHUTDOWN_GRACE="30")
+    process = server.processes[0]
+    sock = raw_websocket(server.port, "/ws/echo/")
+    try:
+        # The application sends every millisecond; the client never answers the close frame, so
+        # the socket stays "closing" until the server gives up on the close handshake.
+        send_text(sock, "stream")
+        sock.recv(64)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        sock.close()
+    log = server.log()
+    assert "Exception inside application" not in log, log
+    assert "echo disconnected" in log, log
 
 
 def test_a_request_slower_than_the_grace_does_not_hold_up_the_shutdown(live_server_factory):

@@ -149,8 +149,24 @@ class Server(daphne.server.Server):
                 # autobahn's sendClose() accepts only 1000 and 3000-4999 from applications;
                 # 1012 is a server's code, sent as the frame it is.
                 protocol.sendCloseFrame(code=code, reasonUtf8=b"service restart")
+                # From now on Daphne drops what the application sends (a chat message from the
+                # layer, say) instead of raising "send on a closed protocol" inside it, which
+                # would end the application before it hears websocket.disconnect and cleans up.
+                self.protocol_disconnected(protocol)
                 closed += 1
         return closed
+
+    def report_failed_applications(self) -> None:
+        """Log the error of every application that failed since Daphne's last clean-up pass
+        (which runs once a second, so a drain that ends sooner would never report them)."""
+        for details in list(self.connections.values()):
+            instance = details.get("application_instance")
+            if instance is None or not instance.done() or instance.cancelled():
+                continue
+            error = instance.exception()
+            if error is not None:
+                logger.error("Exception inside application: %s", error, exc_info=error)
+                details.pop("application_instance", None)
 
     def busy_connections(self) -> int:
         """Connections whose application is still running (requests in flight, open sockets)."""
@@ -335,6 +351,7 @@ class Command(BaseCommand):
                     break
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
             elapsed = loop.time() - started
+            self.server.report_failed_applications()
             if busy:
                 logger.warning(
                     "Drain grace of %.0fs over with %d connections still busy; cancelling them",
