@@ -197,11 +197,14 @@ class LiveServer:
         )
         return self.shell(code).strip().splitlines()[-1]
 
-    def start_daphne(self, extra_env: dict[str, str] | None = None) -> int:
+    def start_daphne(
+        self, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> int:
+        """Start one more `manage.py serve` (plus `args`) on a free port; returns the port."""
         port = free_port()
         log = open(self.directory / f"daphne-{port}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=ROOT,
             env={**self.env, **(extra_env or {})},
             stdout=log,
@@ -249,6 +252,8 @@ def live_server_factory() -> Iterator:
             "DATABASE_URL": database_url or f"sqlite:///{directory / 'db.sqlite3'}",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "DJANGO_EMAIL_FILE_PATH": str(directory / "mail"),
+            # A stopped server drains for at most this long (tests that time drains set their own).
+            "SWITCHBOARD_SHUTDOWN_GRACE": "2",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

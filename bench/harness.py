@@ -123,6 +123,7 @@ def base_env(database: Path) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SECURE_SSL_REDIRECT="0",
         DJANGO_LOG_LEVEL="WARNING",
+        DJANGO_EMAIL_URL="dummy://",
         DATABASE_URL=f"sqlite:///{database}",
         SWITCHBOARD_APRS_REPLAY="",
         SWITCHBOARD_CHAT_RATE_LIMIT="1000000/1",

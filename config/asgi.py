@@ -22,6 +22,7 @@ import aprs_news.routing  # noqa: E402
 import chat.routing  # noqa: E402
 import notifications.routing  # noqa: E402
 from aprs_news.consumers import APRSNewsConsumer  # noqa: E402
+from config.logs import ConnectionIdMiddleware  # noqa: E402
 from realtime.auth import AuthMiddlewareStack  # noqa: E402
 from realtime.connection_limits import UserSocketLimit  # noqa: E402
 from realtime.metrics import ConnectionMetricsMiddleware  # noqa: E402
@@ -63,6 +64,8 @@ application = ProtocolTypeRouter(
 
 # Counts open connections by route and messages routed, for /metrics (config.health).
 application = ConnectionMetricsMiddleware(application)
+# Gives every request and WebSocket an id for its log lines (config/logs.py).
+application = ConnectionIdMiddleware(application)
 
 # Everything imported so far (Django, the apps, Daphne's and Twisted's modules) lives as long as the
 # process. Moving it out of the garbage collector's reach means a full collection only walks what

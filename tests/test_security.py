@@ -545,6 +545,7 @@ def test_session_and_csrf_cookies_are_secure_under_production_settings(tmp_path)
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         DJANGO_STATIC_ROOT=str(tmp_path / "static"),
+        DJANGO_EMAIL_URL="dummy://",
     )
     result = subprocess.run(
         [sys.executable, "-c", COOKIE_PROBE],
