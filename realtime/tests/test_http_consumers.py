@@ -220,6 +220,8 @@ async def test_a_host_not_in_allowed_hosts_is_refused_with_400(settings: Any) ->
 async def test_responses_carry_the_security_headers_django_sends(settings: Any) -> None:
     settings.CONTENT_SECURITY_POLICY = "default-src 'self'"
     settings.SECURE_HSTS_SECONDS = 3600
+    # Behind a proxy Django is told to trust (DJANGO_TRUST_X_FORWARDED_PROTO).
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     plain = await HttpCommunicator(GetOnly.as_asgi(), "GET", "/").get_response()
     proxied_https = await HttpCommunicator(
         GetOnly.as_asgi(), "GET", "/", headers=[("x-forwarded-proto", "https")]
