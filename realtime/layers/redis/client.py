@@ -117,7 +117,8 @@ class Client:
         # "group:channel" memberships that came from other processes (kept in membership_key)
         self.remote_members: set[str] = set()
         self.next_sweep = time.monotonic() + min(layer.expiry, 60)
-        self.listening = False
+        self.starting: asyncio.Future[None] | None = None
+        self.listening = False  # the inbox was subscribed (or its first attempt failed)
         self.closed = False
 
     def background(self, coroutine: Awaitable[Any]) -> None:
@@ -159,13 +160,17 @@ class Client:
 
     async def listen(self) -> None:
         """Subscribe the inbox once, and wait for the first connection attempt of its server."""
-        if not self.listening:
-            self.listening = True
-            subscriber = self.subscriber(self.shards.server_for(self.id))
-            subscriber.topics[self.inbox] = None
-            await subscriber.ready()
-            return
-        await self.subscriber(self.shards.server_for(self.id)).ready()
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._subscribe_inbox())
+        await asyncio.shield(self.starting)
+        self.listening = True
+
+    async def _subscribe_inbox(self) -> None:
+        with contextlib.suppress(*UNREACHABLE, RedisError):
+            await self.shards.refresh()  # a cluster's slot table, read once up front
+        subscriber = self.subscriber(self.shards.server_for(self.id))
+        subscriber.topics[self.inbox] = None
+        await subscriber.ready()
 
     async def subscribe(self, group: str) -> None:
         if not self.listening:

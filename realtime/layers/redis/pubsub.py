@@ -184,6 +184,8 @@ class Subscriber:
             if future is not None and not future.done():
                 future.set_result(None)
         if moved:
+            if None in moved.values():
+                self.first_attempt.set()  # the inbox's new server answers from now on
             self.client.resubscribe_elsewhere(moved)
 
     async def close(self) -> None:
