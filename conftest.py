@@ -4,7 +4,8 @@ processes on 127.0.0.1, on free ports, and stops exactly the processes it starte
 
     redis_server        a private redis-server for the session (.url, .stop(), .start(), .restart())
     fresh_redis         a private redis-server for one test (fault tests stop and start it)
-    redis_shards        three independent redis-servers for the session (.urls, .servers)
+    redis_shards        three independent redis-servers for the session (.urls, .servers);
+                        fresh_redis_shards: three for a single test
     redis_cluster       a 3-master Redis Cluster for the session (.url, .urls, .kill(i), .start(i),
                         .reshard(...)); fresh_redis_cluster: one for a single test
     live_server_factory starts Daphne(s) on a shared SQLite (or DATABASE_URL) database
@@ -160,6 +161,17 @@ class RedisShards:
 
 @pytest.fixture(scope="session")
 def redis_shards() -> Iterator[RedisShards]:
+    shards = RedisShards()
+    try:
+        shards.start()
+        yield shards
+    finally:
+        shards.cleanup()
+
+
+@pytest.fixture
+def fresh_redis_shards() -> Iterator[RedisShards]:
+    """Three servers for one test, which may stop and start them."""
     shards = RedisShards()
     try:
         shards.start()
