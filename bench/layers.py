@@ -307,7 +307,7 @@ async def group_fan_out(
 
 # -- our layer on several shards ------------------------------------------------------------------
 
-ROOMS = 12  # groups the sharded rows spread their messages over (each on one shard)
+ROOMS = 24  # groups the sharded rows spread their messages over (each on one shard)
 LAYOUTS = {
     "one": "one server",
     "hosts": "3 hosts",

@@ -23,6 +23,7 @@ from redis.exceptions import MovedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.layers.redis.connection import UNREACHABLE, Server
+from realtime.layers.redis.shards import ClusterShards
 
 if TYPE_CHECKING:
     from realtime.layers.redis.client import Client
@@ -144,6 +145,9 @@ class Subscriber:
                 reply = await connection.read_response(timeout=interval)
             except MovedError as moved:
                 # A subscription asked of a server that does not own the channel's slot.
+                shards = client.shards
+                if isinstance(shards, ClusterShards):
+                    shards.moved(moved.slot_id, moved.host, moved.port)
                 self._hand_back(moved.slot_id)
                 continue
             if reply is None:
