@@ -1,5 +1,7 @@
 """`python manage.py serve --host 127.0.0.1 --port 8000`: everything in one process.
 
+(``--processes N`` runs N such processes on one listening socket: see realtime/process_group.py.)
+
 One asyncio event loop (Daphne's, under Twisted's asyncio reactor) runs:
 
 - Daphne serving the root application (settings.ASGI_APPLICATION, or ``--application``): HTTP,
@@ -27,7 +29,9 @@ import daphne.server  # isort: skip
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -37,7 +41,9 @@ from django.utils.module_loading import import_string
 from twisted.internet import defer, reactor
 
 from realtime.layers import get_channel_layer
+from realtime.layers.memory import InMemoryChannelLayer
 from realtime.management.commands.runworker import load_application
+from realtime.process_group import ProcessGroup, listening_socket
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 from realtime.worker import Worker, channel_route_names, inprocess_worker_wanted
 
@@ -154,6 +160,20 @@ class Command(BaseCommand):
             help="Do not run settings.REALTIME_EMBEDDED_SERVICES",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="Server processes sharing the listening socket (one per core; needs a shared "
+            "channel layer such as Redis). Embedded services run in the first one only.",
+        )
+        parser.add_argument(
+            "--fd",
+            type=int,
+            default=None,
+            help="Serve on this inherited listening socket instead of --host/--port "
+            "(what --processes gives each process)",
+        )
+        parser.add_argument(
             "--proxy-headers",
             action="store_true",
             help="Take the client address, port and scheme from X-Forwarded-For/-Port/-Proto "
@@ -162,6 +182,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
+        if options["processes"] != 1:
+            self._serve_processes(options)
+            return
         application = load_application(options["application"])
         services = (
             []
@@ -174,9 +197,12 @@ class Command(BaseCommand):
         # Background futures by name: "in-process worker" and each service's dotted path.
         self.tasks: dict[str, asyncio.Future] = {}
         try:
-            endpoints = build_endpoint_description_strings(
-                host=options["host"], port=options["port"]
-            )
+            if options["fd"] is not None:
+                endpoints = build_endpoint_description_strings(file_descriptor=options["fd"])
+            else:
+                endpoints = build_endpoint_description_strings(
+                    host=options["host"], port=options["port"]
+                )
         except ValueError as error:
             raise CommandError(str(error)) from error
         proxied = options["proxy_headers"]
@@ -198,6 +224,58 @@ class Command(BaseCommand):
         self.server.run()
         if not self.server.listening_addresses:
             raise CommandError(f"Could not listen on {', '.join(endpoints)} (see the log above)")
+        if self.verbosity >= 1:
+            self.stdout.write("Switchboard stopped")
+
+    def _serve_processes(self, options: dict[str, Any]) -> None:
+        """Bind once and run ``--processes`` copies of this command on the socket (see
+        realtime/process_group.py)."""
+        count = options["processes"]
+        if count < 1 or options["fd"] is not None:
+            raise CommandError(f"--processes must be 1 or more, without --fd; got {count}")
+        layer = get_channel_layer()
+        if isinstance(layer, InMemoryChannelLayer):
+            raise CommandError(
+                f"--processes {count} needs a channel layer the processes share (set REDIS_URL): "
+                "the in-memory layer lives inside one process"
+            )
+        host, port = options["host"], options["port"]
+        try:
+            listening = listening_socket(host, port)
+        except OSError as error:
+            raise CommandError(f"Could not listen on {host}:{port}: {error}") from error
+        script = Path(sys.argv[0])
+        start = (
+            [sys.executable, str(script.resolve())]
+            if script.name == "manage.py"
+            else [sys.executable, "-m", "django"]
+        )
+        common = ["serve", "--fd", str(listening.fileno()), "--verbosity", str(self.verbosity)]
+        if options["application"]:
+            common += ["--application", options["application"]]
+        for flag in ("no_worker", "proxy_headers"):
+            if options[flag]:
+                common.append("--" + flag.replace("_", "-"))
+        commands = [
+            [*start, *common, *(["--no-services"] if index or options["no_services"] else [])]
+            for index in range(count)
+        ]
+        group = ProcessGroup(commands, fds=(listening.fileno(),))
+
+        def started() -> None:
+            if self.verbosity >= 1:
+                bound_host, bound_port = listening.getsockname()[:2]
+                shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+                self.stdout.write(
+                    f"Switchboard: {count} processes (pids {group.pids()}) on "
+                    f"http://{shown}:{bound_port}/"
+                )
+                self.stdout.flush()
+
+        try:
+            group.run(on_started=started)
+        finally:
+            listening.close()
         if self.verbosity >= 1:
             self.stdout.write("Switchboard stopped")
 
