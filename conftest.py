@@ -6,8 +6,9 @@ processes on 127.0.0.1, on free ports, and stops exactly the processes it starte
     fresh_redis         a private redis-server for one test (fault tests stop and start it)
     redis_shards        three independent redis-servers for the session (.urls, .servers);
                         fresh_redis_shards: three for a single test
-    redis_cluster       a 3-master Redis Cluster for the session (.url, .urls, .kill(i), .start(i),
-                        .reshard(...)); fresh_redis_cluster: one for a single test
+    redis_cluster       a 3-master Redis Cluster for the session (.url, .urls, .kill(i),
+                        .start_node(i), .reshard(...), .add_replica(i), .take_over(i));
+                        fresh_redis_cluster: one for a single test
     live_server_factory starts Daphne(s) on a shared SQLite (or DATABASE_URL) database
     live_server         one Daphne for the session, in-memory layer, worker in-process
     browser             a headless Chromium (Debian's /usr/bin/chromium) for the session
@@ -301,6 +302,41 @@ class RedisCluster:
 
     def kill(self, index: int) -> None:
         self.nodes[index].kill()
+
+    def add_replica(self, master: int) -> int:
+        """Start a node replicating master ``master``; its index in ``nodes``."""
+        ports = set()
+        while len(ports) < 2:
+            ports.add(free_port())
+        port, bus_port = sorted(ports)
+        node = ClusterNode(port, bus_port, self.directory / str(len(self.nodes)))
+        node.start()
+        self.nodes.append(node)
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "add-node",
+             f"127.0.0.1:{port}", f"127.0.0.1:{self.nodes[master].port}",
+             "--cluster-slave", "--cluster-master-id", self.node_id(master)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        client = node.client()
+        try:
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica on port {port} did not sync with its master")
+                time.sleep(0.1)
+        finally:
+            client.close()
+        return len(self.nodes) - 1
+
+    def take_over(self, replica: int) -> None:
+        """Promote a replica now (``CLUSTER FAILOVER TAKEOVER``: works with its master dead)."""
+        client = self.nodes[replica].client()
+        try:
+            client.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        finally:
+            client.close()
+        self.wait_until_healthy()
 
     def start_node(self, index: int) -> None:
         self.nodes[index].start()

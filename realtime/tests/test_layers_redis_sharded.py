@@ -291,6 +291,42 @@ async def test_a_killed_master_fails_only_its_slots_and_loses_nothing_accepted(
     assert all(not numbers for numbers in missing.values()), missing
 
 
+async def test_the_layer_follows_a_replica_that_takes_over_a_dead_master(
+    make_layer, fresh_redis_cluster
+):
+    cluster = fresh_redis_cluster
+    replica = cluster.add_replica(1)
+    config = {"cluster": cluster.url, "reconnect_max_delay": 0.2, "command_timeout": 2}
+    layer = make_layer(**config)
+    members = make_layer(**config)
+    await layer.shards.refresh()
+    victim = layer.shards.node("127.0.0.1", cluster.nodes[1].port)
+    queue = next(f"jobs.{n}" for n in range(1000) if layer.shards.server_for(f"jobs.{n}") is victim)
+    room = next(f"room.{n}" for n in range(1000) if layer.shards.server_for(f"room.{n}") is victim)
+    channel = await members.new_channel()
+    await members.group_add(room, channel)
+    await layer.send(queue, {"type": "job", "n": 1})
+    master = cluster.nodes[1].client()
+    assert master.execute_command("WAIT", 1, 5000) == 1  # the replica has it
+    master.close()
+
+    cluster.kill(1)
+    cluster.take_over(replica)
+
+    async def sends_again() -> None:
+        await layer.send(queue, {"type": "job", "n": 2})
+
+    await eventually(sends_again, what="a send to the dead master's slot reaches the new one")
+
+    async def group_delivers_again() -> None:
+        await layer.group_send(room, {"type": "chat"})
+        assert (await receive(members, channel, timeout=0.5))["type"] == "chat"
+
+    await eventually(group_delivers_again, what="the group is subscribed on the new master")
+    consumer = make_layer(**config)
+    assert [(await receive(consumer, queue))["n"] for _ in range(2)] == [1, 2]
+
+
 async def test_resharding_under_traffic_loses_no_worker_message_and_repeats_no_group_message(
     make_layer, fresh_redis_cluster
 ):

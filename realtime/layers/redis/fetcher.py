@@ -114,6 +114,8 @@ class Fetcher:
                 await self.disconnect()
                 if server is not None:
                     server.note_outage(exc)
+                # On a cluster, a replica may take the channel's slot over: ask where it is.
+                self.client.shards.refresh_soon()
                 await asyncio.sleep(backoff.delay(failures))
             except MovedError as exc:
                 # The channel's slot moved: follow it (nothing ran on the old owner).

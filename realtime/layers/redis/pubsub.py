@@ -114,6 +114,7 @@ class Subscriber:
             except UNREACHABLE as exc:
                 failures += 1
                 self.server.note_outage(exc)
+                self._follow_failover()
             except Exception:
                 failures += 1
                 logger.exception("Channel layer pub/sub listener failed; reconnecting")
@@ -179,9 +180,26 @@ class Subscriber:
                 # Not asked for (unsubscribe() forgets the topic first): the slot moved away.
                 self._hand_back(key_slot(reply[1]))
 
+    def _follow_failover(self) -> None:
+        """While this server is unreachable, hand back the channels whose slots the cluster now
+        gives to another node (a replica took over), and ask for the slot table again."""
+        shards = self.client.shards
+        if not isinstance(shards, ClusterShards):
+            return
+        moved = {
+            t: g
+            for t, g in self.topics.items()
+            if shards.server_for_slot(key_slot(t)) is not self.server
+        }
+        self._hand_back_topics(moved)
+        shards.refresh_soon()
+
     def _hand_back(self, slot: int) -> None:
         """Give the channels of ``slot`` back to the client to subscribe on their new owner."""
-        moved = {t: g for t, g in self.topics.items() if key_slot(t) == slot}
+        self._hand_back_topics({t: g for t, g in self.topics.items() if key_slot(t) == slot})
+
+    def _hand_back_topics(self, moved: dict[bytes, str | None]) -> None:
+        """Forget ``moved`` here and let the client subscribe them where they live now."""
         for topic in moved:
             self.topics.pop(topic, None)
             future = self.subscribed.pop(topic, None)

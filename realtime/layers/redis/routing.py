@@ -32,6 +32,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from realtime.exceptions import LayerUnavailableError
 from realtime.layers.redis.connection import CommandConnection, Server
 from realtime.layers.redis.shards import ClusterShards, ShardMap
 from realtime.layers.redis.wire import SCRIPTS
@@ -59,7 +60,12 @@ class Router:
         """Replies to ``commands`` (one pipeline) on the server owning ``token``."""
         server = self.shards.server_for(token)
         connection = self.connections.get(server) or self.connection(server)
-        results = await connection.execute(*commands, raise_errors=False)
+        try:
+            results = await connection.execute(*commands, raise_errors=False)
+        except LayerUnavailableError:
+            # On a cluster, a replica may have taken over the slot: ask again where it lives.
+            self.shards.refresh_soon()
+            raise
         for result in results:
             if isinstance(result, ResponseError):
                 return await self._settle(token, server, commands, results)
@@ -75,7 +81,11 @@ class Router:
 
         async def run(server: Server, indexes: list[int]) -> None:
             commands = [calls[index][1] for index in indexes]
-            replies = await self.connection(server).execute(*commands, raise_errors=False)
+            try:
+                replies = await self.connection(server).execute(*commands, raise_errors=False)
+            except LayerUnavailableError:
+                self.shards.refresh_soon()
+                raise
             for index, command, reply in zip(indexes, commands, replies, strict=True):
                 if isinstance(reply, ResponseError):
                     (reply,) = await self._settle(calls[index][0], server, (command,), [reply])

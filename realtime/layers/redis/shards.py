@@ -52,6 +52,9 @@ class OneServer:
     async def refresh(self) -> None:
         """Nothing to learn: there is one server."""
 
+    def refresh_soon(self) -> None:
+        """Nothing to learn: there is one server."""
+
 
 class RendezvousShards:
     """Names spread over independent servers by rendezvous hashing (see the module docstring)."""
@@ -75,6 +78,9 @@ class RendezvousShards:
         self.server_for = owner
 
     async def refresh(self) -> None:
+        """Nothing to learn: the host list is the configuration."""
+
+    def refresh_soon(self) -> None:
         """Nothing to learn: the host list is the configuration."""
 
 
@@ -106,7 +112,10 @@ class ClusterShards:
         return list(owners.values()) or list(self.seeds)
 
     def server_for(self, token: str) -> Server:
-        server = self.slots[key_slot(token.encode())]
+        return self.server_for_slot(key_slot(token.encode()))
+
+    def server_for_slot(self, slot: int) -> Server:
+        server = self.slots[slot]
         # Unknown before the first refresh: any node answers MOVED with the owner.
         return server if server is not None else self.seeds[0]
 
