@@ -3,8 +3,9 @@
 
 The shared contract runs on both in test_layers_conformance.py; these tests cover what only
 sharding brings: names spread over the servers, a stable assignment when a host is added, a
-server or master that goes away failing only what it owns, and a live resharding of the
-cluster that loses no accepted worker message and duplicates no group message.
+server or master that goes away failing only what it owns, a replica taking over a dead master,
+and a live resharding of the cluster that loses no accepted worker message and duplicates no
+group message.
 """
 
 from __future__ import annotations

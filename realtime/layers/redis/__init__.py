@@ -91,10 +91,12 @@ on one server. A client listens on each server that owns one of its groups or it
 With ``"cluster"``, the same names carry hash tags (``asgi:q:{jobs}``) so each queue, group or
 inbox lives in one slot, pub/sub is sharded (``SSUBSCRIBE``/``SPUBLISH``) and the slot table
 follows the cluster: ``MOVED`` and ``ASK`` are handled (``routing.py``), a pub/sub channel
-whose slot moved away is subscribed on its new owner, and a fetcher follows its queue. A
-resharding therefore loses no accepted worker message (the keys move with their slot; a command
-is redirected, never dropped) and delivers no group message twice; group messages published
-while a subscription is moving may be missed (at most once, as during any reconnect).
+whose slot moved away is subscribed on its new owner, and a fetcher follows its queue. While a
+node is unreachable the slot table is read again from the others, so a replica that took over a
+dead master's slots is followed too. A resharding therefore loses no accepted worker message
+(the keys move with their slot; a command is redirected, never dropped) and delivers no group
+message twice; group messages published while a subscription is moving may be missed (at most
+once, as during any reconnect).
 
 What changes with the host list: every process must list the same hosts (spelled the same way).
 Adding a host moves about 1/n of all names to it, removing one moves only its own names. While
