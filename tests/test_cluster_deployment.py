@@ -19,8 +19,10 @@ __all__ = ["test_chat_clients_on_two_processes_see_every_message_once_in_order"]
 
 
 @pytest.fixture(scope="module")
-def deployment(live_server_factory, postgres_server) -> Iterator[LiveServer]:
-    """As tests/conftest.py's deployment, with the layer on a private Redis Cluster."""
+def deployment(live_server_factory) -> Iterator[LiveServer]:
+    """As tests/conftest.py's deployment, with the layer on a private Redis Cluster, on a SQLite
+    file of its own (the session's PostgreSQL database already holds the room this test fills
+    when tests/test_multiprocess.py ran first)."""
     redis = RedisServer()
     redis.start()
     cluster = RedisCluster()
@@ -28,7 +30,6 @@ def deployment(live_server_factory, postgres_server) -> Iterator[LiveServer]:
         cluster.start()
         server = live_server_factory(
             redis_url=redis.url,
-            database_url=postgres_server,
             SWITCHBOARD_LAYER_CLUSTER=cluster.url,
             SWITCHBOARD_CHAT_RATE_LIMIT="1000/1",
             SWITCHBOARD_APRS_REPLAY="",
