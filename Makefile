@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup system-deps lint typecheck pytest bench clean
+.PHONY: run test setup system-deps lint typecheck pytest docs bench clean
 
 ## run: set up, migrate, load demo data and serve everything on http://127.0.0.1:8000
 run: setup
@@ -32,6 +32,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy realtime
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+## docs: build the documentation site (mkdocs.yml, docs/) into site/; open site/index.html
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
 
 pytest: setup
 	$(BIN)/python -m pytest
@@ -41,4 +46,4 @@ bench: setup system-deps
 	$(BIN)/python bench/chat_stack.py
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 var
+	rm -rf $(VENV) staticfiles db.sqlite3 var site

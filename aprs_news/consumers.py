@@ -23,7 +23,7 @@ from aprs_news.parsing import UnparseablePacket, decode_line, parse_packet
 from realtime.consumer import AsyncConsumer
 from realtime.db import database_sync_to_async
 from realtime.exceptions import StopConsumer
-from realtime.generic.websocket import AsyncWebsocketConsumer
+from realtime.generic.frames import FrameError, FrameLimits, JsonFrameConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,12 @@ def _received_at(value: Any) -> datetime:
 
 
 class APRSNewsConsumer(AsyncConsumer):
-    """Turns APRS-IS packets into news items and live frames for ws/news/."""
+    """Turns APRS-IS packets into news items and live frames for ws/news/.
+
+    Each packet is decoded and routed by kind to its news builder by filter routes on the
+    decoded packet's keys (`aprs_news.parsing.NEWS_ROUTES`: bulletins and announcements on
+    `format`, weather on `format`/`symbol`, objects, status reports).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -119,46 +124,23 @@ class APRSNewsConsumer(AsyncConsumer):
             logger.exception("could not push APRS news to %s", protocol.NEWS_GROUP)
 
 
-class NewsConsumer(AsyncWebsocketConsumer):
-    """ws/news/: live APRS news for anyone (no login needed; the page is public)."""
+class NewsConsumer(JsonFrameConsumer):
+    """ws/news/: live APRS news for anyone (no login needed; the page is public). Frame intake
+    (size, budget, decoding, error frames) is the core's JsonFrameConsumer."""
 
     groups = [protocol.NEWS_GROUP]
+    frame_types = frozenset({protocol.FRAME_RECENT})
+    limits = FrameLimits(max_bytes=protocol.MAX_CLIENT_FRAME_BYTES, rate=5.0, burst=10)
 
     async def connect(self) -> None:
         await self.accept()
-        await self._send_recent({})
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
-        if size > protocol.MAX_CLIENT_FRAME_BYTES:
-            await self._send_error(
-                protocol.ERROR_FRAME_TOO_LARGE,
-                f"frames are limited to {protocol.MAX_CLIENT_FRAME_BYTES} bytes, got {size}",
-            )
-            await self.close(protocol.CLOSE_FRAME_TOO_LARGE)
-            return
-        try:
-            frame = json.loads(text_data if text_data is not None else (bytes_data or b""))
-        except (ValueError, UnicodeDecodeError) as error:
-            await self._send_error(protocol.ERROR_MALFORMED, f"frame is not JSON: {error}")
-            return
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self._send_error(
-                protocol.ERROR_MALFORMED, 'expected a JSON object with a string "type"'
-            )
-            return
-        if frame["type"] != protocol.FRAME_RECENT:
-            await self._send_error(
-                protocol.ERROR_UNKNOWN_TYPE,
-                f"unknown frame type {frame['type']!r}; expected {protocol.FRAME_RECENT!r}",
-            )
-            return
-        await self._send_recent(frame)
+        await self.handle_news_recent({})
 
     async def news_frame(self, event: dict) -> None:
         await self.send(text_data=event["text"])
 
-    async def _send_recent(self, frame: dict) -> None:
+    async def handle_news_recent(self, frame: dict) -> None:
+        """Answer a `news.recent` request (and the opening frame) with matching items."""
         try:
             kind = services.normalize_kind(str(frame.get("kind", "")))
             prefix = services.normalize_prefix(str(frame.get("prefix", "")))
@@ -167,18 +149,10 @@ class NewsConsumer(AsyncWebsocketConsumer):
             if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
                 raise ValueError(f"limit must be a positive integer, got {limit!r}")
         except ValueError as error:
-            await self._send_error(protocol.ERROR_BAD_PARAMETER, str(error))
-            return
+            raise FrameError(protocol.ERROR_BAD_PARAMETER, str(error)) from None
         items = await database_sync_to_async(services.recent_items)(
             [kind] if kind else [], prefix, group, limit
         )
-        await self.send(
-            text_data=json.dumps(
-                {"type": protocol.FRAME_RECENT, "items": [services.item_frame(i) for i in items]}
-            )
-        )
-
-    async def _send_error(self, code: str, message: str) -> None:
-        await self.send(
-            text_data=json.dumps({"type": protocol.FRAME_ERROR, "code": code, "message": message})
+        await self.send_frame(
+            {"type": protocol.FRAME_RECENT, "items": [services.item_frame(i) for i in items]}
         )

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any
 
 from aprs_news import protocol
 from aprs_news.parsing import decode_line
+from realtime.backoff import Backoff
 from realtime.types import ASGIApp, Message
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ SOFTWARE_VERSION = "0.1"
 MAX_LINE_BYTES = 8192  # APRS-IS lines are at most ~512 bytes; longer ones are dropped
 QUEUE_SIZE = 1000  # packets buffered for a busy application before reading pauses
 MAX_REPLAY_GAP = 60.0  # longest pause between two replayed lines, in capture seconds
+# Waits between reconnects: 1 s doubling to a minute, +/- 25 % so that many gateways cut off at
+# once do not come back in step. Back to 1 s after a connection that delivered packets.
+RECONNECT_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.25)
 _TIMESTAMPED_LINE = re.compile(rb"^(\d{9,11}(?:\.\d+)?)\t(.*)$", re.DOTALL)
 
 
@@ -70,21 +73,6 @@ class ServerAddress:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Reconnect delays: initial * factor**attempt, capped at maximum, each +/- jitter (a
-    fraction, so many gateways do not reconnect in step)."""
-
-    initial: float = 1.0
-    maximum: float = 60.0
-    factor: float = 2.0
-    jitter: float = 0.25
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
 def login_line(callsign: str, passcode: str, server_filter: str) -> bytes:
@@ -195,7 +183,7 @@ class APRSISGateway:
         self.server_filter = server_filter
         self.silence_timeout = silence_timeout
         self.connect_timeout = connect_timeout
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or RECONNECT_BACKOFF
         self.connections = 0  # successful TCP connections so far
         self.packets = 0  # packet lines handed to the application so far
 

@@ -14,7 +14,8 @@ ws/news/ frames (JSON text), server to client:
     {"type": "news.recent", "items": [ITEM, ...]}      on connect, and in answer to news.recent
     {"type": "news.item", "item": ITEM}                  a new item, live
     {"type": "news.seen", "id": 7, "seen_count": 3, "last_seen": "2026-11-23T12:00:00+00:00"}
-    {"type": "error", "code": "malformed", "message": "..."}
+    {"type": "error", "code": "bad_parameter", "detail": "..."}   (shape and shared codes:
+                                                                 realtime.generic.frames)
 
 client to server:
 
@@ -43,14 +44,9 @@ FRAME_ITEM = "news.item"
 FRAME_SEEN = "news.seen"
 FRAME_ERROR = "error"
 
-# Error codes carried by error frames.
-ERROR_MALFORMED = "malformed"  # not JSON, or not a JSON object with a string "type"
-ERROR_UNKNOWN_TYPE = "unknown_type"
+# The news socket's own error code; the shared ones (malformed, unknown_type, too_large with close
+# 4009, rate_limited, server_error) are the core frame intake's (realtime.generic.frames).
 ERROR_BAD_PARAMETER = "bad_parameter"
-ERROR_FRAME_TOO_LARGE = "frame_too_large"
-
-# Close codes.
-CLOSE_FRAME_TOO_LARGE = 4009
 
 # Limits.
 MAX_CLIENT_FRAME_BYTES = 4096

@@ -32,11 +32,6 @@ from notifications import notify
 
 logger = logging.getLogger(__name__)
 
-# Stations re-send a bulletin every few minutes for hours; the same text from the same station
-# within this window is the same news.
-DEFAULT_DEDUPE_WINDOW = timedelta(hours=12)
-# News not heard again for this long is deleted, so a busy feed does not grow the table forever.
-DEFAULT_RETENTION = timedelta(days=7)
 NOTIFICATION_VERB = "bulletin"
 _GROUP_PATTERN = re.compile(r"^[A-Z0-9_-]{1,5}$")
 _PREFIX_PATTERN = re.compile(r"^[A-Z0-9/-]{1,12}$")
@@ -45,15 +40,16 @@ REPORT_KINDS = (NewsItem.Kind.STATUS, NewsItem.Kind.OBJECT, NewsItem.Kind.WEATHE
 
 
 def dedupe_window() -> timedelta:
-    """The dedupe window: settings.APRS_DEDUPE_WINDOW_SECONDS if set, else 12 hours."""
-    seconds = getattr(settings, "APRS_DEDUPE_WINDOW_SECONDS", None)
-    return DEFAULT_DEDUPE_WINDOW if seconds is None else timedelta(seconds=float(seconds))
+    """Stations re-send a bulletin every few minutes for hours: the same text from the same station
+    within this window of its last sighting is the same news (settings.APRS_DEDUPE_WINDOW_SECONDS,
+    from SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS, 12 hours by default)."""
+    return timedelta(seconds=settings.APRS_DEDUPE_WINDOW_SECONDS)
 
 
 def retention() -> timedelta:
-    """How long news is kept after it was last seen: settings.APRS_RETENTION_DAYS, else 7 days."""
-    days = getattr(settings, "APRS_RETENTION_DAYS", None)
-    return DEFAULT_RETENTION if days is None else timedelta(days=float(days))
+    """How long news is kept after it was last seen (settings.APRS_RETENTION_DAYS, from
+    SWITCHBOARD_APRS_RETENTION_DAYS, 7 days by default)."""
+    return timedelta(days=settings.APRS_RETENTION_DAYS)
 
 
 def prune_news(now: datetime) -> int:

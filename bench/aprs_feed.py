@@ -29,7 +29,8 @@ from harness import setup_django_in_process  # noqa: E402
 
 
 async def gateway_rate(lines: int) -> float:
-    from aprs_news.gateway import APRSISGateway, Backoff, ServerAddress
+    from aprs_news.gateway import APRSISGateway, ServerAddress
+    from realtime.backoff import Backoff
 
     packet = b"K1ABC-9>APAT51,WIDE1-1,qAR,KD5ABC-10:!3016.40N/09744.20W>087/052/A=000623\r\n"
     keepalive = b"# aprsc 2.1.19-g730c5c0 23 Nov 2026 12:00:23 GMT T2BENCH 127.0.0.1:14580\r\n"

@@ -8,17 +8,15 @@ numbers means this socket missed broadcasts (its queue was full), so the gap is 
 database and sent first (see `chat.delivery` for the shared read and the per-process watch that
 finds drops no later event reveals).
 
-Client frames are handled in order by one task per socket, beside the consumer's dispatch: saving
-a message (a database write and a broadcast) does not hold up the room events this socket
-forwards. Without that, the socket of a member who posts again as soon as the room shows the last
-post forwarded about one room event per post it made, fell ever further behind the room, and
-ended up catching up from the database.
+Client frames come through the core's frame intake (`realtime.generic.frames`): checked, decoded
+and handled in order by one task per socket, beside the consumer's dispatch, so saving a message
+(a database write and a broadcast) does not hold up the room events this socket forwards. Nothing
+a client sends after the socket was closed (4401, 4403, 4404) reaches a handler.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -27,109 +25,33 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
+from chat import broadcast, protocol, services
 from chat import presence as presence_module
-from chat import protocol, services
 from chat.delivery import catch_up_reader, socket_watch
 from chat.models import Room
 from chat.presence import presence, presence_announcer
 from chat.ratelimit import message_rate_limiter
 from chat.services import ChatError
 from realtime.db import database_sync_to_async
-from realtime.generic.websocket import AsyncWebsocketConsumer
+from realtime.generic.frames import FrameLimits, JsonFrameConsumer
 
 logger = logging.getLogger(__name__)
 
 STATS_SECONDS = 10.0
 
 
-class ChatSocket(AsyncWebsocketConsumer):
-    """What both chat sockets share: frame parsing and errors, forwarding room events in order
-    with catch-up from the database, and the periodic check."""
+class ChatSocket(JsonFrameConsumer):
+    """What both chat sockets share: forwarding room events in order with catch-up from the
+    database, and the periodic check. Frame intake (size, budget, decoding, dispatch to
+    ``handle_<type>``, error frames) is the core's `JsonFrameConsumer`."""
 
-    client_types: frozenset[str] = frozenset()
+    limits = FrameLimits(max_bytes=protocol.MAX_FRAME_BYTES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user: Any = AnonymousUser()
         self.last_seq: dict[str, int] = {}
         self.delivery_lock = asyncio.Lock()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.frames: asyncio.Queue[tuple[str | None, bytes | None]] = asyncio.Queue()
-        self.frame_task: asyncio.Task[None] | None = None
-
-    # --- sending ---------------------------------------------------------------------------
-
-    async def send_frame(self, frame: dict) -> None:
-        await self.send(text_data=protocol.encode(frame))
-
-    async def send_error(self, code: str, detail: str) -> None:
-        await self.send_frame({"type": protocol.ERROR, "code": code, "detail": detail})
-
-    # --- receiving -------------------------------------------------------------------------
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Queue a client frame for this socket's frame task (see `handle_frame`), so that the
-        consumer goes on forwarding room events while the frame is handled."""
-        self.frames.put_nowait((text_data, bytes_data))
-        if self.frame_task is None:
-            self.frame_task = asyncio.ensure_future(self._handle_frames())
-
-    async def _handle_frames(self) -> None:
-        while True:
-            text_data, bytes_data = await self.frames.get()
-            try:
-                await self.handle_frame(text_data, bytes_data)
-            except Exception:
-                logger.exception("chat: handling a client frame failed")
-            finally:
-                self.frames.task_done()
-
-    async def finish_frames(self) -> None:
-        """Handle the frames received before the client left, then stop the frame task."""
-        if self.frame_task is None:
-            return
-        try:
-            await self.frames.join()
-        finally:
-            self.frame_task.cancel()
-
-    async def handle_frame(self, text_data: str | None, bytes_data: bytes | None) -> None:
-        """Check and decode one client frame, then run `handle_<type>`; a ChatError becomes an
-        error frame and the socket stays open, except for a frame over MAX_FRAME_BYTES."""
-        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
-        if size > protocol.MAX_FRAME_BYTES:
-            await self.send_error(
-                protocol.TOO_LARGE,
-                f"A frame has at most {protocol.MAX_FRAME_BYTES} bytes, this one {size}.",
-            )
-            await self.close(protocol.CLOSE_TOO_LARGE)
-            return
-        if text_data is None:
-            await self.send_error(protocol.BAD_JSON, "Frames are JSON text, not binary.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self.send_error(protocol.BAD_JSON, "The frame is not valid JSON.")
-            return
-        if not isinstance(frame, dict):
-            await self.send_error(protocol.BAD_JSON, "A frame is a JSON object with a 'type'.")
-            return
-        frame_type = frame.get("type")
-        if not isinstance(frame_type, str) or frame_type not in self.client_types:
-            await self.send_error(
-                protocol.UNKNOWN_TYPE,
-                f"Unknown frame type {frame_type!r}; expected one of {sorted(self.client_types)}.",
-            )
-            return
-        try:
-            await getattr(self, f"handle_{frame_type}")(frame)
-        except ChatError as error:
-            await self.send_frame(error.as_frame())
-        except Exception:
-            # A database or layer failure: say so and keep the socket; the client may retry.
-            logger.exception("chat: handling a %r frame failed", frame_type)
-            await self.send_error(protocol.SERVER_ERROR, "Something went wrong; please retry.")
 
     def require_login(self) -> None:
         if not self.user.is_authenticated:
@@ -162,13 +84,21 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def publish(self, event: services.RoomEvent) -> None:
         """Broadcast a committed event. If the layer fails, this socket still shows it (the
         others catch up from the database when the next event reaches them)."""
-        message = services.room_event_message(event)
+        message = broadcast.room_event_message(event)
         try:
-            await services.broadcast_room_event(self.channel_layer, message)
+            await broadcast.broadcast_room_event(self.channel_layer, message)
         except Exception:
             logger.exception("chat: broadcasting %s seq %s failed", event.room, event.seq)
             if event.room in self.last_seq:
                 await self.chat_room_event(message)
+
+    async def publish_audit(self, entry: Any) -> None:
+        """Show a committed audit entry on the consoles; it is saved, so a layer failure only
+        delays it until a console (re)connects."""
+        try:
+            await broadcast.broadcast_audit(self.channel_layer, entry)
+        except Exception:
+            logger.exception("chat: broadcasting audit entry %s failed", entry.pk)
 
     async def chat_transient(self, event: dict) -> None:
         await self.send(text_data=event["text"])
@@ -184,7 +114,6 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     def start_background(self) -> None:
         """Join the process's SocketWatch (catch-up after drops, tick())."""
-        self.loop = asyncio.get_running_loop()
         socket_watch.add(self)
 
     async def catch_up_to(self, current: dict[str, int]) -> None:
@@ -199,7 +128,6 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         socket_watch.discard(self)
-        await self.finish_frames()
 
 
 def _query_int(query: dict[str, list[str]], name: str) -> int | None:
@@ -224,14 +152,22 @@ class PublicChatConsumer(ChatSocket):
     ``presence``. A room that does not exist: an error frame and close 4404.
     """
 
-    client_types = protocol.ROOM_CLIENT_TYPES
+    frame_types = protocol.ROOM_CLIENT_TYPES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.room: Room | None = None  # set on connect, if the room exists
+        self.connection_id = secrets.token_hex(8)  # this socket's entry in the room's presence
+        self.last_typing = 0.0
+        self.heartbeat_at = 0.0
+        # The heartbeat (tick, another task) and the leave (disconnect) take turns, and no
+        # heartbeat joins after the leave: otherwise a drained socket lingers in presence.
+        self.presence_lock = asyncio.Lock()
+        self.left = False
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
         slug = self.scope["url_route"]["kwargs"]["room"]
-        self.room: Room | None = None
-        self.connection_id = secrets.token_hex(8)
-        self.last_typing = 0.0
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
@@ -265,10 +201,15 @@ class PublicChatConsumer(ChatSocket):
         if self.room is None:
             return None
         seq = self.room.seq
-        if after is None:
+        replay = None
+        if after is not None and (
+            since_seq is None or seq - since_seq <= protocol.REPLAY_MAX_EVENTS
+        ):
+            replay = services.replay_after(self.room, after, seq)
+        if replay is None:  # a first visit, or too far behind to replay: the latest page
             frames = [services.history_page(self.room, upto_seq=seq)]
         else:
-            frames = services.replay_after(self.room, after, seq)
+            frames = [replay]
             if since_seq is not None:
                 frames += [
                     f
@@ -278,6 +219,7 @@ class PublicChatConsumer(ChatSocket):
         if self.user.is_authenticated:
             frames[0]["last_read"] = services.last_read_id(self.user, self.room)
         frames[0]["seq"] = seq
+        frames[0]["user"] = self.user.get_username() if self.user.is_authenticated else None
         return frames, seq
 
     async def _join_presence(self) -> None:
@@ -293,16 +235,21 @@ class PublicChatConsumer(ChatSocket):
     async def tick(self) -> None:
         if self.user.is_authenticated:
             now = time.monotonic()
-            if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
+            if now - self.heartbeat_at >= presence_module.HEARTBEAT_SECONDS:
                 self.heartbeat_at = now
-                await presence.join(self.room.slug, self.connection_id, self.user.get_username())
+                async with self.presence_lock:
+                    if not self.left:
+                        username = self.user.get_username()
+                        await presence.join(self.room.slug, self.connection_id, username)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
-        room = getattr(self, "room", None)
-        if room is None or not self.user.is_authenticated or not hasattr(self, "connection_id"):
+        room = self.room
+        if room is None or not self.user.is_authenticated:
             return
-        await presence.leave(room.slug, self.connection_id, self.user.get_username())
+        async with self.presence_lock:
+            self.left = True
+            await presence.leave(room.slug, self.connection_id, self.user.get_username())
         if self.user.get_username() not in await presence.users(room.slug):
             presence_announcer.changed(self.channel_layer, room.slug)
 
@@ -335,7 +282,7 @@ class PublicChatConsumer(ChatSocket):
             return
         self.last_typing = now
         typing = {"type": protocol.TYPING, "room": self.room.slug, "user": self.user.get_username()}
-        await services.broadcast_transient(
+        await broadcast.broadcast_transient(
             self.channel_layer, [protocol.room_group(self.room.slug)], typing
         )
 
@@ -363,7 +310,7 @@ class PublicChatConsumer(ChatSocket):
         )
         await self.publish(event)
         if entry is not None:
-            await services.broadcast_audit(self.channel_layer, entry)
+            await self.publish_audit(entry)
 
     async def handle_read(self, frame: dict) -> None:
         self.require_login()
@@ -376,7 +323,12 @@ class AdminChatConsumer(ChatSocket):
     audit log and message rate; moderators delete, mute and announce. Anonymous visitors are
     closed with 4401, logged-in non-staff with 4403, right after the handshake."""
 
-    client_types = protocol.CONSOLE_CLIENT_TYPES
+    frame_types = protocol.CONSOLE_CLIENT_TYPES
+    staff_only = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats_at = 0.0  # when the last stats frame went out
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
@@ -429,20 +381,32 @@ class AdminChatConsumer(ChatSocket):
         )
         await self.publish(event)
         if entry is not None:
-            await services.broadcast_audit(self.channel_layer, entry)
+            await self.publish_audit(entry)
 
     async def handle_mute(self, frame: dict) -> None:
         services.check_mute(frame.get("user"), frame.get("room"), frame.get("minutes"))
         entry = await database_sync_to_async(services.mute_user)(
             self.user, frame.get("user"), frame.get("room"), frame.get("minutes")
         )
-        await services.broadcast_audit(self.channel_layer, entry)
+        await self.publish_audit(entry)
 
     async def handle_announce(self, frame: dict) -> None:
-        services.check_text(frame.get("text"))
-        events, entry = await database_sync_to_async(services.announce)(
-            self.user, frame.get("text")
-        )
+        """Post, show, then notify. The frame's `client_id` makes a retry safe: an announcement
+        already posted is not posted again, and its notification fan-out keeps its id."""
+        text, client_id = frame.get("text"), frame.get("client_id") or ""
+        events, entry = await database_sync_to_async(services.announce)(self.user, text, client_id)
         for event in events:
             await self.publish(event)
-        await services.broadcast_audit(self.channel_layer, entry)
+        if entry is not None:
+            await self.publish_audit(entry)
+        try:
+            await database_sync_to_async(services.notify_announcement)(self.user, text, client_id)
+        except ChatError:
+            raise
+        except Exception:
+            logger.exception("chat: queueing the notifications of an announcement failed")
+            raise ChatError(
+                protocol.SERVER_ERROR,
+                "The announcement is posted, but notifying users failed. Send it again to retry "
+                "the notifications; it will not be posted twice.",
+            ) from None

@@ -14,8 +14,7 @@ of a busy room sent every socket on a trip to the database for the events in fli
 200 reads every 10 s), holding up their live deliveries meanwhile. It also gives each socket its
 `tick()` (presence heartbeat, console statistics).
 
-The sockets (chat.consumers.ChatSocket) offer: `loop`, `channel_layer`, `last_seq` (room -> seq),
-`catch_up_to(current_seqs)` and `tick()`.
+What the watch needs of a socket is `WatchedSocket` (chat.consumers.ChatSocket is one).
 """
 
 from __future__ import annotations
@@ -24,20 +23,29 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chat import protocol, services
 from chat.models import Room
 from realtime.db import database_sync_to_async
-
-if TYPE_CHECKING:
-    from chat.consumers import ChatSocket
 
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
 RESYNC_SECONDS = 10.0
 DELIVERY_GRACE_SECONDS = 1.0
+
+
+class WatchedSocket(Protocol):
+    """What SocketWatch needs of a socket: its layer, the last `seq` it delivered per room, a way
+    to catch up to the database's seqs, and its periodic work."""
+
+    channel_layer: Any
+    last_seq: dict[str, int]
+
+    async def catch_up_to(self, current: dict[str, int]) -> None: ...
+
+    async def tick(self) -> None: ...
 
 
 class SocketWatch:
@@ -48,19 +56,22 @@ class SocketWatch:
     (presence heartbeat, console statistics)."""
 
     def __init__(self) -> None:
-        self._sockets: weakref.WeakSet[ChatSocket] = weakref.WeakSet()
+        # Each socket with the event loop it was added on (tests run several loops in turn).
+        self._sockets: weakref.WeakKeyDictionary[WatchedSocket, asyncio.AbstractEventLoop] = (
+            weakref.WeakKeyDictionary()
+        )
         self._task: asyncio.Task | None = None
         self._dropped: dict[int, int | None] = {}
 
-    def add(self, socket: ChatSocket) -> None:
-        self._sockets.add(socket)
+    def add(self, socket: WatchedSocket) -> None:
         loop = asyncio.get_running_loop()
+        self._sockets[socket] = loop
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._dropped[id(socket.channel_layer)] = self._read_dropped(socket.channel_layer)
             self._task = loop.create_task(self._run())
 
-    def discard(self, socket: ChatSocket) -> None:
-        self._sockets.discard(socket)
+    def discard(self, socket: WatchedSocket) -> None:
+        self._sockets.pop(socket, None)
 
     @staticmethod
     def _read_dropped(layer: Any) -> int | None:
@@ -77,7 +88,7 @@ class SocketWatch:
         resynced_at = time.monotonic()
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            sockets = [s for s in self._sockets if s.loop is loop]
+            sockets = [s for s, on in list(self._sockets.items()) if on is loop]
             if not sockets:
                 return
             resync = time.monotonic() - resynced_at >= RESYNC_SECONDS
@@ -93,7 +104,7 @@ class SocketWatch:
                 except Exception:
                     logger.exception("chat: periodic work of a socket failed")
 
-    async def _catch_up(self, sockets: list[ChatSocket], resync: bool) -> None:
+    async def _catch_up(self, sockets: list[WatchedSocket], resync: bool) -> None:
         """Bring sockets up to the database: those on a layer that dropped something since the
         last look, or all of them when `resync` (broadcasts lost without a trace, e.g. in a
         Redis restart, are then caught up within RESYNC_SECONDS)."""

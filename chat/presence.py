@@ -24,8 +24,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from chat import protocol
+from chat.broadcast import broadcast_transient
 from chat.redis_connection import KEY_PREFIX, shared_redis
-from chat.services import broadcast_transient
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Frames are JSON text. A room socket (``ws/chat/<room>/``) gets, on connect::
 
     {"type": "history", "messages": [{"type": "message", "id": 7, ...}], "has_more": false,
-     "seq": 12, "last_read": 5}
+     "seq": 12, "last_read": 5, "user": "alice"}
     {"type": "presence", "room": "general", "users": ["alice", "bob"]}
 
 and then, as things happen::
@@ -18,8 +18,14 @@ and then, as things happen::
 
 The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
 pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
-``?after=<id>`` on the URL replaces the latest-50 history with exactly the messages newer than
-``id``; adding ``&seq=<n>`` (the last ``seq`` seen) also replays the edits and deletions since.
+The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
+with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
+only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
+exactly the messages newer than ``id`` (a ``history`` frame with ``"after": id``); adding
+``&seq=<n>`` (the last ``seq`` seen) also replays the edits and deletions since. A client more
+than REPLAY_MAX_MESSAGES messages (or REPLAY_MAX_EVENTS events) behind gets the latest page
+instead, without ``after``: it starts over, as on a first visit, and pages back with ``history``
+``before``.
 
 The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/``deleted`` and
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,
@@ -31,9 +37,10 @@ server uses it to notice a broadcast it missed and to fetch that from the databa
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
+
+from realtime.generic import frames
 
 # --- Frame types, client -> server -------------------------------------------------------------
 MESSAGE = "message"
@@ -53,40 +60,48 @@ CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 PRESENCE = "presence"
 EDITED = "edited"
 DELETED = "deleted"
-ERROR = "error"
+ERROR = frames.ERROR
 AUDIT = "audit"  # console only
 STATS = "stats"  # console only
-ACK = "ack"  # console only: a moderator action was carried out
 
 # Kinds of message.
 KIND_MESSAGE = "message"
 KIND_ANNOUNCEMENT = "announcement"
 
 # --- Error codes (the "code" of an error frame) ------------------------------------------------
-BAD_JSON = "bad_json"  # not JSON, not an object, or a binary frame
-UNKNOWN_TYPE = "unknown_type"
-INVALID = "invalid"  # a field is missing or has the wrong type
+# The frame intake's codes, shared by every socket (defined in realtime.generic.frames):
+MALFORMED = frames.MALFORMED  # binary, not JSON, too deep, a number over 64 bits, not an object
+UNKNOWN_TYPE = frames.UNKNOWN_TYPE
+TOO_LARGE = frames.TOO_LARGE  # over MAX_FRAME_BYTES; the socket is closed with CLOSE_TOO_LARGE
+INVALID = frames.INVALID  # a field is missing or has the wrong type
+RATE_LIMITED = frames.RATE_LIMITED  # the socket's budget, or chat's per-user message limit
+SERVER_ERROR = frames.SERVER_ERROR  # the server failed (database, layer); retrying may work
+# Chat's own:
 TOO_LONG = "too_long"
 EMPTY = "empty"
-RATE_LIMITED = "rate_limited"
 LOGIN_REQUIRED = "login_required"
 MUTED = "muted"
-TOO_LARGE = "too_large"
 NOT_FOUND = "not_found"
-NOT_ALLOWED = "not_allowed"
-SERVER_ERROR = "server_error"  # the server failed (database, layer); retrying may work
+NOT_ALLOWED = "not_allowed"  # not yours to change, or staff only
 
 # --- Close codes -------------------------------------------------------------------------------
-CLOSE_TOO_LARGE = 4009
-CLOSE_LOGIN_REQUIRED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_LARGE = frames.CLOSE_TOO_LARGE  # 4009
+CLOSE_LOGIN_REQUIRED = frames.CLOSE_LOGIN_REQUIRED  # 4401: not logged in, or the login ended
+CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console, for a user who is not staff
 CLOSE_NO_SUCH_ROOM = 4404
+# Sent by a web process that is shutting down (`manage.py serve` drains): the client reconnects at
+# once, to another process, and sends again what it has not seen confirmed; frames still waiting
+# in the closed socket's queue are therefore dropped, not handled (they would arrive twice).
+CLOSE_SERVICE_RESTART = frames.CLOSE_SERVICE_RESTART  # 1012: the server drains; reconnect now
 
 # --- Limits ------------------------------------------------------------------------------------
 MAX_TEXT_LENGTH = 4000  # characters of one message
 MAX_FRAME_BYTES = 64 * 1024  # one client frame, UTF-8 encoded
 HISTORY_PAGE_SIZE = 50
-REPLAY_CHUNK_SIZE = 500  # messages per history frame when replaying ?after=
+# ?after= replays at most this many messages (one frame), and &seq= at most this many events;
+# a client further behind gets the latest page instead, as on a first visit.
+REPLAY_MAX_MESSAGES = 500
+REPLAY_MAX_EVENTS = 1000
 EDIT_WINDOW = timedelta(minutes=10)
 MAX_MUTE_MINUTES = 60 * 24 * 30
 TYPING_INTERVAL_SECONDS = 2.0  # at most one typing broadcast per connection per interval
@@ -110,6 +125,4 @@ def room_group(slug: str) -> str:
     return f"chat.room.{slug}"
 
 
-def encode(frame: dict) -> str:
-    """Encode a server frame as the JSON text sent on the wire (compact, UTF-8 kept as is)."""
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+encode = frames.encode_frame  # a server frame as the JSON text sent on the wire

@@ -1,19 +1,11 @@
 """Everything that changes or reads chat state, in one place: posting, editing, deleting, muting,
-announcing, history and catch-up, read markers, and the broadcasts that follow a change.
+announcing, history and catch-up, read markers, and the checks on what a client sends.
 
 The ORM functions are synchronous (consumers call them through `database_sync_to_async`, views
 directly) and raise `ChatError(code, detail)` for anything the client should be told; the code is
-one of the error codes in `chat.protocol`. A change is committed before it is broadcast, and a
-broadcast is encoded to JSON once: the layer message carries the finished text, and every member
-forwards it as it is.
-
-Layer messages (see `chat.protocol`)::
-
-    {"type": "chat.room_event", "room": "general", "seq": 13, "text": "{\"type\":\"message\",...}"}
-    {"type": "chat.transient", "text": "{\"type\":\"typing\",...}"}
-
-Room events go to the room's group and to the console group; `seq` lets a member that missed one
-(its queue was full) fetch the gap with `events_between`.
+one of the error codes in `chat.protocol`. A change returns the `RoomEvent` to broadcast once it
+is committed (`chat.broadcast` sends it); `seq` numbers a room's events without gaps, so a member
+that missed one fetches the gap with `events_between`.
 """
 
 from __future__ import annotations
@@ -21,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,22 +27,15 @@ from django.utils import timezone
 from chat import protocol
 from chat.models import AuditEntry, Message, Mute, ReadMarker, Room
 from notifications import notify, notify_all
+from realtime.generic.frames import FrameError
 
 logger = logging.getLogger(__name__)
 
 MENTION_RE = re.compile(r"(?<![\w@])@([\w.+-]*\w)")
 
 
-class ChatError(Exception):
-    """A request the server refuses; becomes {"type": "error", "code": code, "detail": detail}."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-    def as_frame(self) -> dict:
-        return {"type": protocol.ERROR, "code": self.code, "detail": self.detail}
+class ChatError(FrameError):
+    """A request the server refuses; the socket answers {"type": "error", "code", "detail"}."""
 
 
 @dataclass(frozen=True)
@@ -133,32 +119,29 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
     return frame
 
 
-def replay_after(room: Room, after_id: int, upto_seq: int) -> list[dict]:
-    """`history` frames holding every visible message newer than `after_id` (up to `upto_seq`),
-    REPLAY_CHUNK_SIZE per frame, at least one frame."""
+def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
+    """A `history` frame holding every visible message newer than `after_id` (up to `upto_seq`),
+    or None when more than REPLAY_MAX_MESSAGES are missing: a client that far behind starts over
+    from the latest page instead (one socket must not pull a whole room into memory)."""
     query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
-    messages = [message_frame(m, room.slug) for m in query]
-    chunks = [
-        messages[i : i + protocol.REPLAY_CHUNK_SIZE]
-        for i in range(0, len(messages), protocol.REPLAY_CHUNK_SIZE)
-    ] or [[]]
-    return [
-        {
-            "type": protocol.HISTORY,
-            "room": room.slug,
-            "messages": chunk,
-            "has_more": False,
-            "after": after_id,
-        }
-        for chunk in chunks
-    ]
+    rows = list(query[: protocol.REPLAY_MAX_MESSAGES + 1])
+    if len(rows) > protocol.REPLAY_MAX_MESSAGES:
+        return None
+    return {
+        "type": protocol.HISTORY,
+        "room": room.slug,
+        "messages": [message_frame(m, room.slug) for m in rows],
+        "has_more": False,
+        "after": after_id,
+    }
 
 
 def events_between(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
     """The frames of the room's lasting events numbered after `after_seq` up to `upto_seq`, in
     order, each showing the message as it is now: a message created in the range comes as a
     `message` frame (unless deleted since), an older one changed in the range as `edited` or
-    `deleted`. Replaying them over what a client already has brings it up to date."""
+    `deleted`. Replaying them over what a client already has brings it up to date. Callers bound
+    the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
     if upto_seq <= after_seq:
         return []
     created = Q(seq__gt=after_seq, seq__lte=upto_seq)
@@ -294,11 +277,9 @@ def post_message(
 ) -> RoomEvent:
     """Save a message by `user` (checked: text, mute) and return its event to broadcast."""
     text = check_text(text)
-    if not isinstance(client_id, str) or len(client_id) > protocol.MAX_CLIENT_ID_LENGTH:
-        raise ChatError(
-            protocol.INVALID,
-            f"'client_id' must be a string of at most {protocol.MAX_CLIENT_ID_LENGTH} characters.",
-        )
+    client_id = check_client_id(client_id)
+    if not getattr(user, "is_authenticated", False):
+        raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
     if kind == protocol.KIND_MESSAGE and is_muted(user, room):
         mute = active_mute(user, room)
         if mute is not None:
@@ -330,7 +311,9 @@ def check_message_id(message_id: Any, field: str = "id") -> int:
     return message_id
 
 
-def _own_message(user: Any, room: Room | None, message_id: Any) -> Message:
+def _live_message(message_id: Any, room: Room | None) -> Message:
+    """The message `message_id` if it is not deleted (and is in `room`, when given), else
+    ChatError(not_found). Who may change it is the caller's check."""
     check_message_id(message_id)
     query = Message.objects.select_related("room").filter(pk=message_id, deleted__isnull=True)
     if room is not None:
@@ -354,7 +337,7 @@ def _within_edit_window(user: Any, message: Message, verb: str) -> None:
 def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent:
     """Change the text of the user's own message (within EDIT_WINDOW)."""
     text = check_text(text)
-    message = _own_message(user, room, message_id)
+    message = _live_message(message_id, room)
     _within_edit_window(user, message, "edit")
     with transaction.atomic():
         seq = _next_seq(room)
@@ -370,12 +353,14 @@ def delete_message(
 ) -> tuple[RoomEvent, AuditEntry | None]:
     """Delete a message: the author within EDIT_WINDOW, staff any message at any time. Returns the
     event and, when staff deleted what the author alone could not, the audit entry written."""
-    message = _own_message(user, room, message_id)
+    if not getattr(user, "is_authenticated", False):
+        raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    message = _live_message(message_id, room)
     own = message.user_id == user.pk and message.kind == protocol.KIND_MESSAGE
     fresh = timezone.now() - message.created <= protocol.EDIT_WINDOW
-    if not (own and fresh) and not user.is_staff:
-        _within_edit_window(user, message, "delete")
     moderated = not (own and fresh)
+    if moderated and not is_moderator(user):
+        _within_edit_window(user, message, "delete")
     target_room = message.room
     with transaction.atomic():
         seq = _next_seq(target_room)
@@ -396,6 +381,31 @@ def delete_message(
     return RoomEvent(target_room.slug, seq, deleted_frame(message, target_room.slug)), entry
 
 
+def is_moderator(actor: Any) -> bool:
+    """Whether `actor` may moderate now: an active staff account, read from the database (the
+    copy a socket holds may be hours old)."""
+    if not getattr(actor, "is_authenticated", False):
+        return False
+    return get_user_model().objects.filter(pk=actor.pk, is_active=True, is_staff=True).exists()
+
+
+def require_moderator(actor: Any) -> None:
+    """ChatError(not_allowed) unless `actor` may moderate (see is_moderator). Every moderation
+    function checks this itself, whoever called it."""
+    if not is_moderator(actor):
+        raise ChatError(protocol.NOT_ALLOWED, "Only moderators (staff) may do that.")
+
+
+def check_client_id(client_id: Any) -> str:
+    """A client's id for a request (for retries and for matching the answer), or ChatError."""
+    if not isinstance(client_id, str) or len(client_id) > protocol.MAX_CLIENT_ID_LENGTH:
+        raise ChatError(
+            protocol.INVALID,
+            f"'client_id' must be a string of at most {protocol.MAX_CLIENT_ID_LENGTH} characters.",
+        )
+    return client_id
+
+
 def check_mute(username: Any, room_slug: Any, minutes: Any) -> None:
     """The fields of a mute request, or ChatError(invalid)."""
     if not isinstance(username, str) or not username:
@@ -411,7 +421,9 @@ def check_mute(username: Any, room_slug: Any, minutes: Any) -> None:
 
 
 def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditEntry:
-    """Mute `username` in one room (or every room when `room_slug` is None) for `minutes`."""
+    """Mute `username` in one room (or every room when `room_slug` is None) for `minutes`;
+    `actor` must be a moderator."""
+    require_moderator(actor)
     check_mute(username, room_slug, minutes)
     target = get_user_model().objects.filter(username=username).first()
     if target is None:
@@ -436,22 +448,51 @@ def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditE
     return entry
 
 
-def announce(actor: Any, text: Any) -> tuple[list[RoomEvent], AuditEntry]:
-    """Post `text` as an announcement in every room, log it, and queue a notification for every
-    user (notifications' worker fan-out)."""
+def announce(
+    actor: Any, text: Any, client_id: Any = ""
+) -> tuple[list[RoomEvent], AuditEntry | None]:
+    """Post `text` as an announcement in every room and log it, in one transaction; `actor` must
+    be a moderator. With a `client_id`, a retry of an announcement already posted posts nothing
+    (it returns no events and no entry): a moderator who saw an error may safely send again."""
+    require_moderator(actor)
     text = check_text(text)
-    events = [
-        post_message(actor, room, text, kind=protocol.KIND_ANNOUNCEMENT)
-        for room in Room.objects.all()
-    ]
-    entry = AuditEntry.objects.create(
-        actor=actor,
-        actor_name=actor.get_username(),
-        action=AuditEntry.ACTION_ANNOUNCE,
-        detail=text[:1000],
-    )
-    notify_all(verb="announcement", text=text, url="/", actor=actor)
+    client_id = check_client_id(client_id)
+    if client_id and _announced(actor, client_id):
+        return [], None
+    with transaction.atomic():
+        events = [
+            post_message(actor, room, text, client_id, kind=protocol.KIND_ANNOUNCEMENT)
+            for room in Room.objects.all()
+        ]
+        entry = AuditEntry.objects.create(
+            actor=actor,
+            actor_name=actor.get_username(),
+            action=AuditEntry.ACTION_ANNOUNCE,
+            detail=text[:1000],
+        )
     return events, entry
+
+
+def _announced(actor: Any, client_id: str) -> bool:
+    return Message.objects.filter(
+        user=actor, kind=protocol.KIND_ANNOUNCEMENT, client_id=client_id
+    ).exists()
+
+
+def notify_announcement(actor: Any, text: Any, client_id: Any = "") -> None:
+    """Queue the notification of an announcement for every user (the notifications worker fans
+    it out). With a `client_id` the fan-out has a stable id, so queueing it again after a failure
+    notifies nobody twice. Raises if the channel layer cannot take it."""
+    require_moderator(actor)
+    text = check_text(text)
+    client_id = check_client_id(client_id)
+    fanout_id = None
+    if client_id:
+        fanout_id = uuid.uuid5(_ANNOUNCE_NAMESPACE, f"{actor.pk}:{client_id}").hex
+    notify_all(verb="announcement", text=text, url="/", actor=actor, fanout_id=fanout_id)
+
+
+_ANNOUNCE_NAMESPACE = uuid.UUID("5b0c8f0e-4a47-4d55-9a63-2f1d3c1a6e11")
 
 
 def mentioned_usernames(text: str) -> set[str]:
@@ -475,34 +516,3 @@ def notify_mentions(author: Any, event: RoomEvent) -> int:
         actor=author,
     )
     return len(users)
-
-
-# --- Broadcasting ------------------------------------------------------------------------------
-
-
-def room_event_message(event: RoomEvent) -> dict:
-    """The channel-layer message of a room event, its frame encoded once."""
-    return {
-        "type": protocol.EVENT_ROOM,
-        "room": event.room,
-        "seq": event.seq,
-        "text": protocol.encode(event.frame),
-    }
-
-
-async def broadcast_room_event(layer: Any, message: dict) -> None:
-    """Send a room event message (see room_event_message) to the room's sockets and the console."""
-    await layer.group_send(protocol.room_group(message["room"]), message)
-    await layer.group_send(protocol.ADMIN_GROUP, message)
-
-
-async def broadcast_transient(layer: Any, groups: list[str], frame: dict) -> None:
-    """Send a passing frame (typing, presence), encoded once, to `groups`."""
-    message = {"type": protocol.EVENT_TRANSIENT, "text": protocol.encode(frame)}
-    for group in groups:
-        await layer.group_send(group, message)
-
-
-async def broadcast_audit(layer: Any, entry: AuditEntry) -> None:
-    frame = {"type": protocol.AUDIT, "entries": [entry.as_frame()]}
-    await broadcast_transient(layer, [protocol.ADMIN_GROUP], frame)

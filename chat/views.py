@@ -4,7 +4,7 @@ browser (static/js/chat.js, console.js) over the sockets in chat.consumers."""
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -53,6 +53,11 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@staff_member_required
 def console(request: HttpRequest) -> HttpResponse:
+    """The staff console. Visitors who are not logged in go to the site's log-in page; a logged-in
+    user without staff rights gets a page (403) saying so, not Django admin's log-in form."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        return render(request, "chat/console_forbidden.html", status=403)
     return render(request, "chat/console.html", {"rooms": services.rooms_with_unread(request.user)})

@@ -8,7 +8,6 @@ worker channel `notifications-fanout`: one message there is one batch of notify_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,24 +16,21 @@ from asgiref.sync import async_to_sync
 from notifications import protocol, services
 from realtime.consumer import SyncConsumer
 from realtime.db import database_sync_to_async
+from realtime.generic.frames import INVALID, FrameError, FrameLimits, JsonFrameConsumer
 from realtime.generic.http import LongPollConsumer, LongPollResponse
-from realtime.generic.websocket import AsyncWebsocketConsumer
 
 
-def error_frame(code: str, message: str) -> dict[str, str]:
-    return {"type": protocol.ERROR, "code": code, "message": message}
-
-
-class NotificationConsumer(AsyncWebsocketConsumer):
+class NotificationConsumer(JsonFrameConsumer):
     """One browser tab's live notification stream.
 
     Anonymous sockets are accepted and closed at once with 4401. On connect the client gets its
-    unread count, then every new notification (followed by the new count) as it is created.
+    unread count and who it is (``{"type": "unread", "count": 3, "user": "alice"}``), then every new notification (followed by the new count) as it is created.
     `read` / `read_all` frames mark notifications read; every tab of the user then gets the new
-    count. A malformed frame gets an error frame and the socket stays open; a frame over
-    MAX_FRAME_BYTES gets an error frame and close 4009.
+    count. Frame intake (size, budget, decoding, error frames) is the core's JsonFrameConsumer.
     """
 
+    frame_types = frozenset({protocol.READ, protocol.READ_ALL})
+    limits = FrameLimits(max_bytes=protocol.MAX_FRAME_BYTES)
     user_id: int | None = None
 
     async def connect(self) -> None:
@@ -47,51 +43,21 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         # Join before counting, so a notification created meanwhile is not missed.
         await self.join_groups([protocol.user_group(user.pk)])
         count = await database_sync_to_async(services.unread_count)(user.pk)
-        await self.send_frame({"type": protocol.UNREAD, "count": count})
+        # The first frame says who this socket is: a page that reconnected after its login
+        # changed (another account logged in elsewhere in the browser) notices.
+        await self.send_frame(
+            {"type": protocol.UNREAD, "count": count, "user": user.get_username()}
+        )
 
-    async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame))
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user_id is None:
-            return
-        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
-        if size > protocol.MAX_FRAME_BYTES:
-            await self.send_frame(
-                error_frame(
-                    protocol.ERROR_FRAME_TOO_LARGE,
-                    f"frames are limited to {protocol.MAX_FRAME_BYTES} bytes, got {size}",
-                )
-            )
-            await self.close(protocol.CLOSE_FRAME_TOO_LARGE)
-            return
+    async def handle_read(self, frame: dict[str, Any]) -> None:
         try:
-            content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            content = None
-        if not isinstance(content, dict):
-            await self.send_frame(
-                error_frame(protocol.ERROR_MALFORMED, "frames must be JSON objects with a type")
-            )
-            return
-        frame_type = content.get("type")
-        if frame_type == protocol.READ:
-            try:
-                ids = protocol.parse_ids(content.get("ids"))
-            except ValueError as exc:
-                await self.send_frame(error_frame(protocol.ERROR_MALFORMED, f"'read': {exc}"))
-                return
-            await database_sync_to_async(services.mark_read)(self.user_id, ids)
-        elif frame_type == protocol.READ_ALL:
-            await database_sync_to_async(services.mark_all_read)(self.user_id)
-        else:
-            await self.send_frame(
-                error_frame(
-                    protocol.ERROR_UNKNOWN_TYPE,
-                    f"unknown frame type {frame_type!r}; expected "
-                    f"{protocol.READ!r} or {protocol.READ_ALL!r}",
-                )
-            )
+            ids = protocol.parse_ids(frame.get("ids"))
+        except ValueError as error:
+            raise FrameError(INVALID, f"'read': {error}") from None
+        await database_sync_to_async(services.mark_read)(self.user_id, ids)
+
+    async def handle_read_all(self, frame: dict[str, Any]) -> None:
+        await database_sync_to_async(services.mark_all_read)(self.user_id)
 
     async def notification_created(self, event: dict[str, Any]) -> None:
         await self.send_frame(event["notification"])
@@ -124,20 +90,15 @@ class NotificationPoll(LongPollConsumer):
 
     The user's group is joined before the first query, so a notification created in between wakes
     the request. 401 JSON when not logged in (session or Bearer token); 400 JSON on bad parameters;
-    405 for methods other than GET. Waiting costs no thread.
+    405 for methods other than GET, and 413 for a request body, both before the body is read (the
+    core's checks, see realtime.generic.http). Waiting costs no thread.
     """
 
+    allowed_methods = ("GET",)
     user_id: int | None = None
     after: int = 0
 
     async def prepare(self, body: bytes) -> LongPollResponse | None:
-        if self.scope["method"] != "GET":
-            return self.error(
-                405,
-                protocol.ERROR_METHOD_NOT_ALLOWED,
-                f"the poll feed answers GET only, got {self.scope['method']}",
-                headers=[(b"allow", b"GET")],
-            )
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return self.error(

@@ -3,13 +3,17 @@ group and channel names. Code and tests import these names instead of repeating 
 
 WebSocket `ws/notifications/` (JSON text frames)::
 
-    server -> {"type": "unread", "count": 3}
+    server -> {"type": "unread", "count": 3, "user": "ann"}   (the first frame says who the socket
+                                                             is; later ones carry the count only)
     server -> {"type": "notification", "id": 42, "verb": "mention", "text": "ann: @bob hi",
                "url": "/chat/lobby/#m-17", "actor": "ann", "created": "2026-11-23T12:00:00+00:00",
                "read": false}
     client -> {"type": "read", "ids": [42, 41]}
     client -> {"type": "read_all"}
-    server -> {"type": "error", "code": "malformed", "message": "..."}
+    server -> {"type": "error", "code": "invalid", "detail": "..."}
+
+Error frames and their shared codes (malformed, unknown_type, too_large + close 4009,
+rate_limited, invalid, server_error) are the core frame intake's, `realtime.generic.frames`.
 
 Channel-layer events sent to a user's group (`user_group(user_id)`), one per change::
 
@@ -32,10 +36,8 @@ READ: Final = "read"
 READ_ALL: Final = "read_all"
 ERROR: Final = "error"
 
-# Error codes carried by error frames (WebSocket) and JSON error bodies (HTTP).
-ERROR_MALFORMED: Final = "malformed"  # not JSON, not an object, or missing/wrong fields
-ERROR_UNKNOWN_TYPE: Final = "unknown_type"
-ERROR_FRAME_TOO_LARGE: Final = "frame_too_large"
+# Error codes of the JSON error bodies (HTTP); WebSocket error frames use the intake's codes.
+ERROR_MALFORMED: Final = "malformed"  # the body is not a JSON object, or fields are wrong
 ERROR_BAD_PARAMETER: Final = "bad_parameter"
 ERROR_NOT_AUTHENTICATED: Final = "not_authenticated"
 ERROR_METHOD_NOT_ALLOWED: Final = "method_not_allowed"
@@ -43,7 +45,6 @@ ERROR_CSRF_FAILED: Final = "csrf_failed"
 
 # WebSocket close codes.
 CLOSE_NOT_AUTHENTICATED: Final = 4401
-CLOSE_FRAME_TOO_LARGE: Final = 4009
 
 # Limits.
 MAX_FRAME_BYTES: Final = 64 * 1024

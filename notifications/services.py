@@ -113,11 +113,13 @@ async def anotify(
     return await database_sync_to_async(notify)(users, verb=verb, text=text, url=url, actor=actor)
 
 
-def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
+def _fanout_message(
+    verb: str, text: str, url: str, actor: Any, fanout_id: str | None = None
+) -> dict:
     verb, text, url = _checked_fields(verb, text, url)
     return {
         "type": protocol.EVENT_FANOUT,
-        "fanout_id": uuid.uuid4().hex,
+        "fanout_id": fanout_id or uuid.uuid4().hex,
         "verb": verb,
         "text": text,
         "url": url,
@@ -126,10 +128,14 @@ def _fanout_message(verb: str, text: str, url: str, actor: Any) -> dict:
     }
 
 
-def notify_all(*, verb: str, text: str, url: str = "", actor: Any = None) -> str:
-    """Queue a notification for every active user on the worker channel (once the current
-    transaction commits, so a rolled-back announcement notifies nobody); returns the fan-out id."""
-    message = _fanout_message(verb, text, url, actor)
+def notify_all(
+    *, verb: str, text: str, url: str = "", actor: Any = None, fanout_id: str | None = None
+) -> str:
+    """Queue a notification for every active user but `actor` on the worker channel (once the
+    current transaction commits, so a rolled-back announcement notifies nobody); returns the
+    fan-out id. A caller that may queue the same fan-out twice (a retry) passes a stable
+    `fanout_id`: users who already got it are skipped."""
+    message = _fanout_message(verb, text, url, actor, fanout_id)
     transaction.on_commit(
         lambda: async_to_sync(get_channel_layer().send)(protocol.FANOUT_CHANNEL, message)
     )
@@ -154,12 +160,10 @@ def run_fanout_batch(message: dict) -> dict | None:
         actor_id = message.get("actor_id")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed fan-out message {message!r}: {exc}") from exc
-    user_ids = list(
-        get_user_model()
-        .objects.filter(is_active=True, pk__gt=after_user_id)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE]
-    )
+    users = get_user_model().objects.filter(is_active=True, pk__gt=after_user_id)
+    if actor_id is not None:
+        users = users.exclude(pk=actor_id)  # nobody is notified of what they did themselves
+    user_ids = list(users.order_by("pk").values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE])
     if not user_ids:
         return None
     done = set(

@@ -9,3 +9,9 @@ class RealtimeConfig(AppConfig):
     name = "realtime"
     verbose_name = "Realtime core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from realtime.accounts import connect_signals
+
+        # Open sockets follow their account (logout, password, deactivation, staff rights).
+        connect_signals()

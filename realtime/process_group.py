@@ -7,9 +7,11 @@ the port is never closed while one of them restarts. The parent only supervises:
 
 - a process that dies is started again (after 1 s, doubling up to 30 s while it keeps dying
   within 30 s of its start); its sockets are gone, and their clients reconnect (to any process);
-- SIGTERM or SIGINT stops them all: each gets SIGTERM and shuts down as a single ``serve`` does
-  (the worker finishes its messages in hand, sockets are closed), SIGKILL after ``stop_timeout``;
-  the parent exits with 0 once all are gone.
+- SIGTERM or SIGINT stops them all: the parent closes its copy of the socket, each process gets
+  SIGTERM once and drains as a single ``serve`` does (it stops listening, closes WebSockets with
+  1012, lets requests finish), SIGKILL after ``stop_timeout``; the parent exits with 0 once all
+  are gone. The processes run in their own session, so a Ctrl-C in a terminal reaches only the
+  parent, which passes it on once.
 
 Processes share nothing but the socket: groups, presence and rate limits must live in a shared
 channel layer and Redis (``REDIS_URL``), which ``serve`` checks before starting more than one.
@@ -54,11 +56,11 @@ class Member:
 
 @dataclass
 class ProcessGroup:
-    """Runs ``commands`` (one process each) sharing ``fds``, until SIGTERM/SIGINT."""
+    """Runs ``commands`` (one process each) sharing ``listening``, until SIGTERM/SIGINT."""
 
     commands: Sequence[list[str]]
-    fds: tuple[int, ...]
-    stop_timeout: float = 15.0
+    listening: socket.socket
+    stop_timeout: float = 30.0
     members: list[Member] = field(default_factory=list)
     stopping: bool = False
 
@@ -88,7 +90,9 @@ class ProcessGroup:
         self.stopping = True
 
     def _start(self, member: Member) -> None:
-        member.process = subprocess.Popen(member.command, pass_fds=self.fds)
+        member.process = subprocess.Popen(
+            member.command, pass_fds=(self.listening.fileno(),), start_new_session=True
+        )
         member.started_at = time.monotonic()
         member.restart_at = None
 
@@ -115,6 +119,9 @@ class ProcessGroup:
             member.restart_delay = min(MAX_RESTART_DELAY, member.restart_delay * 2)
 
     def _stop_all(self) -> None:
+        # Once every process stopped listening too, the port refuses new connections instead
+        # of queueing them for nobody.
+        self.listening.close()
         running = [m.process for m in self.members if m.process and m.process.poll() is None]
         for process in running:
             process.send_signal(signal.SIGTERM)

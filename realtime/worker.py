@@ -61,14 +61,15 @@ import enum
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
+from realtime.backoff import Backoff
 from realtime.exceptions import ChannelFull, ConsumeLater
-from realtime.types import ASGIApp, Message, Scope
+from realtime.types import Acknowledge, ASGIApp, Message, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +77,10 @@ RETRIES_KEY = "__retries__"
 DEFAULT_MAX_RETRIES = 10
 DEAD_LETTER_LIMIT = 1000
 DEAD_LETTER_MESSAGE_TYPE = "dead.letter"
-LAYER_ERROR_BACKOFF_MAX = 5.0
+# Waits after consecutive failures of the channel layer (a receive, a ConsumeLater re-queue):
+# 0.2 s after the first, doubling, at most 5 s.
+LAYER_ERROR_BACKOFF = Backoff(initial=0.1, maximum=5.0)
 RECEIVE_CANCEL_GRACE = 5.0
-
-Acknowledge = Callable[[], Awaitable[None]]
 
 
 class DeadLetterReason(enum.StrEnum):
@@ -330,7 +331,7 @@ class Worker:
                 return None
             except Exception:
                 failures += 1
-                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                delay = LAYER_ERROR_BACKOFF.delay(failures)
                 logger.exception(
                     "Receiving from channel %r failed; retrying in %.1fs", channel, delay
                 )
@@ -390,7 +391,7 @@ class Worker:
                         channel,
                     )
                     return False
-                delay = min(LAYER_ERROR_BACKOFF_MAX, 0.1 * 2**failures)
+                delay = LAYER_ERROR_BACKOFF.delay(failures)
                 logger.exception(
                     "Re-queueing a message on channel %r failed; retrying in %.1fs", channel, delay
                 )
@@ -436,11 +437,12 @@ class Worker:
 
 
 def channel_route_names(application: Any) -> list[str]:
-    """The channel names served by the root application's ChannelNameRouter ([] if none).
+    """The channel names served by the root application's ChannelNameRouter, or by the routes
+    of its "channel" entry when that is a list of route()s ([] if none).
 
     Follows ProtocolTypeRouter's "channel" route and any middleware around it (``.inner``).
     """
-    from realtime.routing import ChannelNameRouter, ProtocolTypeRouter
+    from realtime.routing import ChannelNameRouter, FilterRouter, ProtocolTypeRouter
 
     app = application
     seen: set[int] = set()
@@ -448,6 +450,8 @@ def channel_route_names(application: Any) -> list[str]:
         seen.add(id(app))
         if isinstance(app, ChannelNameRouter):
             return app.channel_names()
+        if isinstance(app, FilterRouter):
+            return sorted(app.channel_names())  # route("thumbnails-generate", ...) names them
         if isinstance(app, ProtocolTypeRouter):
             app = app.application_mapping.get("channel")
         else:

@@ -44,3 +44,11 @@ def test_replay_of_a_missing_file_is_a_clear_error(tmp_path):
 def test_bad_server_option_is_a_clear_error():
     with pytest.raises(CommandError, match="host:port"):
         call_command("aprs_gateway", "--server", "host:port")
+
+
+@pytest.mark.parametrize("maximum", ["0", "-1", "nan"])
+def test_a_max_backoff_that_is_not_a_positive_number_is_a_clear_error(maximum):
+    # Accepted, it made the gateway reconnect at once after every drop: a tight loop against the
+    # server. The closed local port keeps a gateway that wrongly starts off the network.
+    with pytest.raises(CommandError, match="--max-backoff must be a positive number"):
+        call_command("aprs_gateway", "--server", "127.0.0.1:9", "--max-backoff", maximum)

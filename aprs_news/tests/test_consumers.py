@@ -11,6 +11,7 @@ from aprs_news.consumers import APRSNewsConsumer, NewsConsumer, packet_counts
 from aprs_news.models import NewsItem
 from aprs_news.tests.conftest import sample_packet
 from realtime.db import database_sync_to_async
+from realtime.generic import frames
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,10 +170,11 @@ async def test_news_recent_request_filters_by_kind_prefix_and_group(channel_laye
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
-        ("not json", protocol.ERROR_MALFORMED),
-        ("[1, 2]", protocol.ERROR_MALFORMED),
-        ('{"no": "type"}', protocol.ERROR_MALFORMED),
-        ('{"type": "news.subscribe"}', protocol.ERROR_UNKNOWN_TYPE),
+        ("not json", frames.MALFORMED),
+        ("[1, 2]", frames.MALFORMED),
+        ('{"no": "type"}', frames.MALFORMED),
+        ("[" * 1500 + "]" * 1500, frames.MALFORMED),
+        ('{"type": "news.subscribe"}', frames.UNKNOWN_TYPE),
         ('{"type": "news.recent", "kind": "gossip"}', protocol.ERROR_BAD_PARAMETER),
         ('{"type": "news.recent", "prefix": "<script>"}', protocol.ERROR_BAD_PARAMETER),
         ('{"type": "news.recent", "limit": -1}', protocol.ERROR_BAD_PARAMETER),
@@ -182,7 +184,8 @@ async def test_bad_frame_gets_an_error_and_the_socket_stays_open(channel_layer, 
     socket, _ = await open_news_socket()
     await socket.send_to(text_data=frame)
     error = await socket.receive_json_from()
-    assert (error["type"], error["code"]) == (protocol.FRAME_ERROR, code)
+    assert (error["type"], error["code"]) == (frames.ERROR, code)
+    assert error["detail"]
     await socket.send_json_to({"type": protocol.FRAME_RECENT})
     assert (await socket.receive_json_from())["type"] == protocol.FRAME_RECENT
     await socket.disconnect()
@@ -192,9 +195,9 @@ async def test_oversized_frame_gets_an_error_and_close_4009(channel_layer):
     socket, _ = await open_news_socket()
     await socket.send_to(text_data="x" * (protocol.MAX_CLIENT_FRAME_BYTES + 1))
     error = await socket.receive_json_from()
-    assert error["code"] == protocol.ERROR_FRAME_TOO_LARGE
+    assert error["code"] == frames.TOO_LARGE
     closed = await socket.receive_output()
-    assert closed == {"type": "websocket.close", "code": protocol.CLOSE_FRAME_TOO_LARGE}
+    assert closed == {"type": "websocket.close", "code": frames.CLOSE_TOO_LARGE}
 
 
 async def test_root_application_routes_the_aprs_scope_to_the_news_consumer(channel_layer):

@@ -9,8 +9,8 @@ import pytest
 
 from aprs_news import protocol
 from aprs_news.gateway import (
+    RECONNECT_BACKOFF,
     APRSISGateway,
-    Backoff,
     ServerAddress,
     embedded_replay,
     login_line,
@@ -18,6 +18,7 @@ from aprs_news.gateway import (
 )
 from aprs_news.tests.conftest import sample_packet
 from aprs_news.tests.fake_aprsis import CLOSE, LOGIN, FakeAPRSIS
+from realtime.backoff import Backoff
 
 BULLETIN = sample_packet("::BLN1WX   :").encode()
 STATUS = sample_packet("JA1XQZ>APRS,TCPIP*,qAC,T2TOKYO:>").encode()
@@ -195,14 +196,6 @@ async def test_unreachable_server_is_retried_until_stopped(caplog):
     assert "gateway stopped" in caplog.text
 
 
-def test_backoff_doubles_up_to_the_cap_within_the_jitter():
-    steady = Backoff(initial=1, maximum=8, jitter=0)
-    assert [steady.delay(n) for n in range(6)] == [1, 2, 4, 8, 8, 8]
-    jittery = Backoff(initial=4, maximum=60, jitter=0.25)
-    delays = {jittery.delay(0) for _ in range(50)}
-    assert all(3 <= d <= 5 for d in delays) and len(delays) > 1
-
-
 def test_login_line_leaves_out_an_empty_filter():
     assert login_line("N0CALL", "-1", "") == b"user N0CALL pass -1 vers Switchboard 0.1\r\n"
 
@@ -310,3 +303,9 @@ async def test_embedded_replay_feeds_the_capture_until_cancelled(settings, tmp_p
     [(scope, events)] = app.runs
     assert scope["server"] == "replay:demo.aprs"
     assert events[-1]["type"] == protocol.EVENT_DISCONNECT  # the consumer is told, even on cancel
+
+
+def test_reconnects_wait_one_second_doubling_to_a_minute_with_a_quarter_jitter():
+    first = [RECONNECT_BACKOFF.delay(0) for _ in range(50)]
+    assert all(0.75 <= delay <= 1.25 for delay in first) and len(set(first)) > 1
+    assert 45 <= RECONNECT_BACKOFF.delay(30) <= 75

@@ -90,14 +90,28 @@ async def test_anonymous_visitor_reads_but_cannot_send(channel_layer, room, alic
     await socket.disconnect()
 
 
+async def test_opening_history_frame_says_who_the_socket_is(channel_layer, room, alice):
+    anonymous, history = await join_room("general")
+    assert history["user"] is None
+    member, history = await join_room("general", alice)
+    assert history["user"] == "alice"
+    resumed, history = await join_room("general", alice, query="after=0")
+    assert history["user"] == "alice"
+    for socket in (anonymous, member, resumed):
+        await socket.disconnect()
+
+
 @pytest.mark.parametrize(
     ("raw", "code"),
     [
-        ("not json", protocol.BAD_JSON),
-        ("[1, 2]", protocol.BAD_JSON),
+        ("not json", protocol.MALFORMED),
+        ("[1, 2]", protocol.MALFORMED),
         ('{"type": "dance"}', protocol.UNKNOWN_TYPE),
-        ('{"text": "no type"}', protocol.UNKNOWN_TYPE),
-        ('{"type": ["message"]}', protocol.UNKNOWN_TYPE),
+        ('{"text": "no type"}', protocol.MALFORMED),
+        ('{"type": ["message"]}', protocol.MALFORMED),
+        ('{"type": "read", "id": 1000000000000000000000000000000}', protocol.MALFORMED),
+        ('{"type": "message", "text": NaN}', protocol.MALFORMED),
+        ('{"type": "message", "text": ' + "[" * 3000 + "]" * 3000 + "}", protocol.MALFORMED),
         ('{"type": "message", "text": 42}', protocol.INVALID),
         ('{"type": "history", "before": "x"}', protocol.INVALID),
     ],
@@ -114,10 +128,10 @@ async def test_malformed_frame_gets_error_and_connection_stays_open(
     await socket.disconnect()
 
 
-async def test_binary_frame_gets_bad_json_error(channel_layer, room, alice):
+async def test_binary_frame_gets_malformed_error(channel_layer, room, alice):
     socket, _ = await join_room("general", alice)
     await socket.send_to(bytes_data=b'{"type": "message"}')
-    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.BAD_JSON
+    assert (await next_of_type(socket, protocol.ERROR))["code"] == protocol.MALFORMED
     await socket.disconnect()
 
 
@@ -437,3 +451,34 @@ async def test_room_events_reach_a_member_while_its_own_message_is_being_saved(
     assert received["text"] == "meanwhile"
     await socket.disconnect()
     assert await database_sync_to_async(Message.objects.filter(client_id="slow").exists)()
+
+
+async def test_a_client_too_far_behind_starts_over_from_the_latest_page(
+    channel_layer, room, alice, monkeypatch
+):
+    """?after=0 on a big room must not send the whole room: the latest page instead, without
+    `after`, so the browser starts over as on a first visit."""
+    monkeypatch.setattr(protocol, "REPLAY_MAX_MESSAGES", 5)
+    for n in range(8):
+        await apost(room, alice, f"m{n}")
+    socket, history = await join_room("general", query="after=0")
+    assert "after" not in history
+    assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(8)]
+    assert history["has_more"] is False
+    await socket.disconnect()
+    monkeypatch.setattr(protocol, "HISTORY_PAGE_SIZE", 3)
+    socket, history = await join_room("general", query="after=0")
+    assert [m["text"] for m in history["messages"]] == ["m5", "m6", "m7"]
+    assert history["has_more"] is True
+    await socket.disconnect()
+
+
+async def test_a_seq_replay_over_the_cap_starts_over_too(channel_layer, room, alice, monkeypatch):
+    monkeypatch.setattr(protocol, "REPLAY_MAX_EVENTS", 2)
+    first = await apost(room, alice, "seen")
+    for n in range(3):
+        await apost(room, alice, f"m{n}")
+    query = f"after={first.frame['id']}&seq={first.seq}"
+    socket, history = await join_room("general", query=query)
+    assert "after" not in history
+    await socket.disconnect()

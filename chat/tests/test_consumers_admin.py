@@ -1,5 +1,7 @@
 """The staff console socket (AdminChatConsumer) through the real session and auth middleware."""
 
+import asyncio
+
 import pytest
 
 from chat import protocol
@@ -124,3 +126,39 @@ async def test_console_rejects_room_frames(channel_layer, moderator):
     await console.send_json_to({"type": protocol.MESSAGE, "text": "hi"})
     assert (await next_of_type(console, protocol.ERROR))["code"] == protocol.UNKNOWN_TYPE
     await console.disconnect()
+
+
+async def test_an_announcement_retried_after_a_redis_outage_is_posted_once(
+    settings, fresh_redis, room, moderator
+):
+    """Redis goes away after the announcement is saved: the moderator is told it is posted and
+    that notifying failed; sending it again (same client_id) posts nothing twice and queues the
+    notifications under the same fan-out id."""
+    from notifications.protocol import FANOUT_CHANNEL
+    from realtime.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.layers.redis.RedisChannelLayer",
+            "CONFIG": {"hosts": [fresh_redis.url]},
+        }
+    }
+    layer = get_channel_layer()
+    console, _ = await open_console(moderator)
+    frame = {"type": protocol.ANNOUNCE, "text": "Outage drill", "client_id": "drill-1"}
+    fresh_redis.stop()
+    await console.send_json_to(frame)
+    error = await next_of_type(console, protocol.ERROR, timeout=15)
+    assert error["code"] == protocol.SERVER_ERROR
+    assert "posted" in error["detail"]
+    fresh_redis.start()
+    await console.send_json_to(frame)
+    fanout = await asyncio.wait_for(layer.receive(FANOUT_CHANNEL), 15)
+    assert fanout["text"] == "Outage drill"
+    announcements = await database_sync_to_async(
+        Message.objects.filter(kind=protocol.KIND_ANNOUNCEMENT).count
+    )()
+    assert announcements == 1  # one room, posted once
+    assert await database_sync_to_async(AuditEntry.objects.count)() == 1
+    await console.disconnect()
+    await layer.close()

@@ -7,7 +7,8 @@ import pytest
 
 import chat.delivery
 from chat import protocol
-from chat.services import broadcast_room_event, post_message, room_event_message
+from chat.broadcast import broadcast_room_event, room_event_message
+from chat.services import post_message
 from chat.tests.conftest import apost, frames_within, join_room, next_of_type
 from realtime.db import database_sync_to_async
 

@@ -12,6 +12,8 @@ from chat.services import (
     events_between,
     history_page,
     mentioned_usernames,
+    mute_user,
+    notify_announcement,
     post_message,
     replay_after,
 )
@@ -75,13 +77,20 @@ def test_history_page_hides_deleted_messages(room, alice):
     assert [m["text"] for m in history_page(room)["messages"]] == ["visible"]
 
 
-def test_replay_after_splits_long_gaps_into_chunks(room, alice, monkeypatch):
-    monkeypatch.setattr(protocol, "REPLAY_CHUNK_SIZE", 2)
+def test_replay_after_holds_exactly_the_missed_messages(room, alice):
     first = post_message(alice, room, "seen")
     last = [post_message(alice, room, f"m{n}") for n in range(5)][-1]
-    frames = replay_after(room, first.frame["id"], last.seq)
-    assert [len(f["messages"]) for f in frames] == [2, 2, 1]
-    assert [m["text"] for f in frames for m in f["messages"]] == [f"m{n}" for n in range(5)]
+    frame = replay_after(room, first.frame["id"], last.seq)
+    assert [m["text"] for m in frame["messages"]] == [f"m{n}" for n in range(5)]
+    assert frame["after"] == first.frame["id"]
+
+
+def test_a_replay_over_the_cap_is_refused(room, alice, monkeypatch):
+    monkeypatch.setattr(protocol, "REPLAY_MAX_MESSAGES", 3)
+    first = post_message(alice, room, "seen")
+    last = [post_message(alice, room, f"m{n}") for n in range(4)][-1]
+    assert replay_after(room, first.frame["id"], last.seq) is None
+    assert len(replay_after(room, first.frame["id"] + 1, last.seq)["messages"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -146,3 +155,49 @@ def test_a_mute_holds_in_its_own_room_only_and_ends_on_time(room, alice, moderat
     assert refused.value.detail == "A moderator muted you here for 1 more minute."
     Mute.objects.filter(pk=mute.pk).update(until=timezone.now() - timedelta(seconds=1))
     assert post_message(alice, other, "the mute is over").frame["text"] == "the mute is over"
+
+
+# -- Moderation checks the actor's rights itself, whoever calls it -------------------------------
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda actor: mute_user(actor, "bob", None, 60),
+        lambda actor: announce(actor, "pwned"),
+        lambda actor: notify_announcement(actor, "pwned"),
+    ],
+    ids=["mute", "announce", "notify-announcement"],
+)
+def test_moderation_refuses_a_non_staff_actor(room, alice, bob, channel_layer, action):
+    from chat.models import Message, Mute
+
+    with pytest.raises(ChatError) as refused:
+        action(alice)
+    assert refused.value.code == protocol.NOT_ALLOWED
+    assert not Mute.objects.exists()
+    assert not Message.objects.filter(kind=protocol.KIND_ANNOUNCEMENT).exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_moderation_reads_rights_from_the_database_not_the_callers_copy(room, moderator, bob):
+    stale = type(moderator).objects.get(pk=moderator.pk)  # what an open socket holds
+    type(moderator).objects.filter(pk=moderator.pk).update(is_staff=False)
+    assert stale.is_staff
+    with pytest.raises(ChatError) as refused:
+        mute_user(stale, "bob", None, 60)
+    assert refused.value.code == protocol.NOT_ALLOWED
+    event = post_message(bob, room, "not yours to delete")
+    with pytest.raises(ChatError):
+        delete_message(stale, event.frame["id"])
+
+
+def test_a_retried_announcement_is_posted_once(room, moderator, channel_layer):
+    from chat.models import Message
+
+    first, entry = announce(moderator, "once", "console-1")
+    again, no_entry = announce(moderator, "once", "console-1")
+    assert len(first) == 1 and entry is not None
+    assert (again, no_entry) == ([], None)
+    assert Message.objects.filter(kind=protocol.KIND_ANNOUNCEMENT).count() == 1
+    assert AuditEntry.objects.count() == 1

@@ -56,10 +56,19 @@ def test_unknown_room_page_is_404(transactional_db):
     assert Client().get("/rooms/nowhere/").status_code == 404
 
 
-def test_console_sends_non_staff_to_login(alice):
-    response = logged_in(alice).get("/console/")
+def test_console_sends_anonymous_visitors_to_the_sites_login(transactional_db):
+    response = Client().get("/console/")
     assert response.status_code == 302
-    assert "login" in response["Location"]
+    assert response["Location"] == "/accounts/login/?next=/console/"
+
+
+def test_console_tells_a_logged_in_non_staff_user_it_is_for_staff(alice):
+    response = logged_in(alice).get("/console/")
+    assert response.status_code == 403
+    assert "chat/console_forbidden.html" in [t.name for t in response.templates]
+    assert b"The moderation console is for staff" in response.content
+    assert b"/static/css/app.css" in response.content  # the site's page, not Django admin's
+    assert b"alice" in response.content
 
 
 def test_console_renders_for_staff(moderator, room):

@@ -7,13 +7,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from conftest import watch_pages
+
 TIMEOUT = 10_000
 
 
 @pytest.fixture(scope="module")
 def site(live_server):
     """The live server with a room and four people logged in (their session keys)."""
-    names = ["nora", "otto", "pia", "quinn", "rosa", "sam"]
+    names = ["nora", "otto", "pia", "quinn", "rosa", "sam", "tess", "uma", "vic"]
     # One shell (one Django start-up) for the room, the users and their sessions.
     output = live_server.shell(
         "from chat.models import Room\n"
@@ -39,9 +41,11 @@ def open_page(site, browser):
     """open_page(user, path, init_script=None) -> a page in its own context, logged in as user."""
     server, keys = site
     contexts = []
+    problems = []
 
     def open_(user: str, path: str, init_script: str | None = None, cut_sockets: bool = False):
         context = browser.new_context()
+        problems.append(watch_pages(context))
         context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
         if init_script:
             context.add_init_script(init_script)
@@ -56,6 +60,7 @@ def open_page(site, browser):
     yield open_
     for context in contexts:
         context.close()
+    assert [p.csp_violations for p in problems if p.csp_violations] == []
 
 
 def mention(page, text: str) -> None:
@@ -125,3 +130,43 @@ def test_a_socket_that_keeps_failing_falls_back_to_long_poll(open_page):
     nora = open_page("nora", "/rooms/bells/")
     mention(nora, "@rosa your socket is cut but this arrives")
     expect(rosa.locator("[data-bell-count]")).to_have_text("1")
+
+
+def test_a_new_token_has_a_copy_button_and_the_name_field_is_styled(site, open_page):
+    server, _ = site
+    tess = open_page("tess", "/settings/tokens/")
+    tess.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    name = tess.get_by_label("Name")
+    create = tess.get_by_role("button", name="Create token")
+    # The field looks like the site's other fields: full height, with the site's border radius.
+    assert name.evaluate("e => getComputedStyle(e).borderTopLeftRadius") == "8px"
+    assert name.bounding_box()["height"] >= create.bounding_box()["height"] - 1
+    name.fill("my script")
+    create.click()
+    token = tess.locator("[data-new-token]").input_value()
+    assert len(token) > 30
+    copy = tess.locator("button[data-copy]")
+    expect(copy).to_have_text("Copy")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert tess.evaluate("navigator.clipboard.readText()") == token
+    tess.set_viewport_size({"width": 390, "height": 800})
+    assert tess.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_read_and_unread_rows_of_the_notifications_page_line_up(site, open_page):
+    server, _ = site
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from notifications import notify\n"
+        "uma = get_user_model().objects.get(username='uma')\n"
+        "[first] = notify(uma, verb='mention', text='an old one, already read')\n"
+        "first.read = True; first.save()\n"
+        "notify(uma, verb='mention', text='a new one, unread')\n"
+    )
+    uma = open_page("uma", "/notifications/")
+    unread = uma.locator(".notification-row.is-unread .notification-body")
+    read = uma.locator(".notification-row:not(.is-unread) .notification-body")
+    expect(unread).to_have_count(1)
+    expect(read).to_have_count(1)
+    assert unread.bounding_box()["x"] == read.bounding_box()["x"]

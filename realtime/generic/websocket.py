@@ -11,7 +11,9 @@ The events between the server and a websocket consumer (ASGI):
 
 The socket moves through `WebSocketState`: CONNECTING until accept() (or close(), which then
 refuses the handshake: the browser sees HTTP 403), CONNECTED, CLOSED once the consumer has sent a
-close, DISCONNECTED when the client is gone. `self.groups` are joined before connect() runs and left
+close, DISCONNECTED when the client is gone. Only a CONNECTED socket's frames reach receive():
+frames that arrive after the consumer sent a close (a client may keep sending until the server
+drops the connection) or before it accepted are dropped, for every consumer class. `self.groups` are joined before connect() runs and left
 when the client disconnects. Raising DenyConnection in connect() refuses the socket, raising
 AcceptConnection accepts it.
 
@@ -28,15 +30,16 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 
 from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import AcceptConnection, DenyConnection, StopConsumer
-from realtime.types import Message
+from realtime.types import Headers, Message
 
-Headers = list[tuple[bytes, bytes]]
+logger = logging.getLogger(__name__)
 
 
 class WebSocketState(enum.Enum):
@@ -76,6 +79,16 @@ def _drop_send(state: WebSocketState) -> bool:
             "connecting: call accept() first"
         )
     return state is not WebSocketState.CONNECTED
+
+
+def _frame_refused(state: WebSocketState) -> bool:
+    """Whether a frame from the client must not reach receive(): only an accepted socket that
+    the consumer has not closed takes frames. A client that ignores a close (4401, 4403) and
+    keeps sending until the server drops the connection reaches nothing."""
+    if state is WebSocketState.CONNECTED:
+        return False
+    logger.debug("dropped a websocket frame received while the socket is %s", state.value)
+    return True
 
 
 def _close_message(code: int | bool | None, reason: str | None) -> Message:
@@ -126,6 +139,8 @@ class WebsocketConsumer(SyncConsumer):
         super().send(message)
 
     def websocket_receive(self, message: Message) -> None:
+        if _frame_refused(self.websocket_state):
+            return
         self.receive(**_receive_arguments(message))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -152,6 +167,17 @@ class WebsocketConsumer(SyncConsumer):
             return
         self.websocket_state = WebSocketState.CLOSED
         super().send(_close_message(code, reason))
+
+    def websocket_send(self, message: Message) -> None:
+        """A frame for this socket sent through the layer in Channels 1.x's shape
+        (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
+        after a close."""
+        if self.websocket_state is WebSocketState.CONNECTED:
+            self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+
+    def websocket_close(self, message: Message) -> None:
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
+        self.close(message.get("code"), message.get("reason"))
 
     def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED
@@ -219,6 +245,8 @@ class AsyncWebsocketConsumer(AsyncConsumer):
         await super().send(message)
 
     async def websocket_receive(self, message: Message) -> None:
+        if _frame_refused(self.websocket_state):
+            return
         await self.receive(**_receive_arguments(message))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -245,6 +273,17 @@ class AsyncWebsocketConsumer(AsyncConsumer):
             return
         self.websocket_state = WebSocketState.CLOSED
         await super().send(_close_message(code, reason))
+
+    async def websocket_send(self, message: Message) -> None:
+        """A frame for this socket sent through the layer in Channels 1.x's shape
+        (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
+        after a close."""
+        if self.websocket_state is WebSocketState.CONNECTED:
+            await self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+
+    async def websocket_close(self, message: Message) -> None:
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
+        await self.close(message.get("code"), message.get("reason"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED

@@ -1,17 +1,25 @@
 /**
  * chat.js — the room page (/rooms/<slug>/): one socket to ws/chat/<slug>/ (protocol in
- * chat/protocol.py and the README).
+ * chat/protocol.py and docs/protocols/chat.md).
  *
  * - Reconnects by itself (socket.js) with ?after=<last id>&seq=<last seq>, so it gets exactly what
  *   it missed; messages typed while offline wait in an outbox and are sent (once) after the replay.
+ *   The outbox is kept in sessionStorage too, so a reload (or logging in again) does not lose it.
+ * - The opening history frame says who the socket is ("user"). When that is not who the page was
+ *   rendered for (the session ended while the page was away, or another account logged in), the
+ *   page stops and says so, never "Live", and keeps the unsent messages for after logging in.
+ * - A refused message (muted, rate limited, ...) says why under it and can be retried or dismissed.
  * - Enter sends, Shift+Enter adds a line, ↑ in an empty composer edits your last message, Esc
  *   cancels an edit. Older pages load when you scroll to the top.
  * - Shows presence, typing, a "new messages" divider from your read marker, and moves the marker
  *   while the tab is visible and scrolled to the bottom.
  */
 
-import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { DEFAULT_FINAL_CODES, ReconnectingSocket, wsUrl } from "./socket.js";
+import { showToast } from "./toast.js";
+import { ConnectionBadge } from "./connection-badge.js";
 import { renderMessage, updateText } from "./message-view.js";
+import { showSignedOut } from "./signed-out.js";
 
 const app = document.getElementById("chat-app");
 const ROOM = app.dataset.room;
@@ -21,6 +29,7 @@ const EDIT_WINDOW_MS = Number(app.dataset.editWindow || 600) * 1000;
 const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 3500;
 const CONTINUATION_MS = 5 * 60 * 1000;
+const OUTBOX_KEY = `switchboard:outbox:${ROOM}:${ME}`;
 
 const list = app.querySelector("[data-messages]");
 const scroller = app.querySelector("[data-scroller]");
@@ -35,10 +44,10 @@ const composer = app.querySelector("[data-composer]");
 const textarea = app.querySelector("[data-composer-text]");
 const composerMode = app.querySelector("[data-composer-mode]");
 const composerHint = composerMode ? composerMode.innerHTML : "";
-const toast = document.querySelector("[data-toast]");
+const badge = new ConnectionBadge(stateBadge, { closeTexts: { 4404: "Room not found" } });
 
 const messages = new Map(); // id -> {frame, li}
-const outbox = new Map(); // client_id -> {text, li, sent}
+const outbox = new Map(); // client_id -> {text, li, sent}, in the order typed
 let lastId = 0;
 let lastSeq = 0;
 let lastRead = null;
@@ -46,21 +55,8 @@ let readSent = 0;
 let loadingOlder = false;
 let editing = null; // id of the message being edited
 let lastTypingSent = 0;
+let signedOut = false; // the socket turned out to be someone else than the page: stopped for good
 const typists = new Map(); // user -> timeout
-
-const STATE_TEXT = {
-  connecting: "Connecting…",
-  open: "Live",
-  reconnecting: "Reconnecting…",
-  closed: "Offline",
-};
-
-function showToast(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(showToast.timer);
-  showToast.timer = setTimeout(() => (toast.hidden = true), 4000);
-}
 
 function nearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -116,6 +112,7 @@ function addMessage(frame, { flash = false } = {}) {
   if (pending && frame.user === ME) {
     pending.li.remove();
     outbox.delete(frame.client_id);
+    saveOutbox();
   }
   const known = messages.get(frame.id);
   if (known) {
@@ -141,7 +138,12 @@ function addMessage(frame, { flash = false } = {}) {
 }
 
 function placeDivider() {
-  list.querySelector(".new-divider")?.remove();
+  const old = list.querySelector(".new-divider");
+  if (old) {
+    const next = old.nextElementSibling;
+    old.remove();
+    if (next) markContinuation(next);
+  }
   if (!ME || lastRead === null) return;
   for (const { frame, li } of [...messages.values()].sort((a, b) => a.frame.id - b.frame.id)) {
     if (frame.id > lastRead && frame.user !== ME) {
@@ -150,6 +152,7 @@ function placeDivider() {
       divider.textContent = "New messages";
       divider.setAttribute("role", "separator");
       list.insertBefore(divider, li);
+      markContinuation(li); // the first new message starts a run: it shows its author
       return;
     }
   }
@@ -176,6 +179,11 @@ function onHistory(frame) {
     loadingOlder = false;
     return;
   }
+  if ("user" in frame && (frame.user || "") !== ME) {
+    onIdentityChanged(frame.user);
+    return;
+  }
+  badge.update("open");
   const stick = nearBottom() || messages.size === 0;
   if (frame.after === undefined) {
     // A fresh start (first connect, or a reconnect that had seen nothing).
@@ -249,18 +257,71 @@ function onTyping(frame) {
 const REFUSALS = new Set(["rate_limited", "muted", "too_long", "empty", "login_required", "invalid"]);
 
 function onError(frame) {
-  showToast(frame.detail || frame.code);
-  if (!REFUSALS.has(frame.code)) return;
-  // Frames are answered in order: the refusal is for the oldest message still in flight.
-  for (const [clientId, entry] of outbox) {
-    if (!entry.sent) continue;
-    outbox.delete(clientId);
-    entry.li.classList.add("is-failed");
-    const note = document.createElement("span");
-    note.className = "message-failure";
-    note.textContent = `Not sent: ${frame.detail || frame.code}`;
-    entry.li.querySelector(".message-body").append(note);
-    break;
+  const detail = frame.detail || frame.message || frame.code;
+  if (REFUSALS.has(frame.code)) {
+    // Frames are answered in order: the refusal is for the oldest message still in flight.
+    for (const [clientId, entry] of outbox) {
+      if (!entry.sent) continue;
+      outbox.delete(clientId);
+      saveOutbox();
+      const stick = nearBottom();
+      markFailed(entry.li, entry.text, detail);
+      if (stick) scrollToBottom();
+      return; // said under the message itself: no toast over it
+    }
+  }
+  showToast(detail);
+}
+
+function actionButton(label, name, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `button-quiet failure-${name}`;
+  button.textContent = label;
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+/** Show under `li` why it was not sent, with Retry (send it again) and Dismiss (drop it). */
+function markFailed(li, text, reason) {
+  li.classList.remove("is-pending");
+  li.classList.add("is-failed");
+  li.querySelector(".message-failure")?.remove();
+  const note = document.createElement("div");
+  note.className = "message-failure";
+  const why = document.createElement("span");
+  why.textContent = `Not sent: ${reason}`;
+  const retry = actionButton("Retry", "retry", () => {
+    note.remove();
+    li.classList.remove("is-failed");
+    li.classList.add("is-pending");
+    outbox.set(newClientId(), { text, li, sent: false });
+    saveOutbox();
+    flushOutbox();
+  });
+  const dismiss = actionButton("Dismiss", "dismiss", () => li.remove());
+  note.append(why, retry, dismiss);
+  li.querySelector(".message-body").append(note);
+}
+
+/** The socket is not who the page was rendered for (`user`: the socket's user, or null). */
+function onIdentityChanged(user) {
+  signedOut = true;
+  socket.close();
+  for (const entry of outbox.values()) entry.sent = false;
+  people.replaceChildren(); // who is here is no longer known to this page
+  onlineCount.textContent = "–";
+  onlineSummary.textContent = "";
+  if (textarea) textarea.disabled = true;
+  composer?.querySelector("[data-send]")?.setAttribute("disabled", "");
+  if (ME) {
+    badge.show("signed-out", user ? `Logged in as ${user} now` : "Signed out");
+    const unsent = outbox.size
+      ? ` ${outbox.size} unsent message${outbox.size === 1 ? " waits" : "s wait"} for you here.`
+      : "";
+    showSignedOut(`${user ? ` You are now logged in as ${user}.` : ""}${unsent}`);
+  } else {
+    badge.show("signed-out", "Logged in elsewhere: reload");
   }
 }
 
@@ -318,13 +379,17 @@ const socket = new ReconnectingSocket(
   () => wsUrl(`/ws/chat/${ROOM}/`, lastId ? { after: lastId, seq: lastSeq || undefined } : {}),
   {
     onMessage: onFrame,
+    // 4404: the room is gone (deleted while the page was open); reconnecting cannot bring it back.
+    finalCodes: [...DEFAULT_FINAL_CODES, 4404],
     onStateChange: (state, detail) => {
-      stateBadge.dataset.state = state;
-      let text = STATE_TEXT[state] || state;
-      if (state === "reconnecting" && detail.delay) text = `Reconnecting in ${Math.ceil(detail.delay / 1000)}s…`;
-      if (state === "closed" && detail.code === 4404) text = "Room not found";
-      stateBadge.textContent = text;
+      if (signedOut) return;
       if (state !== "open") for (const entry of outbox.values()) entry.sent = false;
+      if (state === "closed" && detail.code === 4401 && ME) {
+        onIdentityChanged(null);
+        return;
+      }
+      // "Live" only once the history frame has said who this socket is (see onHistory).
+      badge.update(state === "open" ? "connecting" : state, detail);
       if (textarea) textarea.disabled = state === "closed";
     },
   },
@@ -336,17 +401,43 @@ function newClientId() {
   return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 36);
 }
 
+/** Keep the outbox's texts in sessionStorage (this tab only), for a reload or a new login. */
+function saveOutbox() {
+  try {
+    const items = [...outbox].map(([clientId, entry]) => ({ client_id: clientId, text: entry.text }));
+    if (items.length) sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(items));
+    else sessionStorage.removeItem(OUTBOX_KEY);
+  } catch {
+    // Storage disabled or full: the outbox still lives in the page.
+  }
+}
+
+/** The messages a previous visit of this page (same tab, same user) could not send. */
+function restoreOutbox() {
+  let items = [];
+  try {
+    items = JSON.parse(sessionStorage.getItem(OUTBOX_KEY) || "[]");
+  } catch {
+    return;
+  }
+  for (const item of Array.isArray(items) ? items : []) {
+    if (item && typeof item.text === "string" && typeof item.client_id === "string") {
+      queueMessage(item.text, item.client_id);
+    }
+  }
+}
+
 /** Send every message waiting in the outbox that is not in flight yet. */
 function flushOutbox() {
-  if (socket.state !== "open") return;
+  if (socket.state !== "open" || signedOut) return;
   for (const [clientId, entry] of outbox) {
     if (entry.sent) continue;
     entry.sent = socket.send({ type: "message", text: entry.text, client_id: clientId });
   }
 }
 
-function sendMessage(text) {
-  const clientId = newClientId();
+/** Show `text` as pending and put it in the outbox (sent now if connected, else on reconnect). */
+function queueMessage(text, clientId = newClientId()) {
   const li = renderMessage(
     { id: undefined, user: ME, text, ts: new Date().toISOString(), kind: "message" },
     { me: ME },
@@ -356,7 +447,12 @@ function sendMessage(text) {
   li.classList.add("is-pending");
   list.append(li);
   outbox.set(clientId, { text, li, sent: false });
+  saveOutbox();
   scrollToBottom();
+}
+
+function sendMessage(text) {
+  queueMessage(text);
   flushOutbox();
 }
 
@@ -441,3 +537,4 @@ scroller.addEventListener("scroll", () => {
   markRead();
 });
 document.addEventListener("visibilitychange", markRead);
+if (ME) restoreOutbox();

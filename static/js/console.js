@@ -1,14 +1,23 @@
 /**
  * console.js — the staff console (/console/): one socket to ws/chat/admin/ that receives every
  * room's messages and presence, the audit log and the message rate, and sends delete, mute and
- * announce (protocol in chat/protocol.py and the README).
+ * announce (protocol in chat/protocol.py and docs/protocols/chat.md).
+ *
+ * An announcement is one message per room on the wire; the feed shows it once, tagged with every
+ * room it went to. The moderator's own mutes and announcements are confirmed (a toast) when their
+ * audit entry comes back, so "nothing happened" and "done" look different.
  */
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { showToast } from "./toast.js";
+import { ConnectionBadge } from "./connection-badge.js";
+import { showSignedOut } from "./signed-out.js";
 import { formatDateTime, formatTime, renderMessage, updateText } from "./message-view.js";
 
 const app = document.getElementById("console-app");
+const ME = app.dataset.username || "";
 const FEED_LIMIT = 200;
+const SAME_ANNOUNCEMENT_MS = 60 * 1000; // copies of one announcement are saved within this time
 
 const feed = app.querySelector("[data-feed]");
 const presenceList = app.querySelector("[data-presence]");
@@ -19,17 +28,13 @@ const roomCount = app.querySelector("[data-stat-rooms]");
 const stateBadge = app.querySelector("[data-connection-state]");
 const announceForm = app.querySelector("[data-announce-form]");
 const muteForm = app.querySelector("[data-mute-form]");
-const toast = document.querySelector("[data-toast]");
 
-const items = new Map(); // message id -> li
+const items = new Map(); // message id -> li (the copies of one announcement share one li)
 const presence = new Map(); // room -> [users]
-
-function showToast(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(showToast.timer);
-  showToast.timer = setTimeout(() => (toast.hidden = true), 4000);
-}
+const badge = new ConnectionBadge(stateBadge, {
+  closeTexts: { 4401: "Signed out", 4403: "Staff only" },
+});
+const inFlight = []; // the actions this page sent ("delete", "mute", "announce"), oldest first
 
 function deleteAction() {
   return {
@@ -37,24 +42,80 @@ function deleteAction() {
     label: "Delete",
     onClick: (frame) => {
       if (window.confirm(`Delete this message by ${frame.user} in #${frame.room}?`)) {
-        socket.send({ type: "delete", id: frame.id });
+        if (socket.send({ type: "delete", id: frame.id })) inFlight.push("delete");
       }
     },
   };
 }
 
+/** The feed item already showing another room's copy of announcement `frame`, if any. */
+function sameAnnouncement(frame) {
+  if (frame.kind !== "announcement") return null;
+  const ts = new Date(frame.ts).getTime();
+  for (const li of feed.querySelectorAll(".message.is-announcement")) {
+    const shown = li.announcement;
+    if (shown && shown.user === frame.user && shown.text === frame.text && !shown.rooms.has(frame.room)) {
+      if (Math.abs(ts - shown.ts) < SAME_ANNOUNCEMENT_MS) return li;
+    }
+  }
+  return null;
+}
+
+function roomTag(room) {
+  const tag = document.createElement("span");
+  tag.className = "room-tag";
+  tag.dataset.room = room;
+  tag.textContent = `#${room}`;
+  return tag;
+}
+
 function addToFeed(frame) {
   if (items.has(frame.id)) return;
   const stick = feed.scrollHeight - feed.scrollTop - feed.clientHeight < 60;
+  const shown = sameAnnouncement(frame);
+  if (shown) {
+    shown.announcement.rooms.set(frame.room, frame.id);
+    const tags = [...shown.querySelectorAll(".message-meta .room-tag[data-room]")];
+    const after = tags.filter((tag) => tag.dataset.room < frame.room).pop() || null;
+    const tag = roomTag(frame.room);
+    if (after) after.after(tag);
+    else shown.querySelector(".message-meta").prepend(tag);
+    items.set(frame.id, shown);
+    return;
+  }
   const li = renderMessage(frame, { showRoom: true, actions: [deleteAction()] });
+  const tag = li.querySelector(".message-meta .room-tag");
+  if (tag) tag.dataset.room = frame.room;
+  if (frame.kind === "announcement") {
+    li.announcement = {
+      user: frame.user,
+      text: frame.text,
+      ts: new Date(frame.ts).getTime(),
+      rooms: new Map([[frame.room, frame.id]]),
+    };
+  }
   items.set(frame.id, li);
   feed.append(li);
   while (feed.children.length > FEED_LIMIT) {
     const first = feed.firstElementChild;
-    items.delete(Number(first.dataset.id));
+    for (const [id, item] of items) if (item === first) items.delete(id);
     first.remove();
   }
   if (stick) feed.scrollTop = feed.scrollHeight;
+}
+
+/** Message `id` was deleted: drop its room from a shared announcement, or its item. */
+function removeFromFeed(frame) {
+  const li = items.get(frame.id);
+  items.delete(frame.id);
+  if (!li) return;
+  const shared = li.announcement;
+  if (shared && shared.rooms.size > 1) {
+    shared.rooms.delete(frame.room);
+    li.querySelector(`.message-meta .room-tag[data-room="${CSS.escape(frame.room)}"]`)?.remove();
+    return;
+  }
+  li.remove();
 }
 
 function renderPresence() {
@@ -108,6 +169,7 @@ function onFrame(frame) {
       renderPresence();
       break;
     case "message":
+      announcementPosted(frame);
       addToFeed(frame);
       break;
     case "edited": {
@@ -116,43 +178,75 @@ function onFrame(frame) {
       break;
     }
     case "deleted":
-      items.get(frame.id)?.remove();
-      items.delete(frame.id);
+      removeFromFeed(frame);
       break;
     case "presence":
       presence.set(frame.room, frame.users);
       renderPresence();
       break;
     case "audit":
-      for (const entry of frame.entries) audit.set(entry.id, entry);
+      for (const entry of frame.entries) {
+        if (!audit.has(entry.id)) confirmOwn(entry);
+        audit.set(entry.id, entry);
+      }
       renderAudit();
       break;
     case "stats":
       rate.textContent = String(frame.messages_per_minute);
       break;
-    case "error":
+    case "error": {
+      inFlight.shift(); // frames are answered in order: this refuses the oldest action in flight
       showToast(frame.detail || frame.code);
+      // An announcement not yet shown as posted comes back to the form: sending it again retries
+      // it under the same client_id.
+      const textarea = announceForm.querySelector("textarea");
+      if (pendingAnnouncement && !textarea.value) textarea.value = pendingAnnouncement.text;
       break;
+    }
     default:
       break;
   }
 }
 
+/** Confirm a mute or announcement this page sent, when its audit entry arrives. */
+function confirmOwn(entry) {
+  const index = entry.actor === ME ? inFlight.indexOf(entry.action) : -1;
+  if (index < 0) return;
+  inFlight.splice(index, 1);
+  if (entry.action === "mute") showToast(`${entry.detail}.`);
+  else if (entry.action === "announce") showToast("Announced in every room.");
+}
+
 const socket = new ReconnectingSocket(() => wsUrl("/ws/chat/admin/"), {
   onMessage: onFrame,
-  onStateChange: (state) => {
-    stateBadge.dataset.state = state;
-    stateBadge.textContent = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", closed: "Offline" }[state] || state;
+  onStateChange: (state, detail) => {
+    if (state !== "open") inFlight.length = 0;
+    badge.update(state, detail);
+    if (state === "closed" && detail.code === 4401) showSignedOut();
   },
 });
+
+// An announcement keeps its client_id until the server has shown it posted, so sending the same
+// text again after an error retries it instead of posting it twice.
+let pendingAnnouncement = null; // { text, clientId }
+
+function announcementPosted(message) {
+  if (pendingAnnouncement && message.client_id === pendingAnnouncement.clientId) {
+    pendingAnnouncement = null;
+  }
+}
 
 announceForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const textarea = announceForm.querySelector("textarea");
-  if (!textarea.value.trim()) return;
-  if (socket.send({ type: "announce", text: textarea.value })) {
+  const text = textarea.value;
+  if (!text.trim()) return;
+  if (!pendingAnnouncement || pendingAnnouncement.text !== text) {
+    pendingAnnouncement = { text, clientId: `announce-${Date.now()}-${Math.random().toString(36).slice(2, 10)}` };
+  }
+  if (socket.send({ type: "announce", text, client_id: pendingAnnouncement.clientId })) {
     textarea.value = "";
-    showToast("Announcement sent to every room.");
+    inFlight.push("announce");
   } else showToast("Not connected.");
 });
 
@@ -165,6 +259,8 @@ muteForm.addEventListener("submit", (event) => {
     room: data.get("room") || null,
     minutes: Number(data.get("minutes")),
   };
-  if (socket.send(frame)) muteForm.reset();
-  else showToast("Not connected.");
+  if (socket.send(frame)) {
+    muteForm.reset();
+    inFlight.push("mute");
+  } else showToast("Not connected.");
 });

@@ -81,14 +81,14 @@ export function renderMessage(frame, { me = "", showRoom = false, actions = [] }
   time.dateTime = frame.ts;
   time.title = formatDateTime(frame.ts);
   meta.append(time);
-  const edited = element("span", "message-edited", "(edited)");
-  edited.hidden = !frame.edited;
-  meta.append(edited);
 
+  // "(edited)" follows the text, not the meta line: a continuation message hides its meta line.
   const body = element("div", "message-body");
   const text = element("p", "message-text");
   fillText(text, frame.text);
-  body.append(text);
+  const edited = element("span", "message-edited", "(edited)");
+  edited.hidden = !frame.edited;
+  body.append(text, edited);
 
   li.append(avatar, meta, body);
   if (actions.length) {

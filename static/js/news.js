@@ -10,7 +10,7 @@
  * the URL, and ask the server for older matching items. Every text goes in with textContent,
  * never as HTML; times are shown in the reader's time zone.
  */
-import { ReconnectingSocket, wsUrl } from "/static/js/socket.js";
+import { ReconnectingSocket, wsUrl } from "./socket.js";
 
 const BULLETIN_KINDS = new Set(["bulletin", "announcement"]);
 const KIND_LABELS = {
@@ -159,7 +159,7 @@ function handleFrame(frame) {
     const element = document.getElementById(`news-${frame.id}`);
     if (element) setSeen(element, frame.seen_count, frame.last_seen);
   } else if (frame.type === "error") {
-    console.warn("news: server error", frame.code, frame.message);
+    console.warn("news: server error", frame.code, frame.detail);
   }
 }
 

@@ -14,9 +14,12 @@
  * and marks read through POST /api/notifications/read/ (with the CSRF cookie). While polling it
  * tries the WebSocket again every RETRY_SOCKET_MS and goes back to it once it holds.
  * The element's data-transport attribute says which is in use: socket, poll or stopped.
+ * When the server says the login is gone (socket closed with 4401, poll answered 401) the bell
+ * stops, shows it is signed out (class is-signed-out, a "!" badge) and the page's signed-out banner.
  */
 
 import { ReconnectingSocket, wsUrl } from "./socket.js";
+import { showSignedOut } from "./signed-out.js";
 
 const FALLBACK_AFTER = 3; // consecutive failed WebSocket attempts before long-polling
 const STABLE_MS = 5000; // a socket that stayed open this long was not a failure
@@ -175,7 +178,7 @@ class Bell {
           }
         } else if (state === "closed") {
           this.dropSocket();
-          this.setMode("stopped"); // 4401: logged out
+          this.signedOut(); // 4401: the login is gone
         }
       },
     });
@@ -189,6 +192,13 @@ class Bell {
   }
 
   onFrame(frame) {
+    if (frame.type === "unread" && frame.user !== undefined && frame.user !== this.root.dataset.username) {
+      // The socket reconnected as someone else (another account logged in in this browser):
+      // this page's bell must not show their notifications.
+      this.dropSocket();
+      this.signedOut();
+      return;
+    }
     if (frame.type === "unread") this.setUnread(frame.count);
     else if (frame.type === "notification") this.addNotification(frame);
     else if (frame.type === "error") console.warn("notifications.js: server error", frame);
@@ -224,7 +234,7 @@ class Bell {
         const url = `${this.root.dataset.pollUrl}?after=${this.cursor}&timeout=${POLL_TIMEOUT}`;
         const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
         if (response.status === 401) {
-          this.setMode("stopped");
+          this.signedOut();
           break;
         }
         if (!response.ok) throw new Error(`poll answered ${response.status}`);
@@ -241,6 +251,17 @@ class Bell {
       }
     }
     this.polling = false;
+  }
+
+  /** The login is gone: stop, and say so on the bell and the page. */
+  signedOut() {
+    this.setMode("stopped");
+    clearTimeout(this.retryTimer);
+    this.root.classList.add("is-signed-out");
+    this.count.textContent = "!";
+    this.count.hidden = false;
+    this.toggle.title = "Signed out: log in again to get notifications";
+    showSignedOut();
   }
 
   setMode(mode) {

@@ -1,6 +1,8 @@
 /**
  * room-list.js — keeps the room list's online and unread numbers current: while the tab is
- * visible it asks GET /api/chat/rooms/ every POLL_MS ({"rooms": {slug: {online, unread}}}).
+ * visible it asks GET /api/chat/rooms/ every POLL_MS ({"rooms": {slug: {online, unread}}}), and
+ * once at once: the page may have been rendered while the room you came from was still counting
+ * you, or be shown again from the browser's back/forward cache.
  */
 
 const POLL_MS = 10000;
@@ -42,4 +44,5 @@ async function refresh() {
 if (list) {
   setInterval(refresh, POLL_MS);
   document.addEventListener("visibilitychange", refresh);
+  window.addEventListener("pageshow", refresh); // on load, and when shown again from the cache
 }

@@ -4,6 +4,7 @@ ASGI application (settings.ASGI_APPLICATION), until SIGTERM/SIGINT. See aprs_new
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
-from aprs_news.gateway import APRSISGateway, Backoff, ServerAddress, replay
+from aprs_news.gateway import RECONNECT_BACKOFF, APRSISGateway, ServerAddress, replay
 
 
 class Command(BaseCommand):
@@ -35,7 +36,10 @@ class Command(BaseCommand):
             help="reconnect when the server sends nothing (not even a keep-alive) for this long",
         )
         parser.add_argument(
-            "--max-backoff", type=float, default=60.0, help="longest wait between reconnects"
+            "--max-backoff",
+            type=float,
+            default=RECONNECT_BACKOFF.maximum,
+            help="longest wait between reconnects, in seconds",
         )
         parser.add_argument("--replay", metavar="FILE", help="replay a capture file instead")
         parser.add_argument(
@@ -75,6 +79,14 @@ class Command(BaseCommand):
                 server = ServerAddress.parse(options["server"])
             except ValueError as error:
                 raise CommandError(str(error)) from error
+            maximum = options["max_backoff"]
+            if not 0 < maximum < float("inf"):
+                raise CommandError(
+                    f"--max-backoff must be a positive number of seconds, got {maximum}"
+                )
+            backoff = dataclasses.replace(
+                RECONNECT_BACKOFF, initial=min(RECONNECT_BACKOFF.initial, maximum), maximum=maximum
+            )
             gateway = APRSISGateway(
                 application,
                 server,
@@ -82,7 +94,7 @@ class Command(BaseCommand):
                 passcode=str(options["passcode"]),
                 server_filter=options["filter"],
                 silence_timeout=options["silence_timeout"],
-                backoff=Backoff(maximum=options["max_backoff"]),
+                backoff=backoff,
             )
             feed = gateway.run
         asyncio.run(self._until_signalled(feed))

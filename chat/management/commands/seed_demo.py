@@ -1,6 +1,7 @@
 """`manage.py seed_demo`: demo accounts, rooms and a little conversation, for `make run`.
 
-Idempotent: users and rooms are created or updated, messages are added only to empty rooms.
+Idempotent: users and rooms are created or updated, messages are added only to empty rooms; a
+password is only set when it differs (so re-running keeps the demo users' sessions valid).
 Accounts: alice and bob (password "switchboard-demo"), staff "admin" ("switchboard-admin").
 """
 
@@ -62,6 +63,9 @@ class Command(BaseCommand):
             username=username, defaults={"email": f"{username}@example.com"}
         )
         user.is_staff = user.is_superuser = staff
-        user.set_password(password)
+        # Setting even the same password again changes the hash (a new salt), and with it the
+        # session hash: every page logged in as the demo user would be logged out on restart.
+        if not user.check_password(password):
+            user.set_password(password)
         user.save()
         return user

@@ -1,0 +1,71 @@
+"""A bounded write backlog for each WebSocket that Daphne serves.
+
+ASGI has no back-pressure: ``await send({"type": "websocket.send", ...})`` returns as soon as the
+server has the frame, and Daphne (Twisted) keeps every frame a client has not read yet in memory.
+A client that stops reading (a hung tab, or an attacker who opens sockets and never reads) makes
+the server's memory grow with everything its rooms say. `BoundedWebSocketProtocol` measures what
+is waiting in the connection's write buffer after each frame and, when it passes
+`REALTIME_WEBSOCKET_MAX_BACKLOG` bytes, closes the socket with 4008 ("too slow"): the close frame
+joins the queue, and the connection is dropped if the client has not completed the closing
+handshake within autobahn's close timeout. The application sees an ordinary
+``websocket.disconnect``; a browser that reads again reconnects and catches up (chat replays what
+it missed with ``?after=``).
+
+`manage.py serve` installs it (`install(server)`); the plain ``daphne`` command does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4008
+DEFAULT_MAX_BACKLOG = 1024 * 1024
+
+
+def write_backlog(transport: Any) -> int:
+    """Bytes a Twisted TCP transport holds that the peer has not taken yet (0 if unknown)."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
+class BoundedWebSocketProtocol(WebSocketProtocol):
+    """Daphne's WebSocket protocol, closing (4008) a socket whose client stops reading."""
+
+    max_backlog = DEFAULT_MAX_BACKLOG
+    too_slow = False
+
+    def serverSend(self, content: Any, binary: bool = False) -> None:
+        if self.too_slow:
+            return  # closing: nothing more joins the queue
+        super().serverSend(content, binary)
+        backlog = write_backlog(self.transport)
+        if backlog > self.max_backlog:
+            self.too_slow = True
+            logger.warning(
+                "closing WebSocket %s (%s) with %d: %d bytes wait for a client that does not read",
+                self.client_addr,
+                getattr(self, "path", b"?"),
+                CLOSE_TOO_SLOW,
+                backlog,
+            )
+            self.sendClose(code=CLOSE_TOO_SLOW)
+
+
+def install(server: Any) -> None:
+    """Make a Daphne server's WebSocket factory build bounded protocols (call after run() has
+    made the factory, or set the class before)."""
+    BoundedWebSocketProtocol.max_backlog = getattr(
+        settings, "REALTIME_WEBSOCKET_MAX_BACKLOG", DEFAULT_MAX_BACKLOG
+    )
+    server.ws_factory.protocol = BoundedWebSocketProtocol
+
+
+__all__ = ["CLOSE_TOO_SLOW", "BoundedWebSocketProtocol", "install", "write_backlog"]
