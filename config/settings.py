@@ -67,6 +67,10 @@ CHANNEL_LAYER_ENCRYPTION_KEYS = _env_list(
 # Seconds before messages taken by a worker that died (unacknowledged) return to their queue; our
 # Redis layer only. Empty: the layer's default (30).
 CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
+# When one Redis is not enough for our layer (REDIS_URL keeps the chat's own shared state):
+# several independent servers to shard over (comma-separated URLs), or any node of a Redis Cluster.
+CHANNEL_LAYER_HOSTS = _env_list("SWITCHBOARD_LAYER_HOSTS", "")
+CHANNEL_LAYER_CLUSTER = os.environ.get("SWITCHBOARD_LAYER_CLUSTER", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -236,6 +240,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+if (CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER) and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "SWITCHBOARD_LAYER_HOSTS / SWITCHBOARD_LAYER_CLUSTER need REDIS_URL too (a plain Redis for "
+        "the chat's shared state: presence and rate limits)"
+    )
 if REDIS_URL:
     _REDIS_LAYER_BACKENDS = {
         "switchboard": "realtime.layers.redis.RedisChannelLayer",
@@ -256,6 +265,22 @@ if REDIS_URL:
         _layer_config["symmetric_encryption_keys"] = CHANNEL_LAYER_ENCRYPTION_KEYS
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
         _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
+    if (
+        CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER
+    ) and CHANNEL_LAYER_IMPLEMENTATION != "switchboard":
+        raise ImproperlyConfigured(
+            "SWITCHBOARD_LAYER_HOSTS and SWITCHBOARD_LAYER_CLUSTER need SWITCHBOARD_CHANNEL_LAYER="
+            f"switchboard, got {CHANNEL_LAYER_IMPLEMENTATION!r}"
+        )
+    if CHANNEL_LAYER_HOSTS and CHANNEL_LAYER_CLUSTER:
+        raise ImproperlyConfigured(
+            "Set SWITCHBOARD_LAYER_HOSTS or SWITCHBOARD_LAYER_CLUSTER, not both"
+        )
+    if CHANNEL_LAYER_HOSTS:
+        _layer_config["hosts"] = CHANNEL_LAYER_HOSTS
+    elif CHANNEL_LAYER_CLUSTER:
+        del _layer_config["hosts"]
+        _layer_config["cluster"] = CHANNEL_LAYER_CLUSTER
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYER_BACKENDS[CHANNEL_LAYER_IMPLEMENTATION],

@@ -1,5 +1,7 @@
 """`python manage.py serve --host 127.0.0.1 --port 8000`: everything in one process.
 
+(``--processes N`` runs N such processes on one listening socket: see realtime/process_group.py.)
+
 One asyncio event loop (Daphne's, under Twisted's asyncio reactor) runs:
 
 - Daphne serving the root application (settings.ASGI_APPLICATION, or ``--application``): HTTP,
@@ -41,7 +43,9 @@ import asyncio
 import functools
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -54,7 +58,9 @@ from twisted.internet import defer, reactor
 from realtime import backlog
 from realtime.exceptions import RouteNotFound
 from realtime.layers import get_channel_layer
+from realtime.layers.memory import InMemoryChannelLayer
 from realtime.management.commands.runworker import load_application
+from realtime.process_group import ProcessGroup, listening_socket
 from realtime.request_body import BodyLimitedHTTPFactory
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 from realtime.worker import Worker, channel_route_names, inprocess_worker_wanted
@@ -66,6 +72,8 @@ SHUTDOWN_TIMEOUT = 10.0
 WORKER_TASK = "in-process worker"
 #: Seconds requests in flight may take to finish after SIGTERM (settings.REALTIME_SHUTDOWN_GRACE).
 DEFAULT_SHUTDOWN_GRACE = 15.0
+#: With --processes: seconds beyond a process's own drain and task shutdown before it is killed.
+STOP_MARGIN = 5.0
 #: The WebSocket close code of a draining server: "service restart, reconnect" (RFC 6455 registry).
 CLOSE_SERVICE_RESTART = 1012
 #: How often the drain looks for sockets to close and requests still running.
@@ -242,6 +250,20 @@ class Command(BaseCommand):
             help="Do not run settings.REALTIME_EMBEDDED_SERVICES",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="Server processes sharing the listening socket (one per core; needs a shared "
+            "channel layer such as Redis). Embedded services run in the first one only.",
+        )
+        parser.add_argument(
+            "--fd",
+            type=int,
+            default=None,
+            help="Serve on this inherited listening socket instead of --host/--port "
+            "(what --processes gives each process)",
+        )
+        parser.add_argument(
             "--websocket-connect-timeout",
             "--websocket_connect_timeout",
             type=float,
@@ -258,6 +280,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
+        if options["processes"] != 1:
+            self._serve_processes(options)
+            return
         application = load_application(options["application"])
         services = (
             []
@@ -270,9 +295,12 @@ class Command(BaseCommand):
         # Background futures by name: "in-process worker" and each service's dotted path.
         self.tasks: dict[str, asyncio.Future] = {}
         try:
-            endpoints = build_endpoint_description_strings(
-                host=options["host"], port=options["port"]
-            )
+            if options["fd"] is not None:
+                endpoints = build_endpoint_description_strings(file_descriptor=options["fd"])
+            else:
+                endpoints = build_endpoint_description_strings(
+                    host=options["host"], port=options["port"]
+                )
         except ValueError as error:
             raise CommandError(str(error)) from error
         proxied = options["proxy_headers"]
@@ -297,6 +325,66 @@ class Command(BaseCommand):
         self.server.run()
         if not self.server.listening_addresses:
             raise CommandError(f"Could not listen on {', '.join(endpoints)} (see the log above)")
+        if self.verbosity >= 1:
+            self.stdout.write("Switchboard stopped")
+
+    def _serve_processes(self, options: dict[str, Any]) -> None:
+        """Bind once and run ``--processes`` copies of this command on the socket (see
+        realtime/process_group.py)."""
+        count = options["processes"]
+        if count < 1 or options["fd"] is not None:
+            raise CommandError(f"--processes must be 1 or more, without --fd; got {count}")
+        layer = get_channel_layer()
+        if isinstance(layer, InMemoryChannelLayer):
+            raise CommandError(
+                f"--processes {count} needs a channel layer the processes share (set REDIS_URL): "
+                "the in-memory layer lives inside one process"
+            )
+        host, port = options["host"], options["port"]
+        try:
+            listening = listening_socket(host, port)
+        except OSError as error:
+            raise CommandError(f"Could not listen on {host}:{port}: {error}") from error
+        script = Path(sys.argv[0])
+        start = (
+            [sys.executable, str(script.resolve())]
+            if script.name == "manage.py"
+            else [sys.executable, "-m", "django"]
+        )
+        common = [
+            "serve",
+            "--fd",
+            str(listening.fileno()),
+            "--verbosity",
+            str(self.verbosity),
+            "--websocket-connect-timeout",
+            str(options["websocket_connect_timeout"]),
+        ]
+        if options["application"]:
+            common += ["--application", options["application"]]
+        for flag in ("no_worker", "proxy_headers"):
+            if options[flag]:
+                common.append("--" + flag.replace("_", "-"))
+        commands = [
+            [*start, *common, *(["--no-services"] if index or options["no_services"] else [])]
+            for index in range(count)
+        ]
+        grace = float(getattr(settings, "REALTIME_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE))
+        group = ProcessGroup(
+            commands, listening, stop_timeout=grace + SHUTDOWN_TIMEOUT + STOP_MARGIN
+        )
+
+        def started() -> None:
+            if self.verbosity >= 1:
+                bound_host, bound_port = listening.getsockname()[:2]
+                shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+                self.stdout.write(
+                    f"Switchboard: {count} processes (pids {group.pids()}) on "
+                    f"http://{shown}:{bound_port}/"
+                )
+                self.stdout.flush()
+
+        group.run(on_started=started)
         if self.verbosity >= 1:
             self.stdout.write("Switchboard stopped")
 
