@@ -63,7 +63,9 @@ import re
 import secrets
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from realtime.types import Message
 
 Pattern = re.Pattern[str]
 
@@ -242,10 +244,10 @@ class BaseChannelLayer:
 
     # -- the contract ---------------------------------------------------------------------------
 
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         raise NotImplementedError("send() should be implemented in a channel layer")
 
-    async def receive(self, channel: str) -> dict[str, Any]:
+    async def receive(self, channel: str) -> Message:
         raise NotImplementedError("receive() should be implemented in a channel layer")
 
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -263,5 +265,5 @@ class BaseChannelLayer:
     async def group_discard(self, group: str, channel: str) -> None:
         raise NotImplementedError("group_discard() not implemented (groups extension)")
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(self, group: str, message: Message) -> None:
         raise NotImplementedError("group_send() not implemented (groups extension)")

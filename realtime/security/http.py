@@ -30,9 +30,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from realtime.types import Message, Scope, Send
-
-Headers = list[tuple[bytes, bytes]]
+from realtime.types import Headers, Message, Scope, Send
 
 #: What ``get_host()`` allows with DEBUG on and ALLOWED_HOSTS empty.
 DEBUG_ALLOWED_HOSTS = [".localhost", "127.0.0.1", "[::1]"]

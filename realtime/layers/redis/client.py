@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from realtime.backoff import Backoff
 from realtime.exceptions import LayerUnavailableError
-from realtime.layers.redis.connection import UNREACHABLE, Backoff, Server, Timeouts
+from realtime.layers.redis.connection import UNREACHABLE, Server, Timeouts
 from realtime.layers.redis.fetcher import Fetcher
 from realtime.layers.redis.pubsub import Subscriber
 from realtime.layers.redis.routing import Router

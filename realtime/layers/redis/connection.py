@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from realtime.backoff import Backoff
 from realtime.exceptions import LayerUnavailableError
 
 logger = logging.getLogger("realtime.layers.redis")
@@ -31,16 +32,13 @@ logger = logging.getLogger("realtime.layers.redis")
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, EOFError)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Seconds to wait after ``failures`` consecutive failures: ``initial`` doubling, capped at
-    ``maximum``."""
+# Waits between reconnects to a server: 50 ms doubling up to the layer's reconnect_max_delay
+# (the core's one back-off, realtime.backoff).
+RECONNECT_INITIAL_DELAY = 0.05
 
-    maximum: float = 5.0
-    initial: float = 0.05
 
-    def delay(self, failures: int) -> float:
-        return min(self.maximum, self.initial * 2 ** min(failures, 16))
+def reconnect_backoff(maximum: float) -> Backoff:
+    return Backoff(initial=min(RECONNECT_INITIAL_DELAY, maximum), maximum=maximum)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import Connection
@@ -31,13 +30,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from realtime.layers.redis.connection import UNREACHABLE, Server
 from realtime.layers.redis.shards import ClusterShards
 from realtime.layers.redis.wire import entry_expiry
+from realtime.types import Acknowledge
 
 if TYPE_CHECKING:
     from realtime.layers.redis.client import Client
 
 logger = logging.getLogger("realtime.layers.redis")
-
-Acknowledge = Callable[[], Awaitable[None]]
 
 
 class Fetcher:

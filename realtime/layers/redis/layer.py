@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from realtime.backoff import Backoff
 from realtime.exceptions import ChannelFull
 from realtime.layers.base import BaseChannelLayer, Pattern
 from realtime.layers.redis.client import Client
-from realtime.layers.redis.connection import Backoff, Server, Timeouts, logger
+from realtime.layers.redis.connection import Server, Timeouts, logger, reconnect_backoff
 from realtime.layers.redis.shards import ClusterShards, OneServer, RendezvousShards, ShardMap
 from realtime.layers.redis.wire import (
     SEND,
@@ -30,8 +31,7 @@ from realtime.layers.redis.wire import (
     now_ms,
     queue_entry,
 )
-
-Acknowledge = Callable[[], Awaitable[None]]
+from realtime.types import Acknowledge
 
 
 class RedisChannelLayer(BaseChannelLayer):
@@ -66,7 +66,7 @@ class RedisChannelLayer(BaseChannelLayer):
             command=command_timeout,
             health_check=health_check_interval,
         )
-        self.backoff = Backoff(maximum=reconnect_max_delay)
+        self.backoff: Backoff = reconnect_backoff(reconnect_max_delay)
         self.shards = self._shard_map(hosts, cluster)
         self.prefix = prefix
         self.keys = KeySpace(prefix, hash_tags=isinstance(self.shards, ClusterShards))

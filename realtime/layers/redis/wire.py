@@ -49,7 +49,7 @@ from typing import Any
 
 import msgpack
 
-Message = dict[str, Any]
+from realtime.types import Message
 
 EXPIRY_DIGITS = 13
 
