@@ -31,8 +31,23 @@ The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,
 ``mute`` (user, room or none for every room, minutes) and ``announce`` (text).
 
-``seq`` numbers every lasting event of a room (new message, edit, delete) without gaps; the
-server uses it to notice a broadcast it missed and to fetch that from the database.
+``seq`` numbers every lasting event of a room (new message, edit, delete, membership change)
+without gaps; the server uses it to notice a broadcast it missed and to fetch that from the
+database.
+
+Private rooms and direct messages (``kind`` "private" or "dm") are read only by their joined
+members (`chat.access`). A socket of anyone else is accepted, sent an error ``not_member`` and
+closed with 4403 before it joins the room. Membership changes are lasting room events, replayed
+like edits::
+
+    {"type": "member", "room": "p-3f2a9c1b7d0e", "user": "bob", "action": "invited", "by": "alice",
+     "seq": 16}
+
+Actions: ``invited``, ``joined`` (accepted, or added when a room or DM is created), ``declined``,
+``left`` and ``removed``. A member who leaves or is removed has every socket on that room closed
+with 4403 at once, in every process (the layer event ``chat.access_lost`` to the account's group).
+The staff console gets the message events of private rooms only with the permission
+``chat.view_private_messages`` (see docs/apps/chat.md for the policy).
 """
 
 from __future__ import annotations
@@ -63,6 +78,19 @@ DELETED = "deleted"
 ERROR = frames.ERROR
 AUDIT = "audit"  # console only
 STATS = "stats"  # console only
+MEMBER = "member"  # a membership change of a private room or DM (a lasting room event)
+
+# Kinds of room.
+ROOM_PUBLIC = "public"  # anyone reads, logged-in users post
+ROOM_PRIVATE = "private"  # members only; members invite, the owner (or staff) removes
+ROOM_DM = "dm"  # a direct message between a fixed set of people, at most MAX_DM_PEOPLE
+
+# Actions of a ``member`` frame.
+MEMBER_INVITED = "invited"
+MEMBER_JOINED = "joined"
+MEMBER_DECLINED = "declined"
+MEMBER_LEFT = "left"
+MEMBER_REMOVED = "removed"
 
 # Kinds of message.
 KIND_MESSAGE = "message"
@@ -83,11 +111,12 @@ LOGIN_REQUIRED = "login_required"
 MUTED = "muted"
 NOT_FOUND = "not_found"
 NOT_ALLOWED = "not_allowed"  # not yours to change, or staff only
+NOT_MEMBER = "not_member"  # a private room or DM the user has not joined (socket: close 4403)
 
 # --- Close codes -------------------------------------------------------------------------------
 CLOSE_TOO_LARGE = frames.CLOSE_TOO_LARGE  # 4009
 CLOSE_LOGIN_REQUIRED = frames.CLOSE_LOGIN_REQUIRED  # 4401: not logged in, or the login ended
-CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console, for a user who is not staff
+CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console for non-staff; a room for non-members
 CLOSE_NO_SUCH_ROOM = 4404
 
 # --- Limits ------------------------------------------------------------------------------------
@@ -102,6 +131,8 @@ EDIT_WINDOW = timedelta(minutes=10)
 MAX_MUTE_MINUTES = 60 * 24 * 30
 TYPING_INTERVAL_SECONDS = 2.0  # at most one typing broadcast per connection per interval
 MAX_CLIENT_ID_LENGTH = 64
+MAX_DM_PEOPLE = 8  # everyone in a direct message, its creator included
+MAX_ROOM_TITLE_LENGTH = 100
 
 # --- Rooms -------------------------------------------------------------------------------------
 ROOM_SLUG_PATTERN = r"[A-Za-z0-9_-]{1,50}"
@@ -110,10 +141,18 @@ RESERVED_ROOM_SLUGS = frozenset({"admin"})
 
 # --- Channel-layer groups and event types (the interface between processes) -------------------
 ADMIN_GROUP = "chat.admin"
+# Consoles whose user may read private rooms (chat.view_private_messages) also join this group;
+# the events of private rooms and DMs go here instead of ADMIN_GROUP.
+ADMIN_PRIVATE_GROUP = "chat.admin.private"
 # A lasting room event: {"type": EVENT_ROOM, "room": slug, "seq": n, "text": <encoded frame>}.
 EVENT_ROOM = "chat.room_event"
+# A room event may carry "private": true (sent to ADMIN_PRIVATE_GROUP, not ADMIN_GROUP) and
+# "revoke": user id (that user's sockets on the room close with 4403 once they forwarded it).
 # A passing event (typing, presence): {"type": EVENT_TRANSIENT, "text": <encoded frame>}.
 EVENT_TRANSIENT = "chat.transient"
+# To an account's group (realtime.accounts.account_group): the user lost access to a room, and
+# that account's sockets on it close with 4403: {"type": EVENT_ACCESS_LOST, "room": slug}.
+EVENT_ACCESS_LOST = "chat.access_lost"
 
 
 def room_group(slug: str) -> str:

@@ -6,6 +6,10 @@ directly) and raise `ChatError(code, detail)` for anything the client should be 
 one of the error codes in `chat.protocol`. A change returns the `RoomEvent` to broadcast once it
 is committed (`chat.broadcast` sends it); `seq` numbers a room's events without gaps, so a member
 that missed one fetches the gap with `events_between`.
+
+Every function that reads or changes one room checks first, itself, that the user may read it
+(`chat.access.require_member`: public rooms, or a private room / DM the user joined); lists of
+rooms start from `chat.access.readable_rooms`. Membership itself changes in `chat.membership`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat import protocol
-from chat.models import AuditEntry, Message, Mute, ReadMarker, Room
+from chat import access, protocol
+from chat.models import AuditEntry, MemberEvent, Membership, Message, Mute, ReadMarker, Room
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
 
@@ -45,6 +49,12 @@ class RoomEvent:
     room: str
     seq: int
     frame: dict
+    private: bool = False  # a private room's or DM's: not for every console (chat.protocol)
+    revoke: int | None = None  # a user who lost access with it: their sockets close
+
+
+def room_event(room: Room, seq: int, frame: dict, revoke: int | None = None) -> RoomEvent:
+    return RoomEvent(room.slug, seq, frame, private=not room.is_public, revoke=revoke)
 
 
 # --- Frames ------------------------------------------------------------------------------------
@@ -96,9 +106,12 @@ def visible_messages(room: Room) -> Any:
     return Message.objects.filter(room=room, deleted__isnull=True)
 
 
-def history_page(room: Room, *, before: int | None = None, upto_seq: int | None = None) -> dict:
+def history_page(
+    user: Any, room: Room, *, before: int | None = None, upto_seq: int | None = None
+) -> dict:
     """A `history` frame: the latest HISTORY_PAGE_SIZE visible messages (older than `before`,
     created at or before `upto_seq`), oldest first, and whether older ones exist."""
+    access.require_member(user, room)
     query = visible_messages(room)
     if before is not None:
         query = query.filter(id__lt=before)
@@ -119,10 +132,11 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
     return frame
 
 
-def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
+def replay_after(user: Any, room: Room, after_id: int, upto_seq: int) -> dict | None:
     """A `history` frame holding every visible message newer than `after_id` (up to `upto_seq`),
     or None when more than REPLAY_MAX_MESSAGES are missing: a client that far behind starts over
     from the latest page instead (one socket must not pull a whole room into memory)."""
+    access.require_member(user, room)
     query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
     rows = list(query[: protocol.REPLAY_MAX_MESSAGES + 1])
     if len(rows) > protocol.REPLAY_MAX_MESSAGES:
@@ -136,12 +150,20 @@ def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
     }
 
 
-def events_between(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
+def events_between(user: Any, room: Room, after_seq: int, upto_seq: int) -> list[dict]:
     """The frames of the room's lasting events numbered after `after_seq` up to `upto_seq`, in
     order, each showing the message as it is now: a message created in the range comes as a
     `message` frame (unless deleted since), an older one changed in the range as `edited` or
-    `deleted`. Replaying them over what a client already has brings it up to date. Callers bound
-    the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
+    `deleted`, a membership change as `member`. Replaying them over what a client already has
+    brings it up to date. Callers bound the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
+    access.require_member(user, room)
+    return catch_up_events(room, after_seq, upto_seq)
+
+
+def catch_up_events(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
+    """`events_between` without the membership check, for `chat.delivery`'s catch-up of sockets
+    that were admitted on connect (one read shared by many sockets; a socket whose user loses
+    access is closed by the `chat.access_lost` event)."""
     if upto_seq <= after_seq:
         return []
     created = Q(seq__gt=after_seq, seq__lte=upto_seq)
@@ -156,6 +178,9 @@ def events_between(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
             ordered.append((message.event_seq, deleted_frame(message, room.slug)))
         else:
             ordered.append((message.event_seq, edited_frame(message, room.slug)))
+    if not room.is_public:
+        changes = MemberEvent.objects.filter(room=room, seq__gt=after_seq, seq__lte=upto_seq)
+        ordered += [(change.seq, change.as_frame(room.slug)) for change in changes]
     ordered.sort(key=lambda pair: pair[0])
     return [frame for _, frame in ordered]
 
@@ -169,6 +194,7 @@ def last_read_id(user: Any, room: Room) -> int:
 
 def mark_read(user: Any, room: Room, message_id: int) -> int:
     """Move the user's read marker in `room` forward to `message_id` (never back); returns it."""
+    access.require_member(user, room)
     marker, _ = ReadMarker.objects.get_or_create(user=user, room=room)
     if message_id > marker.last_read_id:
         ReadMarker.objects.filter(pk=marker.pk, last_read_id__lt=message_id).update(
@@ -179,9 +205,9 @@ def mark_read(user: Any, room: Room, message_id: int) -> int:
 
 
 def rooms_with_unread(user: Any) -> list[Room]:
-    """Every room, each annotated with `unread`: visible messages by others after the user's
-    read marker (0 for anonymous visitors)."""
-    rooms = Room.objects.all()
+    """Every room `user` may read, each annotated with `unread`: visible messages by others after
+    the user's read marker (0 for anonymous visitors)."""
+    rooms = access.readable_rooms(user)
     if not user.is_authenticated:
         return list(rooms.annotate(unread=Value(0)))
     marker = ReadMarker.objects.filter(user=user, room=OuterRef("pk")).values("last_read_id")[:1]
@@ -195,6 +221,19 @@ def rooms_with_unread(user: Any) -> list[Room]:
     return list(rooms)
 
 
+def private_room_summaries() -> list[dict]:
+    """What every console sees of private rooms and DMs: that they exist, their kind and how many
+    joined members they have; never their title, members' names or messages."""
+    rooms = (
+        Room.objects.exclude(kind=protocol.ROOM_PUBLIC)
+        .annotate(
+            members=Count("memberships", filter=Q(memberships__state=Membership.STATE_JOINED))
+        )
+        .order_by("slug")
+    )
+    return [{"room": room.slug, "kind": room.kind, "members": room.members} for room in rooms]
+
+
 def messages_per_minute() -> int:
     """Messages posted in every room during the last 60 seconds."""
     return Message.objects.filter(created__gte=timezone.now() - timedelta(minutes=1)).count()
@@ -205,9 +244,12 @@ def recent_audit(limit: int = 50) -> list[dict]:
     return [entry.as_frame() for entry in entries]
 
 
-def recent_messages(limit: int = protocol.HISTORY_PAGE_SIZE) -> list[dict]:
-    """The latest visible messages of every room, oldest first (the console's feed)."""
+def recent_messages(viewer: Any, limit: int = protocol.HISTORY_PAGE_SIZE) -> list[dict]:
+    """The latest visible messages of every public room, and of private rooms and DMs when
+    `viewer` has chat.view_private_messages, oldest first (the console's feed)."""
     rows = Message.objects.filter(deleted__isnull=True).select_related("room").order_by("-id")
+    if not access.can_view_private_messages(viewer):
+        rows = rows.filter(room__kind=protocol.ROOM_PUBLIC)
     return [message_frame(m, m.room.slug) for m in reversed(rows[:limit])]
 
 
@@ -280,6 +322,7 @@ def post_message(
     client_id = check_client_id(client_id)
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    access.require_member(user, room)
     if kind == protocol.KIND_MESSAGE and is_muted(user, room):
         mute = active_mute(user, room)
         if mute is not None:
@@ -301,7 +344,7 @@ def post_message(
             seq=seq,
             event_seq=seq,
         )
-    return RoomEvent(room.slug, seq, message_frame(message, room.slug))
+    return room_event(room, seq, message_frame(message, room.slug))
 
 
 def check_message_id(message_id: Any, field: str = "id") -> int:
@@ -337,6 +380,7 @@ def _within_edit_window(user: Any, message: Message, verb: str) -> None:
 def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent:
     """Change the text of the user's own message (within EDIT_WINDOW)."""
     text = check_text(text)
+    access.require_member(user, room)
     message = _live_message(message_id, room)
     _within_edit_window(user, message, "edit")
     with transaction.atomic():
@@ -345,16 +389,20 @@ def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent
         message.edited = timezone.now()
         message.event_seq = seq
         message.save(update_fields=["text", "edited", "event_seq"])
-    return RoomEvent(room.slug, seq, edited_frame(message, room.slug))
+    return room_event(room, seq, edited_frame(message, room.slug))
 
 
 def delete_message(
     user: Any, message_id: Any, room: Room | None = None
 ) -> tuple[RoomEvent, AuditEntry | None]:
     """Delete a message: the author within EDIT_WINDOW, staff any message at any time. Returns the
-    event and, when staff deleted what the author alone could not, the audit entry written."""
+    event and, when staff deleted what the author alone could not, the audit entry written (for a
+    private room's message without its text, see docs/apps/chat.md). With `room` (a room socket)
+    the user must be able to read it; without (the console) only staff reach beyond their own."""
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    if room is not None:
+        access.require_member(user, room)
     message = _live_message(message_id, room)
     own = message.user_id == user.pk and message.kind == protocol.KIND_MESSAGE
     fresh = timezone.now() - message.created <= protocol.EDIT_WINDOW
@@ -362,6 +410,10 @@ def delete_message(
     if moderated and not is_moderator(user):
         _within_edit_window(user, message, "delete")
     target_room = message.room
+    if target_room.is_public:
+        detail = f"Deleted message {message.pk} by {message.username}: {message.text[:200]}"
+    else:
+        detail = f"Deleted message {message.pk} by {message.username} in a private room"
     with transaction.atomic():
         seq = _next_seq(target_room)
         message.deleted = timezone.now()
@@ -376,9 +428,9 @@ def delete_message(
                 room=target_room,
                 target_user=message.username,
                 message=message,
-                detail=f"Deleted message {message.pk} by {message.username}: {message.text[:200]}",
+                detail=detail,
             )
-    return RoomEvent(target_room.slug, seq, deleted_frame(message, target_room.slug)), entry
+    return room_event(target_room, seq, deleted_frame(message, target_room.slug)), entry
 
 
 def is_moderator(actor: Any) -> bool:
@@ -451,8 +503,8 @@ def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditE
 def announce(
     actor: Any, text: Any, client_id: Any = ""
 ) -> tuple[list[RoomEvent], AuditEntry | None]:
-    """Post `text` as an announcement in every room and log it, in one transaction; `actor` must
-    be a moderator. With a `client_id`, a retry of an announcement already posted posts nothing
+    """Post `text` as an announcement in every public room and log it, in one transaction; `actor`
+    must be a moderator (private rooms and DMs are never announced into). With a `client_id`, a retry of an announcement already posted posts nothing
     (it returns no events and no entry): a moderator who saw an error may safely send again."""
     require_moderator(actor)
     text = check_text(text)
@@ -462,7 +514,7 @@ def announce(
     with transaction.atomic():
         events = [
             post_message(actor, room, text, client_id, kind=protocol.KIND_ANNOUNCEMENT)
-            for room in Room.objects.all()
+            for room in Room.objects.filter(kind=protocol.ROOM_PUBLIC)
         ]
         entry = AuditEntry.objects.create(
             actor=actor,
@@ -500,12 +552,19 @@ def mentioned_usernames(text: str) -> set[str]:
 
 
 def notify_mentions(author: Any, event: RoomEvent) -> int:
-    """Notify every existing user named as @name in the message (not the author); returns how
-    many were notified."""
+    """Notify every existing user named as @name in the message (not the author) who may read
+    the room: in a private room or DM only its joined members; returns how many were notified."""
+    room = Room.objects.get(slug=event.room)
+    access.require_member(author, room)
     names = mentioned_usernames(event.frame["text"]) - {author.get_username()}
     if not names:
         return 0
-    users = list(get_user_model().objects.filter(username__in=names, is_active=True))
+    users = get_user_model().objects.filter(username__in=names, is_active=True)
+    if not room.is_public:
+        users = users.filter(
+            chat_memberships__room=room, chat_memberships__state=Membership.STATE_JOINED
+        )
+    users = list(users)
     if not users:
         return 0
     notify(

@@ -44,7 +44,9 @@ const composer = app.querySelector("[data-composer]");
 const textarea = app.querySelector("[data-composer-text]");
 const composerMode = app.querySelector("[data-composer-mode]");
 const composerHint = composerMode ? composerMode.innerHTML : "";
-const badge = new ConnectionBadge(stateBadge, { closeTexts: { 4404: "Room not found" } });
+const badge = new ConnectionBadge(stateBadge, {
+  closeTexts: { 4403: "Not a member", 4404: "Room not found" },
+});
 
 const messages = new Map(); // id -> {frame, li}
 const outbox = new Map(); // client_id -> {text, li, sent}, in the order typed
@@ -367,6 +369,11 @@ function onFrame(frame) {
     case "typing":
       onTyping(frame);
       break;
+    case "member":
+      // A membership change of a private room: members.js shows it (a numbered event, replayed).
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      app.dispatchEvent(new CustomEvent("chat:member", { detail: frame }));
+      break;
     case "error":
       onError(frame);
       break;
@@ -380,6 +387,7 @@ const socket = new ReconnectingSocket(
   {
     onMessage: onFrame,
     // 4404: the room is gone (deleted while the page was open); reconnecting cannot bring it back.
+    // 4403 (in DEFAULT_FINAL_CODES): not, or no longer, a member of this private room.
     finalCodes: [...DEFAULT_FINAL_CODES, 4404],
     onStateChange: (state, detail) => {
       if (signedOut) return;
