@@ -286,8 +286,14 @@ class PublicChatConsumer(ChatSocket):
         self.require_login()
         services.check_text(frame.get("text"))
         await self.require_rate()
+        if frame.get("reply_to") is not None:
+            services.check_message_id(frame.get("reply_to"), "reply_to")
         event = await database_sync_to_async(services.post_message)(
-            self.user, self.room, frame.get("text"), frame.get("client_id") or ""
+            self.user,
+            self.room,
+            frame.get("text"),
+            frame.get("client_id") or "",
+            reply_to=frame.get("reply_to"),
         )
         await self.publish(event)
         if services.mentioned_usernames(event.frame["text"]):
@@ -334,6 +340,24 @@ class PublicChatConsumer(ChatSocket):
         await self.publish(event)
         if entry is not None:
             await self.publish_audit(entry)
+
+    async def handle_react(self, frame: dict) -> None:
+        await self._react(frame, add=True)
+
+    async def handle_unreact(self, frame: dict) -> None:
+        await self._react(frame, add=False)
+
+    async def _react(self, frame: dict, add: bool) -> None:
+        """Reactions count against the same per-user limit as messages."""
+        self.require_login()
+        services.check_message_id(frame.get("id"))
+        services.check_emoji(frame.get("emoji"))
+        await self.require_rate()
+        event = await database_sync_to_async(services.react)(
+            self.user, self.room, frame.get("id"), frame.get("emoji"), add
+        )
+        if event is not None:
+            await self.publish(event)
 
     async def handle_read(self, frame: dict) -> None:
         self.require_login()

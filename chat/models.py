@@ -165,6 +165,11 @@ class Message(models.Model):
     deleted = models.DateTimeField(null=True, blank=True)
     seq = models.BigIntegerField(editable=False)
     event_seq = models.BigIntegerField(editable=False)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The latest event that changed the message's reactions (0: none yet).
+    reactions_seq = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -173,6 +178,27 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.room_id}/{self.pk} {self.username}: {self.text[:40]}"
+
+
+class Reaction(models.Model):
+    """One person's reaction (an emoji of protocol.REACTION_EMOJI) to one message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    username = models.CharField(max_length=150)
+    emoji = models.CharField(max_length=16)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="chat_reaction_message_user_emoji"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.emoji} on {self.message_id}"
 
 
 class ReadMarker(models.Model):

@@ -16,8 +16,16 @@ and then, as things happen::
     {"type": "deleted", "id": 8, "room": "general", "seq": 15}
     {"type": "error", "code": "rate_limited", "detail": "At most 10 messages per 5 seconds."}
 
-The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
-pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
+The client sends ``message`` (text, client_id, and reply_to: the id of the message it answers),
+``typing``, ``history`` (before: an id, for older pages), ``edit`` (id, text), ``delete`` (id),
+``read`` (id: the newest message it has shown), and ``react`` / ``unreact`` (id, emoji: one of
+REACTION_EMOJI). A ``message`` frame carries ``reply_to`` (null, or a quote of the original:
+``{"id", "user", "text": its first QUOTE_LENGTH characters, "deleted"}``) and ``reactions``
+(``[{"emoji": "👍", "users": ["bob", "carol"]}]``); a change of a message's reactions is a lasting
+room event that carries them all::
+
+    {"type": "reactions", "id": 8, "room": "general", "reactions": [{"emoji": "👍",
+     "users": ["bob"]}], "seq": 17}
 The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
 with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
 only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
@@ -64,10 +72,12 @@ HISTORY = "history"
 EDIT = "edit"
 DELETE = "delete"
 READ = "read"
+REACT = "react"  # {"type": "react", "id": 8, "emoji": "👍"}: add your reaction
+UNREACT = "unreact"  # the same fields: take your reaction back
 MUTE = "mute"  # console only
 ANNOUNCE = "announce"  # console only
 
-ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ})
+ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT})
 CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 
 # --- Frame types, server -> client -------------------------------------------------------------
@@ -79,6 +89,7 @@ ERROR = frames.ERROR
 AUDIT = "audit"  # console only
 STATS = "stats"  # console only
 MEMBER = "member"  # a membership change of a private room or DM (a lasting room event)
+REACTIONS = "reactions"  # a message's reactions changed (a lasting room event)
 
 # Kinds of room.
 ROOM_PUBLIC = "public"  # anyone reads, logged-in users post
@@ -131,6 +142,9 @@ EDIT_WINDOW = timedelta(minutes=10)
 MAX_MUTE_MINUTES = 60 * 24 * 30
 TYPING_INTERVAL_SECONDS = 2.0  # at most one typing broadcast per connection per interval
 MAX_CLIENT_ID_LENGTH = 64
+QUOTE_LENGTH = 200  # characters of the original a reply's quote carries
+# The reactions people may add, in the order they are shown.
+REACTION_EMOJI = ("👍", "❤️", "😂", "🎉", "😮", "👀")
 MAX_DM_PEOPLE = 8  # everyone in a direct message, its creator included
 MAX_ROOM_TITLE_LENGTH = 100
 

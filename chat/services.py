@@ -29,7 +29,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat import access, protocol
-from chat.models import AuditEntry, MemberEvent, Membership, Message, Mute, ReadMarker, Room
+from chat.models import (
+    AuditEntry,
+    MemberEvent,
+    Membership,
+    Message,
+    Mute,
+    Reaction,
+    ReadMarker,
+    Room,
+)
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
 
@@ -60,8 +69,32 @@ def room_event(room: Room, seq: int, frame: dict, revoke: int | None = None) -> 
 # --- Frames ------------------------------------------------------------------------------------
 
 
-def message_frame(message: Message, room_slug: str) -> dict:
-    """The `message` frame of a message as every client sees it."""
+def quote(original: Message) -> dict:
+    """What a reply shows of the message it answers (no text once the original is deleted)."""
+    deleted = original.deleted is not None
+    return {
+        "id": original.pk,
+        "user": original.username,
+        "text": "" if deleted else original.text[: protocol.QUOTE_LENGTH],
+        "deleted": deleted,
+    }
+
+
+def reaction_summary(rows: Any) -> list[dict]:
+    """Reactions as frames carry them: per emoji (in REACTION_EMOJI order), who, oldest first."""
+    users: dict[str, list[str]] = {}
+    for row in rows:
+        users.setdefault(row.emoji, []).append(row.username)
+    return [
+        {"emoji": emoji, "users": users[emoji]}
+        for emoji in protocol.REACTION_EMOJI
+        if emoji in users
+    ]
+
+
+def message_frame(message: Message, room_slug: str, reactions: list[dict] | None = None) -> dict:
+    """The `message` frame of a message as every client sees it (`reactions` as
+    reaction_summary gives them; a new message has none). Load `reply_to` with the message."""
     return {
         "type": protocol.MESSAGE,
         "id": message.pk,
@@ -73,6 +106,31 @@ def message_frame(message: Message, room_slug: str) -> dict:
         "kind": message.kind,
         "edited": message.edited is not None,
         "seq": message.seq,
+        "reply_to": quote(message.reply_to) if message.reply_to_id else None,
+        "reactions": reactions or [],
+    }
+
+
+def message_frames(rows: list[Message], room_slug: str | None = None) -> list[dict]:
+    """The `message` frames of `rows` (of the room `room_slug`; None: each its own room, loaded
+    with it), their reactions read in one query."""
+    by_message: dict[int, list[Reaction]] = {}
+    if rows:
+        for reaction in Reaction.objects.filter(message__in=[m.pk for m in rows]).order_by("id"):
+            by_message.setdefault(reaction.message_id, []).append(reaction)
+    return [
+        message_frame(m, room_slug or m.room.slug, reaction_summary(by_message.get(m.pk, ())))
+        for m in rows
+    ]
+
+
+def reactions_frame(message: Message, room_slug: str, reactions: list[dict]) -> dict:
+    return {
+        "type": protocol.REACTIONS,
+        "id": message.pk,
+        "room": room_slug,
+        "reactions": reactions,
+        "seq": message.reactions_seq,
     }
 
 
@@ -103,7 +161,7 @@ def get_room(slug: str) -> Room | None:
 
 
 def visible_messages(room: Room) -> Any:
-    return Message.objects.filter(room=room, deleted__isnull=True)
+    return Message.objects.filter(room=room, deleted__isnull=True).select_related("reply_to")
 
 
 def history_page(
@@ -124,7 +182,7 @@ def history_page(
     frame = {
         "type": protocol.HISTORY,
         "room": room.slug,
-        "messages": [message_frame(m, room.slug) for m in reversed(page)],
+        "messages": message_frames(list(reversed(page)), room.slug),
         "has_more": has_more,
     }
     if before is not None:
@@ -144,7 +202,7 @@ def replay_after(user: Any, room: Room, after_id: int, upto_seq: int) -> dict | 
     return {
         "type": protocol.HISTORY,
         "room": room.slug,
-        "messages": [message_frame(m, room.slug) for m in rows],
+        "messages": message_frames(rows, room.slug),
         "has_more": False,
         "after": after_id,
     }
@@ -168,16 +226,30 @@ def catch_up_events(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
         return []
     created = Q(seq__gt=after_seq, seq__lte=upto_seq)
     changed = Q(event_seq__gt=after_seq, event_seq__lte=upto_seq)
-    rows = Message.objects.filter(created | changed, room=room)
-    ordered: list[tuple[int, dict]] = []
-    for message in rows:
-        if message.seq > after_seq:
-            if message.deleted is None:
-                ordered.append((message.seq, message_frame(message, room.slug)))
-        elif message.deleted is not None:
-            ordered.append((message.event_seq, deleted_frame(message, room.slug)))
-        else:
+    reacted = Q(reactions_seq__gt=after_seq, reactions_seq__lte=upto_seq)
+    rows = list(
+        Message.objects.filter(created | changed | reacted, room=room).select_related("reply_to")
+    )
+    new = [m for m in rows if m.seq > after_seq and m.deleted is None]
+    ordered: list[tuple[int, dict]] = [
+        (frame["seq"], frame) for frame in message_frames(new, room.slug)
+    ]
+    older = [m for m in rows if m.seq <= after_seq]
+    reactions: dict[int, list[Reaction]] = {}
+    for reaction in Reaction.objects.filter(
+        message__in=[m.pk for m in older if m.deleted is None and m.reactions_seq > after_seq]
+    ).order_by("id"):
+        reactions.setdefault(reaction.message_id, []).append(reaction)
+    for message in older:
+        if message.deleted is not None:
+            if after_seq < message.event_seq <= upto_seq:
+                ordered.append((message.event_seq, deleted_frame(message, room.slug)))
+            continue
+        if after_seq < message.event_seq <= upto_seq:
             ordered.append((message.event_seq, edited_frame(message, room.slug)))
+        if after_seq < message.reactions_seq <= upto_seq:
+            summary = reaction_summary(reactions.get(message.pk, ()))
+            ordered.append((message.reactions_seq, reactions_frame(message, room.slug, summary)))
     if not room.is_public:
         changes = MemberEvent.objects.filter(room=room, seq__gt=after_seq, seq__lte=upto_seq)
         ordered += [(change.seq, change.as_frame(room.slug)) for change in changes]
@@ -250,7 +322,8 @@ def recent_messages(viewer: Any, limit: int = protocol.HISTORY_PAGE_SIZE) -> lis
     rows = Message.objects.filter(deleted__isnull=True).select_related("room").order_by("-id")
     if not access.can_view_private_messages(viewer):
         rows = rows.filter(room__kind=protocol.ROOM_PUBLIC)
-    return [message_frame(m, m.room.slug) for m in reversed(rows[:limit])]
+    latest = list(reversed(rows.select_related("reply_to")[:limit]))
+    return message_frames(latest)
 
 
 # --- Changing ----------------------------------------------------------------------------------
@@ -315,23 +388,26 @@ def _next_seq(room: Room) -> int:
 
 
 def post_message(
-    user: Any, room: Room, text: Any, client_id: Any = "", kind: str = protocol.KIND_MESSAGE
+    user: Any,
+    room: Room,
+    text: Any,
+    client_id: Any = "",
+    kind: str = protocol.KIND_MESSAGE,
+    reply_to: Any = None,
 ) -> RoomEvent:
-    """Save a message by `user` (checked: text, mute) and return its event to broadcast."""
+    """Save a message by `user` (checked: text, mute; `reply_to`, the id of a message of the same
+    room it answers, or None) and return its event to broadcast."""
     text = check_text(text)
     client_id = check_client_id(client_id)
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
     access.require_member(user, room)
-    if kind == protocol.KIND_MESSAGE and is_muted(user, room):
-        mute = active_mute(user, room)
-        if mute is not None:
-            minutes = max(1, math.ceil((mute.until - timezone.now()).total_seconds() / 60))
-            where = "here" if mute.room_id else "in every room"
-            raise ChatError(
-                protocol.MUTED,
-                f"A moderator muted you {where} for {minutes} more minute{'s' * (minutes != 1)}.",
-            )
+    if kind == protocol.KIND_MESSAGE:
+        _require_not_muted(user, room)
+    original = None
+    if reply_to is not None:
+        check_message_id(reply_to, "reply_to")
+        original = _live_message(reply_to, room)
     with transaction.atomic():
         seq = _next_seq(room)
         message = Message.objects.create(
@@ -343,8 +419,61 @@ def post_message(
             kind=kind,
             seq=seq,
             event_seq=seq,
+            reply_to=original,
         )
     return room_event(room, seq, message_frame(message, room.slug))
+
+
+def _require_not_muted(user: Any, room: Room) -> None:
+    if not is_muted(user, room):
+        return
+    mute = active_mute(user, room)
+    if mute is not None:
+        minutes = max(1, math.ceil((mute.until - timezone.now()).total_seconds() / 60))
+        where = "here" if mute.room_id else "in every room"
+        raise ChatError(
+            protocol.MUTED,
+            f"A moderator muted you {where} for {minutes} more minute{'s' * (minutes != 1)}.",
+        )
+
+
+def check_emoji(emoji: Any) -> str:
+    """A reaction from a client frame (one of REACTION_EMOJI), or ChatError(invalid)."""
+    if not isinstance(emoji, str) or emoji not in protocol.REACTION_EMOJI:
+        raise ChatError(
+            protocol.INVALID, f"'emoji' must be one of {' '.join(protocol.REACTION_EMOJI)}."
+        )
+    return emoji
+
+
+def react(user: Any, room: Room, message_id: Any, emoji: Any, add: bool = True) -> RoomEvent | None:
+    """Add (or, `add` false, take back) the user's `emoji` reaction to a message of `room`.
+    Returns the event to broadcast, or None when nothing changed (already so)."""
+    if not getattr(user, "is_authenticated", False):
+        raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    emoji = check_emoji(emoji)
+    access.require_member(user, room)
+    _require_not_muted(user, room)
+    message = _live_message(message_id, room)
+    with transaction.atomic():
+        if add:
+            _, changed = Reaction.objects.get_or_create(
+                message=message,
+                user=user,
+                emoji=emoji,
+                defaults={"username": user.get_username()},
+            )
+        else:
+            changed = bool(
+                Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()[0]
+            )
+        if not changed:
+            return None
+        seq = _next_seq(room)
+        message.reactions_seq = seq
+        message.save(update_fields=["reactions_seq"])
+        summary = reaction_summary(Reaction.objects.filter(message=message).order_by("id"))
+    return room_event(room, seq, reactions_frame(message, room.slug, summary))
 
 
 def check_message_id(message_id: Any, field: str = "id") -> int:
