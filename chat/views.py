@@ -8,6 +8,7 @@ same as a room that does not exist (only an invited person sees the invitation t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "rooms": services.rooms_with_unread(request.user),
             "max_text_length": protocol.MAX_TEXT_LENGTH,
             "edit_window_seconds": int(protocol.EDIT_WINDOW.total_seconds()),
+            "reaction_emoji_json": json.dumps(protocol.REACTION_EMOJI),
             "members": people,
             "member_count": sum(1 for person in people if person["state"] == "joined"),
             "is_owner": own is not None and own.role == Membership.ROLE_OWNER,
