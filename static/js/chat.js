@@ -24,6 +24,7 @@ import { renderMessage, updateText } from "./message-view.js";
 import { showSignedOut } from "./signed-out.js";
 import { openPicker, renderReactions } from "./reactions.js";
 import { jumpTo, markQuotesDeleted, renderQuote, ReplyComposer } from "./replies.js";
+import { attachMentionComplete } from "./mention-complete.js";
 
 const app = document.getElementById("chat-app");
 const ROOM = app.dataset.room;
@@ -68,6 +69,7 @@ let lastTypingSent = 0;
 let signedOut = false; // the socket turned out to be someone else than the page: stopped for good
 let pendingJump = null; // retry() of a jump to a message not loaded yet (see replies.js)
 const typists = new Map(); // user -> timeout
+const peopleSeen = new Set(); // names for @ autocomplete: authors shown and people online
 
 function nearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -145,6 +147,7 @@ function jumpToMessage(id) {
 function buildMessage(frame) {
   const li = renderMessage(frame, { me: ME, actions: actionsFor(frame) });
   renderQuote(li, frame.reply_to, jumpToMessage);
+  if (frame.kind !== "announcement") peopleSeen.add(frame.user);
   showReactions(frame, li);
   messages.set(frame.id, { frame, li });
   lastId = Math.max(lastId, frame.id);
@@ -263,6 +266,7 @@ function requestOlder() {
 }
 
 function onPresence(frame) {
+  for (const name of frame.users) peopleSeen.add(name);
   people.replaceChildren();
   for (const name of frame.users) {
     const li = document.createElement("li");
@@ -607,6 +611,12 @@ if (composer) {
       if (socket.send({ type: "typing" })) lastTypingSent = now;
     }
   });
+  // A private room's members are in its members panel (kept current by members.js).
+  const roomPeople = () => [
+    ...peopleSeen,
+    ...[...app.querySelectorAll("[data-member]")].map((row) => row.dataset.member),
+  ];
+  attachMentionComplete(textarea, roomPeople, { me: ME });
   textarea.focus();
 }
 
