@@ -19,4 +19,6 @@ urlpatterns = [
     path("console/", views.console, name="console"),
     path("api/chat/rooms/", views.room_counts, name="room_counts"),
     path("api/chat/rooms/<str:slug>/members/", views.room_members, name="room_members"),
+    path("search/", views.search_page, name="search"),
+    path("api/chat/search/", views.search_api, name="search_api"),
 ]

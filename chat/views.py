@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -20,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from chat import access, broadcast, membership, protocol, services
+from chat import access, broadcast, membership, protocol, search, services
 from chat.models import Membership, Room
 from chat.presence import presence
 from chat.services import ChatError
@@ -219,3 +220,57 @@ def console(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         return render(request, "chat/console_forbidden.html", status=403)
     return render(request, "chat/console.html", {"rooms": services.rooms_with_unread(request.user)})
+
+
+def _search(request: HttpRequest) -> tuple[dict | None, Room | None, str]:
+    """Run the search a request asks for (q, room, before): (result or None, room, error)."""
+    text = request.GET.get("q", "")
+    room = None
+    if request.GET.get("room"):
+        room = _readable_room(request, request.GET["room"])
+    before = request.GET.get("before")
+    if not text.strip():
+        return None, room, ""
+    try:
+        before_id = int(before) if before else None
+    except ValueError:
+        return None, room, f"'before' must be a message id, got {before!r}."
+    try:
+        return search.search_messages(request.user, text, room=room, before=before_id), room, ""
+    except ChatError as error:
+        return None, room, error.detail
+
+
+def search_page(request: HttpRequest) -> HttpResponse:
+    """Search the messages you may read (all your rooms, or one with ?room=), results newest
+    first with the matching words marked, each linking to the message in its room."""
+    result, room, error = _search(request)
+    if result is not None:
+        for hit in result["results"]:
+            hit["segments"] = search.marked_segments(hit["text"], hit["highlights"])
+            hit["when"] = datetime.fromisoformat(hit["ts"])
+    return render(
+        request,
+        "chat/search.html",
+        {
+            "result": result,
+            "room": room,
+            "error": error,
+            "query": request.GET.get("q", ""),
+            "rooms": services.rooms_with_unread(request.user),
+            "max_query_length": search.MAX_QUERY_LENGTH,
+        },
+    )
+
+
+def search_api(request: HttpRequest) -> JsonResponse:
+    """GET /api/chat/search/?q=&room=&before= -> chat.search's result (400 with "error" for a
+    refused query; 404 for a room the user may not read)."""
+    result, _, error = _search(request)
+    if result is None:
+        detail = error or "Type a word to search for."
+        response = JsonResponse({"error": detail}, status=400)
+    else:
+        response = JsonResponse(result)
+    response["Cache-Control"] = "no-store"
+    return response

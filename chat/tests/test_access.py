@@ -314,6 +314,25 @@ def test_admin_lists_private_messages_only_with_the_permission(secret, alice, mo
     assert "admin must not list this" in listing
 
 
+def test_search_page_leaves_out_rooms_the_user_cannot_read(secret, alice, carol):
+    services.post_message(alice, secret, "findable only by members")
+    page = client_for(carol).get("/search/", {"q": "findable"}).content.decode()
+    assert "only by members" not in page
+    response = client_for(carol).get("/search/", {"q": "findable", "room": secret.slug})
+    assert response.status_code == 404
+    page = client_for(alice).get("/search/", {"q": "findable"}).content.decode()
+    assert "only by members" in page
+
+
+def test_search_api_leaves_out_rooms_the_user_cannot_read(secret, alice, carol):
+    services.post_message(alice, secret, "findable only by members")
+    assert client_for(carol).get("/api/chat/search/", {"q": "findable"}).json()["results"] == []
+    refused = client_for(carol).get("/api/chat/search/", {"q": "x", "room": secret.slug})
+    assert refused.status_code == 404
+    hits = client_for(alice).get("/api/chat/search/", {"q": "findable"}).json()["results"]
+    assert [hit["room"] for hit in hits] == [secret.slug]
+
+
 # --- sockets ----------------------------------------------------------------------------------
 
 
@@ -473,6 +492,8 @@ MEMBERSHIP_TESTED = {
     "api/chat/rooms/": "test_room_list_and_counts_api_hide_rooms_the_user_cannot_read",
     "api/chat/rooms/<str:slug>/members/": "test_members_api_is_404_for_non_members",
     "admin/": "test_admin_lists_private_messages_only_with_the_permission",
+    "search/": "test_search_page_leaves_out_rooms_the_user_cannot_read",
+    "api/chat/search/": "test_search_api_leaves_out_rooms_the_user_cannot_read",
     "ws/chat/admin/": "test_presence_of_a_private_room_reaches_only_permitted_consoles",
     "ws/chat/<room>/": "test_non_member_socket_is_closed_4403_before_joining",
     # Notifications carry mentions: only members are mentioned (the text goes nowhere else).

@@ -98,3 +98,25 @@ def test_at_autocomplete_offers_the_rooms_people(open_page):
     sent = text_of(kate, "thanks @katherine and @kate")
     expect(sent.locator(".mention")).to_have_text(["@katherine", "@kate"])
     expect(kate.locator(".message.mentions-me", has_text="thanks")).to_have_count(1)
+
+
+def test_search_marks_matches_and_jumps_to_an_old_message(open_page, site):
+    server, _ = site
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room\nfrom chat.services import post_message\n"
+        "room = Room.objects.get(slug='text')\nkate = get_user_model().objects.get(username='kate')\n"
+        "post_message(kate, room, 'the zeppelin arrives at dawn')\n"
+        "for i in range(120): post_message(kate, room, f'chatter {i}')\n"
+    )
+    jack = open_page("jack")
+    expect(jack.locator(".message-text", has_text="zeppelin")).to_have_count(0)  # not loaded
+    jack.fill("#room-search", "zepp")
+    jack.press("#room-search", "Enter")
+    hit = jack.locator("[data-search-results] .search-hit")
+    expect(hit).to_have_count(1)
+    expect(hit.locator("mark")).to_have_text("zeppelin")
+    hit.locator("[data-jump]").click()
+    expect(jack.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
+    found = jack.locator(".message-text", has_text="the zeppelin arrives at dawn")
+    expect(found).to_be_in_viewport()

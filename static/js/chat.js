@@ -249,8 +249,18 @@ function onHistory(frame) {
     placeDivider();
   }
   if (stick) scrollToBottom();
+  jumpToLinkedMessage();
   flushOutbox();
   markRead();
+}
+
+/** Once, on the first history: a link to #message-<id> (search, notifications) scrolls there. */
+let linkedMessage = Number((window.location.hash.match(/^#message-(\d+)$/) || [])[1]) || null;
+function jumpToLinkedMessage() {
+  if (linkedMessage === null) return;
+  const id = linkedMessage;
+  linkedMessage = null;
+  jumpToMessage(id);
 }
 
 function setHasMore(hasMore) {
