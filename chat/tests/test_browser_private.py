@@ -13,6 +13,12 @@ TIMEOUT = 10_000
 @pytest.fixture(scope="module")
 def site(live_server):
     keys = {name: live_server.create_user(name) for name in ("erin", "fred", "gina")}
+    keys["hal"] = live_server.create_user("hal", staff=True)
+    # Staff but not a superuser (a superuser has every permission, chat.view_private_messages too).
+    live_server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "get_user_model().objects.filter(username='hal').update(is_superuser=False)"
+    )
     return live_server, keys
 
 
@@ -138,3 +144,18 @@ def test_removed_member_page_stops_at_once(open_page):
     expect(gina.locator("[data-toast]")).to_contain_text("no longer a member")
     expect(gina.locator("[data-composer-text]")).to_be_disabled()
     expect(erin.locator('[data-member="gina"]')).to_have_count(0)
+
+
+def test_console_shows_a_private_room_exists_but_not_its_messages(open_page):
+    erin = open_page("erin")
+    path = create_room(erin, "Staff cannot read")
+    slug = path.strip("/").split("/")[-1]
+    say(erin, "a private word")
+    expect(message(erin, "a private word")).to_be_visible()
+    hal = open_page("hal", "/console/")
+    expect(hal.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
+    entry = hal.locator(f'[data-private-room="{slug}"]')
+    expect(entry).to_contain_text("1 member")
+    say(erin, "another private word")
+    expect(message(erin, "another private word")).to_be_visible()
+    expect(hal.locator("[data-feed]")).not_to_contain_text("private word")
