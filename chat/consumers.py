@@ -184,7 +184,13 @@ class PublicChatConsumer(ChatSocket):
             return
         # Join before reading the room's seq, so no event committed in between is missed.
         await self.join_groups([protocol.room_group(slug)])
-        opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
+        try:
+            opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
+        except ChatError as error:
+            if error.code != protocol.NOT_MEMBER:
+                raise
+            await self.lose_access()  # removed between the check above and the history
+            return
         if opening is None:
             await self.leave_groups()
             await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
@@ -270,6 +276,7 @@ class PublicChatConsumer(ChatSocket):
             await self.lose_access()
 
     async def lose_access(self) -> None:
+        """Close with 4403 (after a `not_member` error frame): the user may not read the room."""
         await self.leave_groups()
         await self.send_error(protocol.NOT_MEMBER, "You are no longer a member of this room.")
         await self.close(protocol.CLOSE_FORBIDDEN)

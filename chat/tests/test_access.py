@@ -353,6 +353,17 @@ async def test_non_member_socket_is_closed_4403_before_joining(channel_layer, se
     await member.disconnect()
 
 
+async def test_removal_between_the_check_and_the_history_still_closes_4403(
+    channel_layer, secret, carol, monkeypatch
+):
+    """Removed after the connect check passed but before the history was read: the history's own
+    check refuses, and the socket is closed as for any non-member (not with a server error)."""
+    monkeypatch.setattr(access, "may_open", lambda user, slug: True)
+    socket = await open_socket(f"/ws/chat/{secret.slug}/", carol)
+    assert (await socket.receive_json_from())["code"] == protocol.NOT_MEMBER
+    assert await closed_code(socket) == protocol.CLOSE_FORBIDDEN
+
+
 async def test_member_socket_reads_history_and_sees_member_events(
     channel_layer, secret, alice, bob, carol
 ):
