@@ -7,6 +7,7 @@ processes on 127.0.0.1, on free ports, and stops exactly the processes it starte
     live_server_factory starts Daphne(s) on a shared SQLite (or DATABASE_URL) database
     live_server         one Daphne for the session, in-memory layer, worker in-process
     browser             a headless Chromium (Debian's /usr/bin/chromium) for the session
+    watch_pages()       records CSP violations and script errors of a browser context's pages
 """
 
 from __future__ import annotations
@@ -196,11 +197,14 @@ class LiveServer:
         )
         return self.shell(code).strip().splitlines()[-1]
 
-    def start_daphne(self, extra_env: dict[str, str] | None = None) -> int:
+    def start_daphne(
+        self, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> int:
+        """Start one more `manage.py serve` (plus `args`) on a free port; returns the port."""
         port = free_port()
         log = open(self.directory / f"daphne-{port}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=ROOT,
             env={**self.env, **(extra_env or {})},
             stdout=log,
@@ -248,6 +252,8 @@ def live_server_factory() -> Iterator:
             "DATABASE_URL": database_url or f"sqlite:///{directory / 'db.sqlite3'}",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "DJANGO_EMAIL_FILE_PATH": str(directory / "mail"),
+            # A stopped server drains for at most this long (tests that time drains set their own).
+            "SWITCHBOARD_SHUTDOWN_GRACE": "2",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
@@ -304,6 +310,48 @@ def browser() -> Iterator:
         )
         yield chromium
         chromium.close()
+
+
+# Chromium logs a CSP refusal to the console; the event listener also reports ones a page's own
+# script could swallow. The init script runs before the page, and the CSP does not apply to it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.effectiveDirective} refused ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || "?"}:${event.lineNumber}`);
+});
+"""
+
+
+@dataclass
+class PageProblems:
+    """What went wrong in the pages of one browser context: Content-Security-Policy violations,
+    other console errors, and uncaught script errors."""
+
+    csp_violations: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
+
+    def record_console(self, message: object) -> None:
+        if getattr(message, "type", "") != "error":
+            return
+        text = str(getattr(message, "text", message))
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            self.csp_violations.append(text)
+        else:
+            self.console_errors.append(text)
+
+
+def watch_pages(context: object) -> PageProblems:
+    """Record the problems of every page `context` (a Playwright BrowserContext) opens from now."""
+    problems = PageProblems()
+    context.add_init_script(REPORT_CSP_VIOLATIONS)  # type: ignore[attr-defined]
+
+    def on_page(page: object) -> None:
+        page.on("console", problems.record_console)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: problems.script_errors.append(str(error)))  # type: ignore[attr-defined]
+
+    context.on("page", on_page)  # type: ignore[attr-defined]
+    return problems
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

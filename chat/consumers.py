@@ -165,6 +165,10 @@ class PublicChatConsumer(ChatSocket):
         self.connection_id = secrets.token_hex(8)  # this socket's entry in the room's presence
         self.last_typing = 0.0
         self.heartbeat_at = 0.0
+        # The heartbeat (tick, another task) and the leave (disconnect) take turns, and no
+        # heartbeat joins after the leave: otherwise a drained socket lingers in presence.
+        self.presence_lock = asyncio.Lock()
+        self.left = False
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
@@ -252,14 +256,19 @@ class PublicChatConsumer(ChatSocket):
             now = time.monotonic()
             if now - self.heartbeat_at >= presence_module.HEARTBEAT_SECONDS:
                 self.heartbeat_at = now
-                await presence.join(self.room.slug, self.connection_id, self.user.get_username())
+                async with self.presence_lock:
+                    if not self.left:
+                        username = self.user.get_username()
+                        await presence.join(self.room.slug, self.connection_id, username)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
         room = self.room
         if room is None or not self.user.is_authenticated:
             return
-        await presence.leave(room.slug, self.connection_id, self.user.get_username())
+        async with self.presence_lock:
+            self.left = True
+            await presence.leave(room.slug, self.connection_id, self.user.get_username())
         if self.user.get_username() not in await presence.users(room.slug):
             presence_announcer.changed(self.channel_layer, room.slug, private=not room.is_public)
 

@@ -129,6 +129,10 @@ CLOSE_TOO_LARGE = frames.CLOSE_TOO_LARGE  # 4009
 CLOSE_LOGIN_REQUIRED = frames.CLOSE_LOGIN_REQUIRED  # 4401: not logged in, or the login ended
 CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console for non-staff; a room for non-members
 CLOSE_NO_SUCH_ROOM = 4404
+# Sent by a web process that is shutting down (`manage.py serve` drains): the client reconnects at
+# once, to another process, and sends again what it has not seen confirmed; frames still waiting
+# in the closed socket's queue are therefore dropped, not handled (they would arrive twice).
+CLOSE_SERVICE_RESTART = frames.CLOSE_SERVICE_RESTART  # 1012: the server drains; reconnect now
 
 # --- Limits ------------------------------------------------------------------------------------
 MAX_TEXT_LENGTH = 4000  # characters of one message

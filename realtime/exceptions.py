@@ -7,10 +7,14 @@
      ├── ChannelFull               channel_layer.send() found the channel at its capacity
      ├── ConsumeLater              raised by a worker handler: put the message back, try it later
      └── ValueError
-          └── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+          ├── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+          └── RouteNotFound              no route matched (a path, a scope type, a channel name,
+                                         or a route()/route_class()/include() filter)
 
-Routing failures are plain ValueErrors (no route for a path, a scope type or a channel name), as in
-Channels, so a server turns them into a 404 or a websocket close.
+Routing failures are RouteNotFound, a ValueError with Channels' texts, so code written for
+Channels that catches ValueError still works, and a server turns them into a 404 or a websocket
+close without matching error text. The filter routes of `realtime.routing.route()` also say what
+they tried.
 """
 
 
@@ -44,11 +48,22 @@ class InvalidChannelLayerError(ValueError):
     that the caller needs."""
 
 
+class RouteNotFound(ValueError):
+    """No route matched: a URLRouter path, a ProtocolTypeRouter scope type, a ChannelNameRouter
+    channel, or a filter route's connection or message. A ValueError, as in Channels, with the
+    same texts (``No route found for path 'ws/nowhere/'.``); a filter route's names every route
+    tried, for example::
+
+        No route matched websocket.receive on /chat/; tried route('websocket.connect', ...)
+    """
+
+
 __all__ = [
     "AcceptConnection",
     "ChannelFull",
     "ConsumeLater",
     "DenyConnection",
     "InvalidChannelLayerError",
+    "RouteNotFound",
     "StopConsumer",
 ]

@@ -61,6 +61,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import secrets
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -181,6 +182,24 @@ class BaseChannelLayer:
         if not self._matches(self.group_name_regex, name):
             raise TypeError(self.invalid_name_error.format("Group", name))
         return True
+
+    def valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Deprecated (Channels 4's name): use :meth:`require_valid_channel_name`."""
+        warnings.warn(
+            "valid_channel_name() is deprecated; use require_valid_channel_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_channel_name(name, receive=receive)
+
+    def valid_group_name(self, name: object) -> bool:
+        """Deprecated (Channels 4's name): use :meth:`require_valid_group_name`."""
+        warnings.warn(
+            "valid_group_name() is deprecated; use require_valid_group_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(name)
 
     def valid_channel_names(self, names: list[str], receive: bool = False) -> bool:
         """Check a non-empty list of channel names (Django Channels' helper)."""
