@@ -159,3 +159,46 @@ def test_console_shows_a_private_room_exists_but_not_its_messages(open_page):
     say(erin, "another private word")
     expect(message(erin, "another private word")).to_be_visible()
     expect(hal.locator("[data-feed]")).not_to_contain_text("private word")
+
+
+CONVERSATION = (
+    "from django.contrib.auth import get_user_model\n"
+    "from chat import membership, services\n"
+    "users = {{u.username: u for u in get_user_model().objects.all()}}\n"
+    "room, _ = membership.create_private_room(users['erin'], 'Release crew', 'Friday launch')\n"
+    "for name in ('fred', 'gina'):\n"
+    "    membership.invite(users['erin'], room, name)\n"
+    "    membership.accept(users[name], room)\n"
+    "ask = services.post_message(users['erin'], room, 'Is **v2.4** ready to ship on Friday?')\n"
+    "services.post_message(users['fred'], room, 'Tests are green: https://example.com/ci/2041', "
+    "reply_to=ask.frame['id'])\n"
+    "services.react(users['gina'], room, ask.frame['id'], '👍')\n"
+    "services.react(users['fred'], room, ask.frame['id'], '👍')\n"
+    "services.react(users['fred'], room, ask.frame['id'], '🎉')\n"
+    "services.post_message(users['gina'], room, '> ready to ship\\nOne thing: run `migrate` first\\n"
+    "```\\n./manage.py migrate\\n```')\n"
+    "print(room.slug)\n"
+)
+
+
+def test_private_room_and_search_pages_render_for_the_docs(open_page, site, tmp_path):
+    """Screenshots of a private room (members, a reply, reactions, formatting) and of search
+    results, saved to SWITCHBOARD_SCREENSHOT_DIR (e.g. docs/images/) when set."""
+    import os
+    from pathlib import Path
+
+    server, _ = site
+    out = Path(os.environ.get("SWITCHBOARD_SCREENSHOT_DIR") or tmp_path)
+    slug = server.shell(CONVERSATION.format()).strip().splitlines()[-1]
+    erin = open_page("erin", f"/rooms/{slug}/")
+    live(erin)
+    erin.set_viewport_size({"width": 1280, "height": 720})
+    expect(erin.locator(".reaction")).to_have_count(2)
+    expect(erin.locator(".message-quote")).to_contain_text("ready to ship on Friday")
+    expect(erin.locator("[data-member-count]")).to_have_text("3")
+    erin.screenshot(path=str(out / "chat-private-room.png"))
+    search = open_page("fred", "/search/?q=ship")
+    search.set_viewport_size({"width": 1024, "height": 560})
+    expect(search.locator(".search-hit mark").first).to_be_visible()
+    search.screenshot(path=str(out / "chat-search.png"))
+    assert (out / "chat-private-room.png").stat().st_size > 10_000

@@ -9,8 +9,15 @@
 
 const JUMP_MAX_PAGES = 20;
 
+/** The quote as one plain line: Markdown markers and line breaks would only be noise here. */
 function quoteText(replyTo) {
-  return replyTo.deleted ? "Deleted message" : replyTo.text;
+  if (replyTo.deleted) return "Deleted message";
+  return replyTo.text
+    .replace(/```/g, " ")
+    .replace(/\*\*|`/g, "")
+    .replace(/^>\s?/gm, "")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 export function renderQuote(li, replyTo, onJump) {
