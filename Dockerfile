@@ -1,5 +1,5 @@
 # Switchboard: one image for every process (web, worker, APRS gateway); docker-compose.yml picks the
-# command. Build: docker build -t switchboard .   Run: docker compose up (see docs/readme/deploy.md)
+# command. Build: docker build -t switchboard .   Run: docker compose up (see docs/deployment.md)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,8 +20,10 @@ RUN groupadd --system switchboard \
 COPY . .
 
 # Static files are collected into the image (served by WhiteNoise). Settings refuse to load with
-# DEBUG off and no secret key, so the build alone gets a throwaway key; it never reaches runtime.
+# DEBUG off without a secret key or a mail setting, so the build alone gets a throwaway key and
+# drops mail; neither reaches runtime.
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-build-only-key-not-used-at-runtime \
+    DJANGO_EMAIL_URL=dummy:// \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown switchboard:switchboard /app/var
 
@@ -31,6 +33,10 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 
-# A burst of reconnects (after a deploy) queues handshakes for longer than Daphne's default 5 s.
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", \
-     "--websocket_connect_timeout", "30", "config.asgi:application"]
+# Daphne in-process (`manage.py serve`), so SIGTERM drains: WebSockets close with 1012 and
+# requests in flight finish (docs/deployment.md). A burst of reconnects after a deploy queues
+# handshakes for longer than Daphne's default 5 s, hence the 30 s connect timeout. The worker and
+# the APRS gateway run as their own containers, so neither runs in the web process.
+STOPSIGNAL SIGTERM
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", \
+     "--websocket-connect-timeout", "30", "--no-worker", "--no-services"]

@@ -4,9 +4,15 @@ processes on 127.0.0.1, on free ports, and stops exactly the processes it starte
 
     redis_server        a private redis-server for the session (.url, .stop(), .start(), .restart())
     fresh_redis         a private redis-server for one test (fault tests stop and start it)
+    redis_shards        three independent redis-servers for the session (.urls, .servers);
+                        fresh_redis_shards: three for a single test
+    redis_cluster       a 3-master Redis Cluster for the session (.url, .urls, .kill(i),
+                        .start_node(i), .reshard(...), .add_replica(i), .take_over(i));
+                        fresh_redis_cluster: one for a single test
     live_server_factory starts Daphne(s) on a shared SQLite (or DATABASE_URL) database
     live_server         one Daphne for the session, in-memory layer, worker in-process
     browser             a headless Chromium (Debian's /usr/bin/chromium) for the session
+    watch_pages()       records CSP violations and script errors of a browser context's pages
 """
 
 from __future__ import annotations
@@ -133,6 +139,255 @@ def fresh_redis() -> Iterator[RedisServer]:
 
 
 @dataclass
+class RedisShards:
+    """Three independent private redis-servers (the layer shards over them with ``hosts``)."""
+
+    servers: list[RedisServer] = field(default_factory=lambda: [RedisServer() for _ in range(3)])
+
+    @property
+    def urls(self) -> list[str]:
+        return [server.url for server in self.servers]
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+
+    def flushall(self) -> None:
+        for server in self.servers:
+            server.flushall()
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_shards() -> Iterator[RedisShards]:
+    shards = RedisShards()
+    try:
+        shards.start()
+        yield shards
+    finally:
+        shards.cleanup()
+
+
+@pytest.fixture
+def fresh_redis_shards() -> Iterator[RedisShards]:
+    """Three servers for one test, which may stop and start them."""
+    shards = RedisShards()
+    try:
+        shards.start()
+        yield shards
+    finally:
+        shards.cleanup()
+
+
+@dataclass
+class ClusterNode:
+    """One redis-server of a RedisCluster: its client port, its cluster-bus port, its process."""
+
+    port: int
+    bus_port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(self.bus_port),
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                # A master that is down takes only its own slots with it.
+                "--cluster-require-full-coverage", "no",
+                # What a master accepted survives its being killed and restarted.
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+                "--save", "",
+                "--dir", str(self.directory),
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, process=self.process)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed machine would stop."""
+        if self.process is not None:
+            stop_process(self.process, signal.SIGKILL)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def client(self):  # -> redis.Redis
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=10)
+
+
+@dataclass
+class RedisCluster:
+    """A private 3-master Redis Cluster (no replicas) on free ports of 127.0.0.1."""
+
+    size: int = 3
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-cluster-")))
+    nodes: list[ClusterNode] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"redis://127.0.0.1:{node.port}" for node in self.nodes]
+
+    def start(self) -> None:
+        ports = set()
+        while len(ports) < 2 * self.size:
+            ports.add(free_port())
+        ordered = sorted(ports)
+        for index in range(self.size):
+            node = ClusterNode(
+                ordered[2 * index], ordered[2 * index + 1], self.directory / str(index)
+            )
+            self.nodes.append(node)
+            node.start()
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
+             *(f"127.0.0.1:{node.port}" for node in self.nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.wait_until_healthy()
+
+    def wait_until_healthy(self, timeout: float = 30) -> None:
+        """Until every running node says the cluster is ok and knows all slots."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for node in self.nodes:
+                if node.process is None:
+                    continue
+                with contextlib.suppress(Exception):
+                    client = node.client()
+                    info = client.cluster("INFO")
+                    client.close()
+                    states.append(
+                        info.get("cluster_state") == "ok"
+                        and int(info.get("cluster_slots_ok", 0)) == 16384
+                    )
+                    continue
+                states.append(False)
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cluster in {self.directory} not healthy within {timeout}s")
+            time.sleep(0.1)
+
+    def node_id(self, index: int) -> str:
+        client = self.nodes[index].client()
+        try:
+            return client.execute_command("CLUSTER", "MYID").decode()
+        finally:
+            client.close()
+
+    def kill(self, index: int) -> None:
+        self.nodes[index].kill()
+
+    def add_replica(self, master: int) -> int:
+        """Start a node replicating master ``master``; its index in ``nodes``."""
+        ports = set()
+        while len(ports) < 2:
+            ports.add(free_port())
+        port, bus_port = sorted(ports)
+        node = ClusterNode(port, bus_port, self.directory / str(len(self.nodes)))
+        node.start()
+        self.nodes.append(node)
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "add-node",
+             f"127.0.0.1:{port}", f"127.0.0.1:{self.nodes[master].port}",
+             "--cluster-slave", "--cluster-master-id", self.node_id(master)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        client = node.client()
+        try:
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica on port {port} did not sync with its master")
+                time.sleep(0.1)
+        finally:
+            client.close()
+        return len(self.nodes) - 1
+
+    def take_over(self, replica: int) -> None:
+        """Promote a replica now (``CLUSTER FAILOVER TAKEOVER``: works with its master dead)."""
+        client = self.nodes[replica].client()
+        try:
+            client.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        finally:
+            client.close()
+        self.wait_until_healthy()
+
+    def start_node(self, index: int) -> None:
+        self.nodes[index].start()
+        self.wait_until_healthy()
+
+    def reshard(self, source: int, target: int, slots: int, timeout: float = 120) -> None:
+        """Move ``slots`` slots from one master to another with ``redis-cli --cluster reshard``
+        (keys move with MIGRATE while clients keep using them)."""
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "reshard",
+             f"127.0.0.1:{self.nodes[0].port}",
+             "--cluster-from", self.node_id(source), "--cluster-to", self.node_id(target),
+             "--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "10"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+
+    def flushall(self) -> None:
+        for node in self.nodes:
+            client = node.client()
+            client.flushall()
+            client.close()
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    cluster = RedisCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def fresh_redis_cluster() -> Iterator[RedisCluster]:
+    """A cluster for one test, which may kill nodes and move slots."""
+    cluster = RedisCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@dataclass
 class LiveServer:
     """One or more Daphne processes serving config.asgi:application on a shared database.
 
@@ -196,11 +451,14 @@ class LiveServer:
         )
         return self.shell(code).strip().splitlines()[-1]
 
-    def start_daphne(self, extra_env: dict[str, str] | None = None) -> int:
+    def start_daphne(
+        self, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> int:
+        """Start one more `manage.py serve` (plus `args`) on a free port; returns the port."""
         port = free_port()
         log = open(self.directory / f"daphne-{port}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=ROOT,
             env={**self.env, **(extra_env or {})},
             stdout=log,
@@ -248,6 +506,8 @@ def live_server_factory() -> Iterator:
             "DATABASE_URL": database_url or f"sqlite:///{directory / 'db.sqlite3'}",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "DJANGO_EMAIL_FILE_PATH": str(directory / "mail"),
+            # A stopped server drains for at most this long (tests that time drains set their own).
+            "SWITCHBOARD_SHUTDOWN_GRACE": "2",
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
@@ -304,6 +564,48 @@ def browser() -> Iterator:
         )
         yield chromium
         chromium.close()
+
+
+# Chromium logs a CSP refusal to the console; the event listener also reports ones a page's own
+# script could swallow. The init script runs before the page, and the CSP does not apply to it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.effectiveDirective} refused ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || "?"}:${event.lineNumber}`);
+});
+"""
+
+
+@dataclass
+class PageProblems:
+    """What went wrong in the pages of one browser context: Content-Security-Policy violations,
+    other console errors, and uncaught script errors."""
+
+    csp_violations: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
+
+    def record_console(self, message: object) -> None:
+        if getattr(message, "type", "") != "error":
+            return
+        text = str(getattr(message, "text", message))
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            self.csp_violations.append(text)
+        else:
+            self.console_errors.append(text)
+
+
+def watch_pages(context: object) -> PageProblems:
+    """Record the problems of every page `context` (a Playwright BrowserContext) opens from now."""
+    problems = PageProblems()
+    context.add_init_script(REPORT_CSP_VIOLATIONS)  # type: ignore[attr-defined]
+
+    def on_page(page: object) -> None:
+        page.on("console", problems.record_console)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: problems.script_errors.append(str(error)))  # type: ignore[attr-defined]
+
+    context.on("page", on_page)  # type: ignore[attr-defined]
+    return problems
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -42,7 +42,12 @@ def _received_at(value: Any) -> datetime:
 
 
 class APRSNewsConsumer(AsyncConsumer):
-    """Turns APRS-IS packets into news items and live frames for ws/news/."""
+    """Turns APRS-IS packets into news items and live frames for ws/news/.
+
+    Each packet is decoded and routed by kind to its news builder by filter routes on the
+    decoded packet's keys (`aprs_news.parsing.NEWS_ROUTES`: bulletins and announcements on
+    `format`, weather on `format`/`symbol`, objects, status reports).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

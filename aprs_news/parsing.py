@@ -9,6 +9,12 @@
 News is: bulletins (to BLN0-9, and named groups BLNnGROUP such as BLN1WX), announcements (BLNA-Z),
 status reports, objects, and weather reports (positionless, or a position with weather data).
 Third-party packets (`}` gated from RF) are unwrapped and judged by their inner packet.
+
+Which kind a packet is gets decided by routes on aprslib's keys, not an if-chain (NEWS_ROUTES):
+
+    route("aprs.packet", bulletin_news, format=r"^(group-)?bulletin$")
+    route("aprs.packet", weather_news, symbol=r"^_$")          # a weather station's symbol
+    ...
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from typing import Any
 import aprslib
 
 from aprs_news.models import GENERAL_GROUP, NewsItem
+from aprs_news.protocol import EVENT_PACKET, SCOPE_TYPE
+from realtime.message import Message
+from realtime.routing import FilterRouter, route
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -58,8 +67,9 @@ def decode_line(data: bytes) -> str:
     return text.rstrip("\r\n")
 
 
-def parse_packet(raw: str) -> NewsPacket | None:
-    """Decode one packet line: its news, None if it carries none; UnparseablePacket otherwise."""
+def decode_packet(raw: str) -> dict[str, Any]:
+    """aprslib's decoding of one packet line (a third-party packet's inner packet, with the
+    whole line as ``raw``); UnparseablePacket when it is not a packet."""
     line = raw.rstrip("\r\n")
     if not line or line.startswith("#"):
         raise UnparseablePacket(f"not a packet: {line[:80]!r}")
@@ -71,76 +81,125 @@ def parse_packet(raw: str) -> NewsPacket | None:
         raise UnparseablePacket(f"aprslib failed ({error!r}): {line[:80]!r}") from error
     if decoded.get("format") == "thirdparty" and "subpacket" in decoded:
         decoded = {**decoded["subpacket"], "raw": line}
-    return _news_from(decoded, line)
+    return {**decoded, "raw": line}
+
+
+def parse_packet(raw: str) -> NewsPacket | None:
+    """Decode one packet line: its news, None if it carries none; UnparseablePacket otherwise."""
+    return news_for(decode_packet(raw))
+
+
+# -- What news a decoded packet carries: a route per kind, on aprslib's keys -----------------------
+#
+# Each route is a message consumer of the "aprs.packet" message whose content is the decoded
+# packet; the first route whose filters all match decides (seed 001's filter routing). A packet
+# no route takes (a plain position, telemetry, a message to a station) carries no news.
+
+
+def news_for(decoded: dict[str, Any]) -> NewsPacket | None:
+    """The news in an aprslib-decoded packet, picked by NEWS_ROUTES; None if it carries none."""
+    message = Message(decoded, EVENT_PACKET, scope={"type": SCOPE_TYPE})
+    matched = NEWS_ROUTES.match(message)
+    if matched is None:
+        return None
+    build, kwargs = matched
+    news: NewsPacket | None = build(message, **kwargs)
+    return news
+
+
+def _source(decoded: dict[str, Any]) -> str:
+    return _clean(decoded.get("from", "")).upper()
+
+
+def bulletin_news(message: Message) -> NewsPacket | None:
+    """A bulletin (BLN0-9, or BLNn plus a group name such as BLN1WX) or an announcement (BLNA-Z)."""
+    decoded = message.content
+    text = _clean(decoded.get("message_text", ""))
+    if not text:
+        return None
+    identifier = _clean(decoded.get("identifier", "")).upper()
+    if decoded["format"] == "announcement":
+        kind, line_id = NewsItem.Kind.ANNOUNCEMENT, decoded["aid"]
+    else:
+        kind, line_id = NewsItem.Kind.BULLETIN, decoded["bid"]
+    return NewsPacket(
+        kind=kind,
+        source=_source(decoded),
+        text=text,
+        raw=decoded["raw"],
+        addressee=f"BLN{line_id}{identifier}",
+        group=identifier or GENERAL_GROUP,
+    )
+
+
+def weather_news(message: Message) -> NewsPacket | None:
+    """A weather report: positionless, or from a weather station (symbol "_") with a position
+    or as an object. A station symbol without any values is judged as an object, or nothing."""
+    decoded = message.content
+    if not decoded.get("weather"):
+        return object_news(message) if decoded.get("format") == "object" else None
+    weather = _weather_values(decoded)
+    details: dict[str, Any] = {"weather": weather}
+    if "latitude" in decoded:
+        details["position"] = _position(decoded)
+    return NewsPacket(
+        kind=NewsItem.Kind.WEATHER,
+        source=_source(decoded),
+        text=_weather_summary(weather),
+        raw=decoded["raw"],
+        addressee=_clean(decoded.get("object_name", "")),
+        details=details,
+    )
+
+
+def object_news(message: Message) -> NewsPacket | None:
+    """An object (a net, a hamfest, a snowplow): its name and comment, and whether it is gone."""
+    decoded = message.content
+    name = _clean(decoded.get("object_name", ""))
+    comment = _clean(decoded.get("comment", ""))
+    alive = bool(decoded.get("alive", True))
+    text = name if not comment else f"{name}: {comment}"
+    if not alive:
+        text = f"{text} (removed)"
+    details: dict[str, Any] = {"alive": alive}
+    if "latitude" in decoded:
+        details["position"] = _position(decoded)
+    return NewsPacket(
+        kind=NewsItem.Kind.OBJECT,
+        source=_source(decoded),
+        text=text,
+        raw=decoded["raw"],
+        addressee=name,
+        details=details,
+    )
+
+
+def status_news(message: Message) -> NewsPacket | None:
+    """A status report (">..."); its text without the timestamp."""
+    decoded = message.content
+    text = _clean(decoded.get("status", ""))
+    if not text:
+        return None
+    return NewsPacket(
+        kind=NewsItem.Kind.STATUS, source=_source(decoded), text=text, raw=decoded["raw"]
+    )
+
+
+NEWS_ROUTES = FilterRouter(
+    [
+        route(EVENT_PACKET, bulletin_news, format=r"^(group-)?bulletin$"),
+        route(EVENT_PACKET, bulletin_news, format=r"^announcement$"),
+        route(EVENT_PACKET, weather_news, format=r"^wx$"),
+        route(EVENT_PACKET, weather_news, symbol=r"^_$"),
+        route(EVENT_PACKET, object_news, format=r"^object$"),
+        route(EVENT_PACKET, status_news, format=r"^status$"),
+    ]
+)
 
 
 def _clean(text: Any) -> str:
     """Plain single-line text: control characters become spaces, runs of blanks collapse."""
     return " ".join(_CONTROL_CHARACTERS.sub(" ", str(text)).split())
-
-
-def _news_from(decoded: dict[str, Any], raw: str) -> NewsPacket | None:
-    source = _clean(decoded.get("from", "")).upper()
-    packet_format = decoded.get("format")
-
-    if packet_format in ("bulletin", "group-bulletin", "announcement"):
-        text = _clean(decoded.get("message_text", ""))
-        if not text:
-            return None
-        identifier = _clean(decoded.get("identifier", "")).upper()
-        if packet_format == "announcement":
-            kind, line_id = NewsItem.Kind.ANNOUNCEMENT, decoded["aid"]
-        else:
-            kind, line_id = NewsItem.Kind.BULLETIN, decoded["bid"]
-        return NewsPacket(
-            kind=kind,
-            source=source,
-            text=text,
-            raw=raw,
-            addressee=f"BLN{line_id}{identifier}",
-            group=identifier or GENERAL_GROUP,
-        )
-
-    if decoded.get("weather"):
-        weather = _weather_values(decoded)
-        details: dict[str, Any] = {"weather": weather}
-        if "latitude" in decoded:
-            details["position"] = _position(decoded)
-        return NewsPacket(
-            kind=NewsItem.Kind.WEATHER,
-            source=source,
-            text=_weather_summary(weather),
-            raw=raw,
-            addressee=_clean(decoded.get("object_name", "")),
-            details=details,
-        )
-
-    if packet_format == "object":
-        name = _clean(decoded.get("object_name", ""))
-        comment = _clean(decoded.get("comment", ""))
-        alive = bool(decoded.get("alive", True))
-        text = name if not comment else f"{name}: {comment}"
-        if not alive:
-            text = f"{text} (removed)"
-        details = {"alive": alive}
-        if "latitude" in decoded:
-            details["position"] = _position(decoded)
-        return NewsPacket(
-            kind=NewsItem.Kind.OBJECT,
-            source=source,
-            text=text,
-            raw=raw,
-            addressee=name,
-            details=details,
-        )
-
-    if packet_format == "status":
-        text = _clean(decoded.get("status", ""))
-        if not text:
-            return None
-        return NewsPacket(kind=NewsItem.Kind.STATUS, source=source, text=text, raw=raw)
-
-    return None
 
 
 def _position(decoded: dict[str, Any]) -> dict[str, float]:

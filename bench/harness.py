@@ -130,9 +130,15 @@ def base_env(database: Path) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SECURE_SSL_REDIRECT="0",
         DJANGO_LOG_LEVEL="WARNING",
+        DJANGO_EMAIL_URL="dummy://",
         DATABASE_URL=f"sqlite:///{database}",
         SWITCHBOARD_APRS_REPLAY="",
         SWITCHBOARD_CHAT_RATE_LIMIT="1000000/1",
+        # The clients connect from http://127.0.0.1:<port>, not the https origin production wants,
+        # and hold many sockets per user.
+        SWITCHBOARD_STRICT_ORIGINS="0",
+        SWITCHBOARD_MAX_SOCKETS_PER_USER="0",
+        SWITCHBOARD_MAX_POLLS_PER_USER="0",
         PYTHONPATH=str(ROOT),
     )
     return env

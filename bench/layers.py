@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -305,6 +305,246 @@ async def group_fan_out(
         await close_layer(backend, layer)
 
 
+# -- our layer on several shards ------------------------------------------------------------------
+
+ROOMS = 24  # groups the sharded rows spread their messages over (each on one shard)
+LAYOUTS = {
+    "one": "one server",
+    "hosts": "3 hosts",
+    "cluster": "cluster, 3 masters",
+}
+
+
+class Layout:
+    """The Redis servers of one layout and the layer CONFIG that uses them."""
+
+    def __init__(self, name: str) -> None:
+        from conftest import RedisCluster, RedisServer
+
+        self.name = name
+        self.cluster: RedisCluster | None = None
+        self.servers: list[RedisServer] = []
+        if name == "cluster":
+            self.cluster = RedisCluster()
+            self.cluster.start()
+            self.config: dict[str, Any] = {"cluster": self.cluster.url}
+        else:
+            self.servers = [RedisServer() for _ in range(3 if name == "hosts" else 1)]
+            for server in self.servers:
+                server.start()
+            self.config = {"hosts": [server.url for server in self.servers]}
+
+    def ports(self) -> list[int]:
+        if self.cluster is not None:
+            return [node.port for node in self.cluster.nodes]
+        return [server.port for server in self.servers]
+
+    def cpu_seconds(self) -> list[float]:
+        """used_cpu_user + used_cpu_sys of each server (its main thread and children)."""
+        import redis
+
+        seconds = []
+        for port in self.ports():
+            client = redis.Redis(port=port)
+            info = client.info("cpu")
+            client.close()
+            seconds.append(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]))
+        return seconds
+
+    def flushall(self) -> None:
+        if self.cluster is not None:
+            self.cluster.flushall()
+        for server in self.servers:
+            server.flushall()
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.cleanup()
+        for server in self.servers:
+            server.cleanup()
+
+
+def rooms_child_main(config: dict[str, Any], share: int, connection: Any) -> None:
+    """A process holding ``share`` members in each of the ROOMS groups; reports each wave once
+    all ``share`` members of the wave's room received it."""
+    from realtime.layers.redis import RedisChannelLayer
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        layer = RedisChannelLayer(capacity=CAPACITY, **config)
+        counts: dict[int, int] = defaultdict(int)
+
+        async def receive(channel: str) -> None:
+            while True:
+                wave = (await layer.receive(channel))["w"]
+                counts[wave] += 1
+                if counts[wave] == share:
+                    del counts[wave]
+                    connection.send(("done", wave))
+
+        channels = []
+        for room in range(ROOMS):
+            for _ in range(share):
+                channel = await layer.new_channel()
+                await layer.group_add(f"bench.room{room}", channel)
+                channels.append(channel)
+        tasks = [asyncio.ensure_future(receive(channel)) for channel in channels]
+        stop = asyncio.Event()
+        threading.Thread(
+            target=lambda: (connection.recv(), loop.call_soon_threadsafe(stop.set)), daemon=True
+        ).start()
+        connection.send(("ready", None))
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await layer.close()
+
+    asyncio.run(run())
+
+
+async def rooms_fan_out(
+    layout: Layout, size: int, processes: int, seconds: float
+) -> tuple[float, list[float], list[int]]:
+    """(deliveries/s, Redis CPU µs per group_send on each server, rooms each server owns) of
+    group_send to ROOMS groups of ``size`` members each, in turn, the members spread over
+    ``processes`` processes."""
+    from realtime.layers.redis import RedisChannelLayer
+
+    loop = asyncio.get_running_loop()
+    done: dict[int, int] = defaultdict(int)
+    completed = 0
+    progress = asyncio.Event()
+
+    def wave_done(wave: int) -> None:
+        nonlocal completed
+        done[wave] += 1
+        if done[wave] == processes:
+            del done[wave]
+            completed += 1
+            progress.set()
+
+    context = multiprocessing.get_context("spawn")
+    children = []
+    layer = RedisChannelLayer(capacity=CAPACITY, **layout.config)
+    try:
+        for _ in range(processes):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=rooms_child_main,
+                args=(layout.config, size // processes, child_end),
+                daemon=True,
+            )
+            process.start()
+            children.append((process, parent_end))
+        for _, pipe in children:
+            kind, _ = await asyncio.to_thread(pipe.recv)
+            assert kind == "ready"
+        for _, pipe in children:
+
+            def pump(pipe: Any = pipe) -> None:
+                with contextlib.suppress(EOFError, OSError):
+                    while True:
+                        kind, value = pipe.recv()
+                        if kind == "done":
+                            loop.call_soon_threadsafe(wave_done, value)
+
+            threading.Thread(target=pump, daemon=True).start()
+
+        async def wait_for_completed(count: int) -> None:
+            while completed < count:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), WAVE_TIMEOUT)
+
+        for room in range(ROOMS):  # warm-up: one wave per room
+            await layer.group_send(f"bench.room{room}", {"type": "bench.message", "w": -1 - room})
+        await wait_for_completed(ROOMS)
+        await layer.shards.refresh()
+        owners = Counter(
+            layer.shards.server_for(f"bench.room{room}").address[1] for room in range(ROOMS)
+        )
+        rooms_per_server = [owners[port] for port in layout.ports()]
+        # What each server spends idle (cron, cluster bus, health checks) over the same time,
+        # taken off below: at a few hundred group_sends per second it would be a large share.
+        idle_before = layout.cpu_seconds()
+        idle_start = time.perf_counter()
+        await asyncio.sleep(min(seconds, 1.0))
+        idle_rates = [
+            (after - before) / (time.perf_counter() - idle_start)
+            for before, after in zip(idle_before, layout.cpu_seconds(), strict=True)
+        ]
+        cpu_before = layout.cpu_seconds()
+        start = time.perf_counter()
+        deadline = start + seconds
+        sent = 0
+        while time.perf_counter() < deadline and sent < 100_000:
+            await wait_for_completed(ROOMS + sent - WINDOW + 1)
+            room = f"bench.room{sent % ROOMS}"
+            await layer.group_send(room, {"type": "bench.message", "w": sent})
+            sent += 1
+        await wait_for_completed(ROOMS + sent)
+        elapsed = time.perf_counter() - start
+        cpu_after = layout.cpu_seconds()
+        share = (size // processes) * processes
+        per_message = [
+            max(0.0, after - before - idle * elapsed) / sent * 1e6
+            for before, after, idle in zip(cpu_before, cpu_after, idle_rates, strict=True)
+        ]
+        return sent * share / elapsed, per_message, rooms_per_server
+    finally:
+        for process, pipe in children:
+            with contextlib.suppress(Exception):
+                pipe.send("stop")
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+        await layer.close()
+
+
+def shard_table(options: Any) -> str:
+    """group_send to ROOMS rooms on one server, 3 hosts and a 3-master cluster."""
+    layouts = list(dict.fromkeys(options.layouts.split(",")))
+    results: dict[tuple[int, str], list[tuple[float, list[float], list[int]]]] = defaultdict(list)
+    for name in layouts:
+        layout = Layout(name)
+        try:
+            for repetition in range(options.repeat):
+                for size in (100, 1000):
+                    layout.flushall()
+                    value = asyncio.run(rooms_fan_out(layout, size, 4, options.seconds))
+                    results[(size, name)].append(value)
+                    print(f"[{repetition + 1}/{options.repeat}] {ROOMS} rooms of {size} / "
+                          f"{name}: {value}", file=sys.stderr, flush=True)  # fmt: skip
+        finally:
+            layout.stop()
+    lines = [
+        f"Our layer, group_send in turn to {ROOMS} rooms, members spread over 4 processes; "
+        f"medians of {options.repeat} runs, {options.seconds}s each, window {WINDOW}. "
+        "Redis CPU: user + system time of each server over the run less what it spends idle "
+        "over the same time, per group_send (of all rooms), in µs; in brackets, the rooms the "
+        "server owns.",
+        "",
+        "| Scenario | Layout | deliveries/s | Redis CPU per group_send, each server (µs) |",
+        "|---|---|---:|---|",
+    ]
+    for size in (100, 1000):
+        for name in layouts:
+            runs = results.get((size, name), [])
+            if not runs:
+                continue
+            rate = median([run[0] for run in runs])
+            cpu = [median([run[1][i] for run in runs]) for i in range(len(runs[0][1]))]
+            rooms = runs[0][2]
+            cpu_text = " / ".join(
+                f"{value:.1f} ({owned} rooms)" for value, owned in zip(cpu, rooms, strict=True)
+            )
+            lines.append(
+                f"| {ROOMS} rooms of {size} members | {LAYOUTS[name]} | {rate:,.0f} | "
+                f"{cpu_text} (total {sum(cpu):.1f}) |"
+            )
+    return "\n".join(lines)
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -318,9 +558,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--sizes", default="1,100,1000")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument(
+        "--layouts",
+        default=",".join(LAYOUTS),
+        help="our layer on several shards: one,hosts,cluster (empty: skip that table)",
+    )
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
-    backends = options.backends.split(",")
+    backends = [backend for backend in options.backends.split(",") if backend]
     server = PrivateRedis()
     results: dict[tuple[str, str], list[Any]] = defaultdict(list)
     scenarios: list[tuple[str, Callable[[str], Any], set[str]]] = [
@@ -353,6 +598,8 @@ def main() -> None:
                     {"memory"} if processes else set(),
                 )
             )
+    if not backends:
+        scenarios = []
     try:
         for repetition in range(options.repeat):
             for title, run, unsupported in scenarios:
@@ -370,7 +617,11 @@ def main() -> None:
                           file=sys.stderr, flush=True)  # fmt: skip
     finally:
         server.stop()
-    print(render(scenarios, backends, results, options))
+    if scenarios:
+        print(render(scenarios, backends, results, options))
+    if options.layouts:
+        print()
+        print(shard_table(options))
 
 
 def render(scenarios: list, backends: list[str], results: dict, options: Any) -> str:

@@ -1,15 +1,30 @@
-"""Django admin for rooms, messages, mutes and the moderators' audit log."""
+"""Django admin for rooms, memberships, messages, mutes and the moderators' audit log.
+
+The messages of private rooms and DMs are listed only for staff with
+``chat.view_private_messages`` (the policy in docs/apps/chat.md); rooms and memberships are
+listed for every staff user with the usual model permissions.
+"""
 
 from django.contrib import admin
 
-from chat.models import AuditEntry, Message, Mute, ReadMarker, Room
+from chat import access, protocol
+from chat.models import AuditEntry, Membership, Message, Mute, ReadMarker, Room
 
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["slug", "title", "topic", "created", "seq"]
+    list_display = ["slug", "title", "kind", "topic", "created", "seq"]
+    list_filter = ["kind"]
     search_fields = ["slug", "title"]
-    readonly_fields = ["seq"]
+    readonly_fields = ["seq", "dm_key"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["room", "user", "role", "state", "added_by", "created"]
+    list_filter = ["state", "role"]
+    list_select_related = ["room", "user", "added_by"]
+    search_fields = ["room__slug", "user__username"]
 
 
 @admin.register(Message)
@@ -19,6 +34,12 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["text", "username"]
     readonly_fields = ["seq", "event_seq", "created"]
     list_select_related = ["room"]
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if not access.can_view_private_messages(request.user):
+            rows = rows.filter(room__kind=protocol.ROOM_PUBLIC)
+        return rows
 
     @admin.display(description="text")
     def short_text(self, message: Message) -> str:

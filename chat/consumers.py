@@ -12,6 +12,11 @@ Client frames come through the core's frame intake (`realtime.generic.frames`): 
 and handled in order by one task per socket, beside the consumer's dispatch, so saving a message
 (a database write and a broadcast) does not hold up the room events this socket forwards. Nothing
 a client sends after the socket was closed (4401, 4403, 4404) reaches a handler.
+
+A private room or DM admits only its joined members (`chat.access`): anyone else is closed with
+4403 before joining the room's group, and a member who leaves or is removed is closed with 4403
+by the ``chat.access_lost`` event to their account's group (or by the room event that removed
+them, whichever comes first).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
-from chat import broadcast, protocol, services
+from chat import access, broadcast, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
@@ -161,6 +166,10 @@ class PublicChatConsumer(ChatSocket):
         self.connection_id = secrets.token_hex(8)  # this socket's entry in the room's presence
         self.last_typing = 0.0
         self.heartbeat_at = 0.0
+        # The heartbeat (tick, another task) and the leave (disconnect) take turns, and no
+        # heartbeat joins after the leave: otherwise a drained socket lingers in presence.
+        self.presence_lock = asyncio.Lock()
+        self.left = False
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
@@ -172,9 +181,21 @@ class PublicChatConsumer(ChatSocket):
         except ChatError as error:
             await self.send_frame(error.as_frame())
             after = since_seq = None
+        if not await database_sync_to_async(access.may_open)(self.user, slug):
+            await self.send_error(
+                protocol.NOT_MEMBER, "This room is private and you are not a member."
+            )
+            await self.close(protocol.CLOSE_FORBIDDEN)
+            return
         # Join before reading the room's seq, so no event committed in between is missed.
         await self.join_groups([protocol.room_group(slug)])
-        opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
+        try:
+            opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
+        except ChatError as error:
+            if error.code != protocol.NOT_MEMBER:
+                raise
+            await self.lose_access()  # removed between the check above and the history
+            return
         if opening is None:
             await self.leave_groups()
             await self.send_error(protocol.NOT_FOUND, f"There is no room {slug!r}.")
@@ -198,6 +219,7 @@ class PublicChatConsumer(ChatSocket):
         self.room = services.room_for_reader(slug, self.user)
         if self.room is None:
             return None
+        access.require_member(self.user, self.room)  # the cached page is the same for everyone
         seq = self.room.seq
         own = {
             **({"last_read": self.room.last_read} if self.user.is_authenticated else {}),
@@ -208,17 +230,17 @@ class PublicChatConsumer(ChatSocket):
         if after is not None and (
             since_seq is None or seq - since_seq <= protocol.REPLAY_MAX_EVENTS
         ):
-            replay = latest_pages.replay_text(self.room, seq, after, own)
+            replay = latest_pages.replay_text(self.user, self.room, seq, after, own)
             if replay is None:  # further behind than the latest page reaches
-                frame = services.replay_after(self.room, after, seq)
+                frame = services.replay_after(self.user, self.room, after, seq)
                 replay = None if frame is None else encode_frame({**frame, **own})
         if replay is None:  # a first visit, or too far behind to replay: the latest page
-            return [latest_pages.frame_text(self.room, seq, own)], seq
+            return [latest_pages.frame_text(self.user, self.room, seq, own)], seq
         texts = [replay]
         if since_seq is not None:
             texts += [
                 encode_frame(f)
-                for f in services.events_between(self.room, since_seq, seq)
+                for f in services.events_between(self.user, self.room, since_seq, seq)
                 if f["type"] != protocol.MESSAGE
             ]
         return texts, seq
@@ -229,7 +251,9 @@ class PublicChatConsumer(ChatSocket):
             name = self.user.get_username()
             before, users = await presence.join_and_list(slug, self.connection_id, name)
             if name not in before:
-                presence_announcer.changed(self.channel_layer, slug)
+                presence_announcer.changed(
+                    self.channel_layer, slug, private=not self.room.is_public
+                )
         else:
             users = await presence.users(slug)
         await self.send_frame({"type": protocol.PRESENCE, "room": slug, "users": users})
@@ -239,16 +263,39 @@ class PublicChatConsumer(ChatSocket):
             now = time.monotonic()
             if now - self.heartbeat_at >= presence_module.HEARTBEAT_SECONDS:
                 self.heartbeat_at = now
-                await presence.join(self.room.slug, self.connection_id, self.user.get_username())
+                async with self.presence_lock:
+                    if not self.left:
+                        username = self.user.get_username()
+                        await presence.join(self.room.slug, self.connection_id, username)
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
         room = self.room
         if room is None or not self.user.is_authenticated:
             return
-        await presence.leave(room.slug, self.connection_id, self.user.get_username())
+        async with self.presence_lock:
+            self.left = True
+            await presence.leave(room.slug, self.connection_id, self.user.get_username())
         if self.user.get_username() not in await presence.users(room.slug):
-            presence_announcer.changed(self.channel_layer, room.slug)
+            presence_announcer.changed(self.channel_layer, room.slug, private=not room.is_public)
+
+    # --- access ----------------------------------------------------------------------------
+
+    async def chat_room_event(self, event: dict) -> None:
+        await super().chat_room_event(event)
+        if event.get("revoke") is not None and event["revoke"] == self.user.pk:
+            await self.lose_access()
+
+    async def chat_access_lost(self, event: dict) -> None:
+        """Layer event to the account's group: the user left or was removed from a room."""
+        if self.room is not None and event.get("room") == self.room.slug:
+            await self.lose_access()
+
+    async def lose_access(self) -> None:
+        """Close with 4403 (after a `not_member` error frame): the user may not read the room."""
+        await self.leave_groups()
+        await self.send_error(protocol.NOT_MEMBER, "You are no longer a member of this room.")
+        await self.close(protocol.CLOSE_FORBIDDEN)
 
     # --- client frames ---------------------------------------------------------------------
 
@@ -262,8 +309,14 @@ class PublicChatConsumer(ChatSocket):
         self.require_login()
         services.check_text(frame.get("text"))
         await self.require_rate()
+        if frame.get("reply_to") is not None:
+            services.check_message_id(frame.get("reply_to"), "reply_to")
         event = await database_sync_to_async(services.post_message)(
-            self.user, self.room, frame.get("text"), frame.get("client_id") or ""
+            self.user,
+            self.room,
+            frame.get("text"),
+            frame.get("client_id") or "",
+            reply_to=frame.get("reply_to"),
         )
         await self.publish(event)
         if services.mentioned_usernames(event.frame["text"]):
@@ -285,7 +338,9 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_history(self, frame: dict) -> None:
         before = services.check_message_id(frame.get("before"), "before")
-        page = await database_sync_to_async(services.history_page)(self.room, before=before)
+        page = await database_sync_to_async(services.history_page)(
+            self.user, self.room, before=before
+        )
         await self.send_frame(page)
 
     async def handle_edit(self, frame: dict) -> None:
@@ -309,6 +364,24 @@ class PublicChatConsumer(ChatSocket):
         if entry is not None:
             await self.publish_audit(entry)
 
+    async def handle_react(self, frame: dict) -> None:
+        await self._react(frame, add=True)
+
+    async def handle_unreact(self, frame: dict) -> None:
+        await self._react(frame, add=False)
+
+    async def _react(self, frame: dict, add: bool) -> None:
+        """Reactions count against the same per-user limit as messages."""
+        self.require_login()
+        services.check_message_id(frame.get("id"))
+        services.check_emoji(frame.get("emoji"))
+        await self.require_rate()
+        event = await database_sync_to_async(services.react)(
+            self.user, self.room, frame.get("id"), frame.get("emoji"), add
+        )
+        if event is not None:
+            await self.publish(event)
+
     async def handle_read(self, frame: dict) -> None:
         self.require_login()
         message_id = services.check_message_id(frame.get("id"))
@@ -326,6 +399,7 @@ class AdminChatConsumer(ChatSocket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stats_at = 0.0  # when the last stats frame went out
+        self.private_messages = False  # may read private rooms (chat.view_private_messages)
 
     async def connect(self) -> None:
         self.user = self.scope.get("user") or AnonymousUser()
@@ -336,7 +410,13 @@ class AdminChatConsumer(ChatSocket):
         if not self.user.is_staff:
             await self.close(protocol.CLOSE_FORBIDDEN)
             return
-        await self.join_groups([protocol.ADMIN_GROUP])
+        self.private_messages = await database_sync_to_async(access.can_view_private_messages)(
+            self.user
+        )
+        groups = [protocol.ADMIN_GROUP]
+        if self.private_messages:
+            groups.append(protocol.ADMIN_PRIVATE_GROUP)
+        await self.join_groups(groups)
         seqs, frames = await database_sync_to_async(self._opening_frames)()
         async with self.delivery_lock:
             for frame in frames:
@@ -349,13 +429,20 @@ class AdminChatConsumer(ChatSocket):
         self.start_background()
 
     def _opening_frames(self) -> tuple[dict[str, int], list[dict]]:
-        seqs = dict(Room.objects.values_list("slug", "seq"))
+        """The console's opening frames. Rooms it reads (public ones; private ones too with
+        chat.view_private_messages) come with their seq; private rooms and DMs it may not read
+        are only listed with their kind and member count (the policy in docs/apps/chat.md)."""
+        rooms = Room.objects.all()
+        if not self.private_messages:
+            rooms = rooms.filter(kind=protocol.ROOM_PUBLIC)
+        seqs = dict(rooms.values_list("slug", "seq"))
         return seqs, [
             {
                 "type": protocol.HISTORY,
-                "messages": services.recent_messages(),
+                "messages": services.recent_messages(self.user),
                 "has_more": False,
                 "rooms": sorted(seqs),
+                "private_rooms": services.private_room_summaries(),
             },
             {"type": protocol.AUDIT, "entries": services.recent_audit()},
             self._stats_frame(),

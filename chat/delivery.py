@@ -155,7 +155,7 @@ catch_up_reader = CatchUpReader()
 
 def _events_between_slug(room_slug: str, after_seq: int, upto_seq: int) -> list[dict]:
     room = Room.objects.get(slug=room_slug)
-    return services.events_between(room, after_seq, upto_seq)
+    return services.catch_up_events(room, after_seq, upto_seq)
 
 
 def _seqs_of(room_slugs: list[str]) -> dict[str, int]:

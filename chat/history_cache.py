@@ -57,9 +57,11 @@ class LatestPages:
         self._lock = threading.Lock()
         self.reads = 0  # pages read from the database (what the tests observe)
 
-    def page(self, room: Room, seq: int) -> Page:
+    def page(self, user: Any, room: Room, seq: int) -> Page:
         """`room`'s latest page as of `seq` (the `seq` read from the database in this
-        transaction), from the cache or, the first time for that seq, from the database."""
+        transaction), from the cache or, the first time for that seq, from the database. The
+        page is the same for every reader: the caller checks that `user` may read the room
+        (`chat.access.require_member`) before it asks."""
         # The room's creation time tells a room from an earlier one that had the same id (a
         # test database rolled back); the page size is a setting a test may change.
         version = (room.created, protocol.HISTORY_PAGE_SIZE)
@@ -68,7 +70,7 @@ class LatestPages:
             if cached is not None and cached.seq == seq and cached.version == version:
                 self._pages.move_to_end(room.pk)
                 return cached
-        frame = services.history_page(room, upto_seq=seq)
+        frame = services.history_page(user, room, upto_seq=seq)
         page = Page(seq, version, encode_frame(frame)[:-1], frame["messages"], frame["has_more"])
         self.reads += 1
         with self._lock:
@@ -81,18 +83,20 @@ class LatestPages:
                 self._pages.popitem(last=False)
         return page
 
-    def frame_text(self, room: Room, seq: int, extra: dict[str, Any]) -> str:
+    def frame_text(self, user: Any, room: Room, seq: int, extra: dict[str, Any]) -> str:
         """The encoded `history` frame of `room`'s latest page as of `seq`, with `extra` fields
         appended."""
-        body = self.page(room, seq).body
+        body = self.page(user, room, seq).body
         if not extra:
             return body + "}"
         return body + "," + encode_frame(extra)[1:]
 
-    def replay_text(self, room: Room, seq: int, after: int, extra: dict[str, Any]) -> str | None:
-        """The encoded replay frame of `services.replay_after(room, after, seq)` with `extra`
+    def replay_text(
+        self, user: Any, room: Room, seq: int, after: int, extra: dict[str, Any]
+    ) -> str | None:
+        """The encoded replay frame of `services.replay_after(user, room, after, seq)` with `extra`
         appended, when the latest page holds all of it; else None (ask `replay_after`)."""
-        page = self.page(room, seq)
+        page = self.page(user, room, seq)
         messages = page.messages
         if page.has_more and (not messages or after < messages[0]["id"]):
             return None

@@ -1,8 +1,12 @@
-"""Rooms, their messages, read markers, mutes and the moderators' audit log.
+"""Rooms, their members, messages, read markers, mutes and the moderators' audit log.
 
-A room numbers its lasting events (new message, edit, delete) with ``Room.seq``, without gaps:
-``Message.seq`` is the event that created a message and ``Message.event_seq`` the latest event
-that changed it. Sockets use the numbers to notice a broadcast they missed and fetch it here.
+A room numbers its lasting events (new message, edit, delete, membership change) with
+``Room.seq``, without gaps: ``Message.seq`` is the event that created a message and
+``Message.event_seq`` the latest event that changed it; a ``MemberEvent`` holds the number of one
+membership change. Sockets use the numbers to notice a broadcast they missed and fetch it here.
+
+A room is public, private or a direct message (``Room.kind``). Who may read a private room or DM
+is its joined ``Membership`` rows; `chat.access` is the one place that decides it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ def validate_room_slug(value: str) -> None:
 
 
 class Room(models.Model):
-    """A public chat room, addressed by its slug (``/rooms/<slug>/``, ``ws/chat/<slug>/``)."""
+    """A chat room, addressed by its slug (``/rooms/<slug>/``, ``ws/chat/<slug>/``): public (staff
+    create them), private (a user creates one and invites people) or a DM (a fixed set of people,
+    one room per set: ``dm_key`` is their sorted user ids)."""
+
+    KIND_CHOICES = [
+        (protocol.ROOM_PUBLIC, "Public"),
+        (protocol.ROOM_PRIVATE, "Private"),
+        (protocol.ROOM_DM, "Direct message"),
+    ]
 
     slug = models.CharField(
         max_length=50,
@@ -37,9 +49,20 @@ class Room(models.Model):
     topic = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     seq = models.BigIntegerField(default=0, editable=False)
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES, default=protocol.ROOM_PUBLIC)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dm_key = models.CharField(max_length=200, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["slug"]
+        permissions = [
+            (
+                "view_private_messages",
+                "Can read the messages of private rooms and DMs (console, admin)",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.slug}"
@@ -48,8 +71,76 @@ class Room(models.Model):
         return reverse("chat:room", kwargs={"slug": self.slug})
 
     @property
+    def is_public(self) -> bool:
+        return self.kind == protocol.ROOM_PUBLIC
+
+    @property
     def display_name(self) -> str:
         return self.title or self.slug
+
+
+class Membership(models.Model):
+    """One person in a private room or DM: invited (may accept or decline) or joined (reads and
+    posts). Public rooms have no memberships."""
+
+    ROLE_OWNER = "owner"
+    ROLE_MEMBER = "member"
+    ROLE_CHOICES = [(ROLE_OWNER, "Owner"), (ROLE_MEMBER, "Member")]
+    STATE_INVITED = "invited"
+    STATE_JOINED = "joined"
+    STATE_CHOICES = [(STATE_INVITED, "Invited"), (STATE_JOINED, "Joined")]
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
+    )
+    role = models.CharField(max_length=10, choices=ROLE_CHOICES, default=ROLE_MEMBER)
+    state = models.CharField(max_length=10, choices=STATE_CHOICES, default=STATE_INVITED)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="chat_membership_room_user")
+        ]
+        indexes = [models.Index(fields=["user", "state"], name="chat_membership_user_state")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.state} #{self.room_id} ({self.role})"
+
+
+class MemberEvent(models.Model):
+    """A numbered membership change of a room (see chat.protocol's ``member`` frame), kept so a
+    reconnecting socket replays it like an edit."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="member_events")
+    seq = models.BigIntegerField(editable=False)
+    action = models.CharField(max_length=10)
+    username = models.CharField(max_length=150)
+    actor_name = models.CharField(max_length=150, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_member_event_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.room_id}/{self.seq} {self.username} {self.action}"
+
+    def as_frame(self, room_slug: str) -> dict:
+        return {
+            "type": protocol.MEMBER,
+            "room": room_slug,
+            "user": self.username,
+            "action": self.action,
+            "by": self.actor_name,
+            "seq": self.seq,
+        }
 
 
 class Message(models.Model):
@@ -74,6 +165,11 @@ class Message(models.Model):
     deleted = models.DateTimeField(null=True, blank=True)
     seq = models.BigIntegerField(editable=False)
     event_seq = models.BigIntegerField(editable=False)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The latest event that changed the message's reactions (0: none yet).
+    reactions_seq = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -82,6 +178,27 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.room_id}/{self.pk} {self.username}: {self.text[:40]}"
+
+
+class Reaction(models.Model):
+    """One person's reaction (an emoji of protocol.REACTION_EMOJI) to one message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    username = models.CharField(max_length=150)
+    emoji = models.CharField(max_length=16)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="chat_reaction_message_user_emoji"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.emoji} on {self.message_id}"
 
 
 class ReadMarker(models.Model):

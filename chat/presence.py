@@ -140,20 +140,23 @@ class PresenceAnnouncer:
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Task] = {}
 
-    def changed(self, layer: Any, room: str) -> None:
+    def changed(self, layer: Any, room: str, private: bool = False) -> None:
+        """`room`'s user list changed; a private room's or DM's goes only to the consoles that
+        may read private rooms."""
         task = self._pending.get(room)
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             return
-        self._pending[room] = asyncio.get_running_loop().create_task(self._announce(layer, room))
+        self._pending[room] = asyncio.get_running_loop().create_task(
+            self._announce(layer, room, private)
+        )
 
-    async def _announce(self, layer: Any, room: str) -> None:
+    async def _announce(self, layer: Any, room: str, private: bool) -> None:
         await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
         self._pending.pop(room, None)
         try:
             frame = {"type": protocol.PRESENCE, "room": room, "users": await presence.users(room)}
-            await broadcast_transient(
-                layer, [protocol.room_group(room), protocol.ADMIN_GROUP], frame
-            )
+            console = protocol.ADMIN_PRIVATE_GROUP if private else protocol.ADMIN_GROUP
+            await broadcast_transient(layer, [protocol.room_group(room), console], frame)
         except Exception:
             logger.exception("could not announce presence in %s", room)
 

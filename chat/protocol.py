@@ -16,8 +16,16 @@ and then, as things happen::
     {"type": "deleted", "id": 8, "room": "general", "seq": 15}
     {"type": "error", "code": "rate_limited", "detail": "At most 10 messages per 5 seconds."}
 
-The client sends ``message`` (text, client_id), ``typing``, ``history`` (before: an id, for older
-pages), ``edit`` (id, text), ``delete`` (id) and ``read`` (id: the newest message it has shown).
+The client sends ``message`` (text, client_id, and reply_to: the id of the message it answers),
+``typing``, ``history`` (before: an id, for older pages), ``edit`` (id, text), ``delete`` (id),
+``read`` (id: the newest message it has shown), and ``react`` / ``unreact`` (id, emoji: one of
+REACTION_EMOJI). A ``message`` frame carries ``reply_to`` (null, or a quote of the original:
+``{"id", "user", "text": its first QUOTE_LENGTH characters, "deleted"}``) and ``reactions``
+(``[{"emoji": "👍", "users": ["bob", "carol"]}]``); a change of a message's reactions is a lasting
+room event that carries them all::
+
+    {"type": "reactions", "id": 8, "room": "general", "reactions": [{"emoji": "👍",
+     "users": ["bob"]}], "seq": 17}
 The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
 with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
 only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
@@ -31,8 +39,23 @@ The staff console (``ws/chat/admin/``) gets every room's ``message``/``edited``/
 ``presence`` frames, plus ``audit`` (moderator actions) and ``stats`` frames, and sends ``delete``,
 ``mute`` (user, room or none for every room, minutes) and ``announce`` (text).
 
-``seq`` numbers every lasting event of a room (new message, edit, delete) without gaps; the
-server uses it to notice a broadcast it missed and to fetch that from the database.
+``seq`` numbers every lasting event of a room (new message, edit, delete, membership change)
+without gaps; the server uses it to notice a broadcast it missed and to fetch that from the
+database.
+
+Private rooms and direct messages (``kind`` "private" or "dm") are read only by their joined
+members (`chat.access`). A socket of anyone else is accepted, sent an error ``not_member`` and
+closed with 4403 before it joins the room. Membership changes are lasting room events, replayed
+like edits::
+
+    {"type": "member", "room": "p-3f2a9c1b7d0e", "user": "bob", "action": "invited", "by": "alice",
+     "seq": 16}
+
+Actions: ``invited``, ``joined`` (accepted, or added when a room or DM is created), ``declined``,
+``left`` and ``removed``. A member who leaves or is removed has every socket on that room closed
+with 4403 at once, in every process (the layer event ``chat.access_lost`` to the account's group).
+The staff console gets the message events of private rooms only with the permission
+``chat.view_private_messages`` (see docs/apps/chat.md for the policy).
 """
 
 from __future__ import annotations
@@ -49,10 +72,12 @@ HISTORY = "history"
 EDIT = "edit"
 DELETE = "delete"
 READ = "read"
+REACT = "react"  # {"type": "react", "id": 8, "emoji": "👍"}: add your reaction
+UNREACT = "unreact"  # the same fields: take your reaction back
 MUTE = "mute"  # console only
 ANNOUNCE = "announce"  # console only
 
-ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ})
+ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT})
 CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 
 # --- Frame types, server -> client -------------------------------------------------------------
@@ -63,6 +88,20 @@ DELETED = "deleted"
 ERROR = frames.ERROR
 AUDIT = "audit"  # console only
 STATS = "stats"  # console only
+MEMBER = "member"  # a membership change of a private room or DM (a lasting room event)
+REACTIONS = "reactions"  # a message's reactions changed (a lasting room event)
+
+# Kinds of room.
+ROOM_PUBLIC = "public"  # anyone reads, logged-in users post
+ROOM_PRIVATE = "private"  # members only; members invite, the owner (or staff) removes
+ROOM_DM = "dm"  # a direct message between a fixed set of people, at most MAX_DM_PEOPLE
+
+# Actions of a ``member`` frame.
+MEMBER_INVITED = "invited"
+MEMBER_JOINED = "joined"
+MEMBER_DECLINED = "declined"
+MEMBER_LEFT = "left"
+MEMBER_REMOVED = "removed"
 
 # Kinds of message.
 KIND_MESSAGE = "message"
@@ -83,12 +122,17 @@ LOGIN_REQUIRED = "login_required"
 MUTED = "muted"
 NOT_FOUND = "not_found"
 NOT_ALLOWED = "not_allowed"  # not yours to change, or staff only
+NOT_MEMBER = "not_member"  # a private room or DM the user has not joined (socket: close 4403)
 
 # --- Close codes -------------------------------------------------------------------------------
 CLOSE_TOO_LARGE = frames.CLOSE_TOO_LARGE  # 4009
 CLOSE_LOGIN_REQUIRED = frames.CLOSE_LOGIN_REQUIRED  # 4401: not logged in, or the login ended
-CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console, for a user who is not staff
+CLOSE_FORBIDDEN = frames.CLOSE_FORBIDDEN  # 4403: the console for non-staff; a room for non-members
 CLOSE_NO_SUCH_ROOM = 4404
+# Sent by a web process that is shutting down (`manage.py serve` drains): the client reconnects at
+# once, to another process, and sends again what it has not seen confirmed; frames still waiting
+# in the closed socket's queue are therefore dropped, not handled (they would arrive twice).
+CLOSE_SERVICE_RESTART = frames.CLOSE_SERVICE_RESTART  # 1012: the server drains; reconnect now
 
 # --- Limits ------------------------------------------------------------------------------------
 MAX_TEXT_LENGTH = 4000  # characters of one message
@@ -102,6 +146,11 @@ EDIT_WINDOW = timedelta(minutes=10)
 MAX_MUTE_MINUTES = 60 * 24 * 30
 TYPING_INTERVAL_SECONDS = 2.0  # at most one typing broadcast per connection per interval
 MAX_CLIENT_ID_LENGTH = 64
+QUOTE_LENGTH = 200  # characters of the original a reply's quote carries
+# The reactions people may add, in the order they are shown.
+REACTION_EMOJI = ("👍", "❤️", "😂", "🎉", "😮", "👀")
+MAX_DM_PEOPLE = 8  # everyone in a direct message, its creator included
+MAX_ROOM_TITLE_LENGTH = 100
 
 # --- Rooms -------------------------------------------------------------------------------------
 ROOM_SLUG_PATTERN = r"[A-Za-z0-9_-]{1,50}"
@@ -110,10 +159,18 @@ RESERVED_ROOM_SLUGS = frozenset({"admin"})
 
 # --- Channel-layer groups and event types (the interface between processes) -------------------
 ADMIN_GROUP = "chat.admin"
+# Consoles whose user may read private rooms (chat.view_private_messages) also join this group;
+# the events of private rooms and DMs go here instead of ADMIN_GROUP.
+ADMIN_PRIVATE_GROUP = "chat.admin.private"
 # A lasting room event: {"type": EVENT_ROOM, "room": slug, "seq": n, "text": <encoded frame>}.
 EVENT_ROOM = "chat.room_event"
+# A room event may carry "private": true (sent to ADMIN_PRIVATE_GROUP, not ADMIN_GROUP) and
+# "revoke": user id (that user's sockets on the room close with 4403 once they forwarded it).
 # A passing event (typing, presence): {"type": EVENT_TRANSIENT, "text": <encoded frame>}.
 EVENT_TRANSIENT = "chat.transient"
+# To an account's group (realtime.accounts.account_group): the user lost access to a room, and
+# that account's sockets on it close with 4403: {"type": EVENT_ACCESS_LOST, "room": slug}.
+EVENT_ACCESS_LOST = "chat.access_lost"
 
 
 def room_group(slug: str) -> str:

@@ -6,6 +6,10 @@ directly) and raise `ChatError(code, detail)` for anything the client should be 
 one of the error codes in `chat.protocol`. A change returns the `RoomEvent` to broadcast once it
 is committed (`chat.broadcast` sends it); `seq` numbers a room's events without gaps, so a member
 that missed one fetches the gap with `events_between`.
+
+Every function that reads or changes one room checks first, itself, that the user may read it
+(`chat.access.require_member`: public rooms, or a private room / DM the user joined); lists of
+rooms start from `chat.access.readable_rooms`. Membership itself changes in `chat.membership`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,17 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat import protocol
-from chat.models import AuditEntry, Message, Mute, ReadMarker, Room
+from chat import access, protocol
+from chat.models import (
+    AuditEntry,
+    MemberEvent,
+    Membership,
+    Message,
+    Mute,
+    Reaction,
+    ReadMarker,
+    Room,
+)
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
 
@@ -45,13 +58,43 @@ class RoomEvent:
     room: str
     seq: int
     frame: dict
+    private: bool = False  # a private room's or DM's: not for every console (chat.protocol)
+    revoke: int | None = None  # a user who lost access with it: their sockets close
+
+
+def room_event(room: Room, seq: int, frame: dict, revoke: int | None = None) -> RoomEvent:
+    return RoomEvent(room.slug, seq, frame, private=not room.is_public, revoke=revoke)
 
 
 # --- Frames ------------------------------------------------------------------------------------
 
 
-def message_frame(message: Message, room_slug: str) -> dict:
-    """The `message` frame of a message as every client sees it."""
+def quote(original: Message) -> dict:
+    """What a reply shows of the message it answers (no text once the original is deleted)."""
+    deleted = original.deleted is not None
+    return {
+        "id": original.pk,
+        "user": original.username,
+        "text": "" if deleted else original.text[: protocol.QUOTE_LENGTH],
+        "deleted": deleted,
+    }
+
+
+def reaction_summary(rows: Any) -> list[dict]:
+    """Reactions as frames carry them: per emoji (in REACTION_EMOJI order), who, oldest first."""
+    users: dict[str, list[str]] = {}
+    for row in rows:
+        users.setdefault(row.emoji, []).append(row.username)
+    return [
+        {"emoji": emoji, "users": users[emoji]}
+        for emoji in protocol.REACTION_EMOJI
+        if emoji in users
+    ]
+
+
+def message_frame(message: Message, room_slug: str, reactions: list[dict] | None = None) -> dict:
+    """The `message` frame of a message as every client sees it (`reactions` as
+    reaction_summary gives them; a new message has none). Load `reply_to` with the message."""
     return {
         "type": protocol.MESSAGE,
         "id": message.pk,
@@ -63,6 +106,31 @@ def message_frame(message: Message, room_slug: str) -> dict:
         "kind": message.kind,
         "edited": message.edited is not None,
         "seq": message.seq,
+        "reply_to": quote(message.reply_to) if message.reply_to_id else None,
+        "reactions": reactions or [],
+    }
+
+
+def message_frames(rows: list[Message], room_slug: str | None = None) -> list[dict]:
+    """The `message` frames of `rows` (of the room `room_slug`; None: each its own room, loaded
+    with it), their reactions read in one query."""
+    by_message: dict[int, list[Reaction]] = {}
+    if rows:
+        for reaction in Reaction.objects.filter(message__in=[m.pk for m in rows]).order_by("id"):
+            by_message.setdefault(reaction.message_id, []).append(reaction)
+    return [
+        message_frame(m, room_slug or m.room.slug, reaction_summary(by_message.get(m.pk, ())))
+        for m in rows
+    ]
+
+
+def reactions_frame(message: Message, room_slug: str, reactions: list[dict]) -> dict:
+    return {
+        "type": protocol.REACTIONS,
+        "id": message.pk,
+        "room": room_slug,
+        "reactions": reactions,
+        "seq": message.reactions_seq,
     }
 
 
@@ -112,12 +180,15 @@ def room_for_reader(slug: str, user: Any) -> Room | None:
 
 
 def visible_messages(room: Room) -> Any:
-    return Message.objects.filter(room=room, deleted__isnull=True)
+    return Message.objects.filter(room=room, deleted__isnull=True).select_related("reply_to")
 
 
-def history_page(room: Room, *, before: int | None = None, upto_seq: int | None = None) -> dict:
+def history_page(
+    user: Any, room: Room, *, before: int | None = None, upto_seq: int | None = None
+) -> dict:
     """A `history` frame: the latest HISTORY_PAGE_SIZE visible messages (older than `before`,
     created at or before `upto_seq`), oldest first, and whether older ones exist."""
+    access.require_member(user, room)
     query = visible_messages(room)
     if before is not None:
         query = query.filter(id__lt=before)
@@ -130,7 +201,7 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
     frame = {
         "type": protocol.HISTORY,
         "room": room.slug,
-        "messages": [message_frame(m, room.slug) for m in reversed(page)],
+        "messages": message_frames(list(reversed(page)), room.slug),
         "has_more": has_more,
     }
     if before is not None:
@@ -138,10 +209,11 @@ def history_page(room: Room, *, before: int | None = None, upto_seq: int | None 
     return frame
 
 
-def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
+def replay_after(user: Any, room: Room, after_id: int, upto_seq: int) -> dict | None:
     """A `history` frame holding every visible message newer than `after_id` (up to `upto_seq`),
     or None when more than REPLAY_MAX_MESSAGES are missing: a client that far behind starts over
     from the latest page instead (one socket must not pull a whole room into memory)."""
+    access.require_member(user, room)
     query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
     rows = list(query[: protocol.REPLAY_MAX_MESSAGES + 1])
     if len(rows) > protocol.REPLAY_MAX_MESSAGES:
@@ -149,32 +221,57 @@ def replay_after(room: Room, after_id: int, upto_seq: int) -> dict | None:
     return {
         "type": protocol.HISTORY,
         "room": room.slug,
-        "messages": [message_frame(m, room.slug) for m in rows],
+        "messages": message_frames(rows, room.slug),
         "has_more": False,
         "after": after_id,
     }
 
 
-def events_between(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
+def events_between(user: Any, room: Room, after_seq: int, upto_seq: int) -> list[dict]:
     """The frames of the room's lasting events numbered after `after_seq` up to `upto_seq`, in
     order, each showing the message as it is now: a message created in the range comes as a
     `message` frame (unless deleted since), an older one changed in the range as `edited` or
-    `deleted`. Replaying them over what a client already has brings it up to date. Callers bound
-    the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
+    `deleted`, a membership change as `member`. Replaying them over what a client already has
+    brings it up to date. Callers bound the range (REPLAY_MAX_EVENTS for a reconnecting client)."""
+    access.require_member(user, room)
+    return catch_up_events(room, after_seq, upto_seq)
+
+
+def catch_up_events(room: Room, after_seq: int, upto_seq: int) -> list[dict]:
+    """`events_between` without the membership check, for `chat.delivery`'s catch-up of sockets
+    that were admitted on connect (one read shared by many sockets; a socket whose user loses
+    access is closed by the `chat.access_lost` event)."""
     if upto_seq <= after_seq:
         return []
     created = Q(seq__gt=after_seq, seq__lte=upto_seq)
     changed = Q(event_seq__gt=after_seq, event_seq__lte=upto_seq)
-    rows = Message.objects.filter(created | changed, room=room)
-    ordered: list[tuple[int, dict]] = []
-    for message in rows:
-        if message.seq > after_seq:
-            if message.deleted is None:
-                ordered.append((message.seq, message_frame(message, room.slug)))
-        elif message.deleted is not None:
-            ordered.append((message.event_seq, deleted_frame(message, room.slug)))
-        else:
+    reacted = Q(reactions_seq__gt=after_seq, reactions_seq__lte=upto_seq)
+    rows = list(
+        Message.objects.filter(created | changed | reacted, room=room).select_related("reply_to")
+    )
+    new = [m for m in rows if m.seq > after_seq and m.deleted is None]
+    ordered: list[tuple[int, dict]] = [
+        (frame["seq"], frame) for frame in message_frames(new, room.slug)
+    ]
+    older = [m for m in rows if m.seq <= after_seq]
+    reactions: dict[int, list[Reaction]] = {}
+    for reaction in Reaction.objects.filter(
+        message__in=[m.pk for m in older if m.deleted is None and m.reactions_seq > after_seq]
+    ).order_by("id"):
+        reactions.setdefault(reaction.message_id, []).append(reaction)
+    for message in older:
+        if message.deleted is not None:
+            if after_seq < message.event_seq <= upto_seq:
+                ordered.append((message.event_seq, deleted_frame(message, room.slug)))
+            continue
+        if after_seq < message.event_seq <= upto_seq:
             ordered.append((message.event_seq, edited_frame(message, room.slug)))
+        if after_seq < message.reactions_seq <= upto_seq:
+            summary = reaction_summary(reactions.get(message.pk, ()))
+            ordered.append((message.reactions_seq, reactions_frame(message, room.slug, summary)))
+    if not room.is_public:
+        changes = MemberEvent.objects.filter(room=room, seq__gt=after_seq, seq__lte=upto_seq)
+        ordered += [(change.seq, change.as_frame(room.slug)) for change in changes]
     ordered.sort(key=lambda pair: pair[0])
     return [frame for _, frame in ordered]
 
@@ -188,6 +285,7 @@ def last_read_id(user: Any, room: Room) -> int:
 
 def mark_read(user: Any, room: Room, message_id: int) -> int:
     """Move the user's read marker in `room` forward to `message_id` (never back); returns it."""
+    access.require_member(user, room)
     marker, _ = ReadMarker.objects.get_or_create(user=user, room=room)
     if message_id > marker.last_read_id:
         ReadMarker.objects.filter(pk=marker.pk, last_read_id__lt=message_id).update(
@@ -198,9 +296,9 @@ def mark_read(user: Any, room: Room, message_id: int) -> int:
 
 
 def rooms_with_unread(user: Any) -> list[Room]:
-    """Every room, each annotated with `unread`: visible messages by others after the user's
-    read marker (0 for anonymous visitors)."""
-    rooms = Room.objects.all()
+    """Every room `user` may read, each annotated with `unread`: visible messages by others after
+    the user's read marker (0 for anonymous visitors)."""
+    rooms = access.readable_rooms(user)
     if not user.is_authenticated:
         return list(rooms.annotate(unread=Value(0)))
     marker = ReadMarker.objects.filter(user=user, room=OuterRef("pk")).values("last_read_id")[:1]
@@ -214,6 +312,19 @@ def rooms_with_unread(user: Any) -> list[Room]:
     return list(rooms)
 
 
+def private_room_summaries() -> list[dict]:
+    """What every console sees of private rooms and DMs: that they exist, their kind and how many
+    joined members they have; never their title, members' names or messages."""
+    rooms = (
+        Room.objects.exclude(kind=protocol.ROOM_PUBLIC)
+        .annotate(
+            members=Count("memberships", filter=Q(memberships__state=Membership.STATE_JOINED))
+        )
+        .order_by("slug")
+    )
+    return [{"room": room.slug, "kind": room.kind, "members": room.members} for room in rooms]
+
+
 def messages_per_minute() -> int:
     """Messages posted in every room during the last 60 seconds."""
     return Message.objects.filter(created__gte=timezone.now() - timedelta(minutes=1)).count()
@@ -224,10 +335,14 @@ def recent_audit(limit: int = 50) -> list[dict]:
     return [entry.as_frame() for entry in entries]
 
 
-def recent_messages(limit: int = protocol.HISTORY_PAGE_SIZE) -> list[dict]:
-    """The latest visible messages of every room, oldest first (the console's feed)."""
+def recent_messages(viewer: Any, limit: int = protocol.HISTORY_PAGE_SIZE) -> list[dict]:
+    """The latest visible messages of every public room, and of private rooms and DMs when
+    `viewer` has chat.view_private_messages, oldest first (the console's feed)."""
     rows = Message.objects.filter(deleted__isnull=True).select_related("room").order_by("-id")
-    return [message_frame(m, m.room.slug) for m in reversed(rows[:limit])]
+    if not access.can_view_private_messages(viewer):
+        rows = rows.filter(room__kind=protocol.ROOM_PUBLIC)
+    latest = list(reversed(rows.select_related("reply_to")[:limit]))
+    return message_frames(latest)
 
 
 # --- Changing ----------------------------------------------------------------------------------
@@ -322,22 +437,25 @@ def _insert(instance: models.Model) -> None:
 
 
 def post_message(
-    user: Any, room: Room, text: Any, client_id: Any = "", kind: str = protocol.KIND_MESSAGE
+    user: Any,
+    room: Room,
+    text: Any,
+    client_id: Any = "",
+    kind: str = protocol.KIND_MESSAGE,
+    reply_to: Any = None,
 ) -> RoomEvent:
-    """Save a message by `user` (checked: text, mute) and return its event to broadcast."""
+    """Save a message by `user` (checked: text, mute; `reply_to`, the id of a message of the same
+    room it answers, or None) and return its event to broadcast."""
     text = check_text(text)
     client_id = check_client_id(client_id)
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
-    if kind == protocol.KIND_MESSAGE and is_muted(user, room):
-        mute = active_mute(user, room)
-        if mute is not None:
-            minutes = max(1, math.ceil((mute.until - timezone.now()).total_seconds() / 60))
-            where = "here" if mute.room_id else "in every room"
-            raise ChatError(
-                protocol.MUTED,
-                f"A moderator muted you {where} for {minutes} more minute{'s' * (minutes != 1)}.",
-            )
+    access.require_member(user, room)
+    if kind == protocol.KIND_MESSAGE:
+        _require_not_muted(user, room)
+    original = None
+    if reply_to is not None:
+        original = _reply_target(check_message_id(reply_to, "reply_to"), room)
     with transaction.atomic():
         seq = _next_seq(room)
         message = Message(
@@ -349,9 +467,81 @@ def post_message(
             kind=kind,
             seq=seq,
             event_seq=seq,
+            reply_to=original,
         )
         _insert(message)
-    return RoomEvent(room.slug, seq, message_frame(message, room.slug))
+    return room_event(room, seq, message_frame(message, room.slug))
+
+
+def _reply_target(message_id: int, room: Room) -> Message:
+    """The live message of `room` a reply answers (what its quote shows), or ChatError(not_found).
+    Plain SQL like is_muted: replies are posts, and the ORM's query building cost more than
+    the post itself (bench/chat_rooms.py)."""
+    table, pk, room_column, username, text, deleted = _sql_names(
+        Message, "id", "room", "username", "text", "deleted"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {username}, {text} FROM {table}"
+            f" WHERE {pk} = %s AND {room_column} = %s AND {deleted} IS NULL",
+            [message_id, room.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ChatError(protocol.NOT_FOUND, f"There is no message {message_id} here.")
+    return Message(pk=message_id, room=room, username=row[0], text=row[1], deleted=None)
+
+
+def _require_not_muted(user: Any, room: Room) -> None:
+    if not is_muted(user, room):
+        return
+    mute = active_mute(user, room)
+    if mute is not None:
+        minutes = max(1, math.ceil((mute.until - timezone.now()).total_seconds() / 60))
+        where = "here" if mute.room_id else "in every room"
+        raise ChatError(
+            protocol.MUTED,
+            f"A moderator muted you {where} for {minutes} more minute{'s' * (minutes != 1)}.",
+        )
+
+
+def check_emoji(emoji: Any) -> str:
+    """A reaction from a client frame (one of REACTION_EMOJI), or ChatError(invalid)."""
+    if not isinstance(emoji, str) or emoji not in protocol.REACTION_EMOJI:
+        raise ChatError(
+            protocol.INVALID, f"'emoji' must be one of {' '.join(protocol.REACTION_EMOJI)}."
+        )
+    return emoji
+
+
+def react(user: Any, room: Room, message_id: Any, emoji: Any, add: bool = True) -> RoomEvent | None:
+    """Add (or, `add` false, take back) the user's `emoji` reaction to a message of `room`.
+    Returns the event to broadcast, or None when nothing changed (already so)."""
+    if not getattr(user, "is_authenticated", False):
+        raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    emoji = check_emoji(emoji)
+    access.require_member(user, room)
+    _require_not_muted(user, room)
+    message = _live_message(message_id, room)
+    with transaction.atomic():
+        if add:
+            _, changed = Reaction.objects.get_or_create(
+                message=message,
+                user=user,
+                emoji=emoji,
+                defaults={"username": user.get_username()},
+            )
+        else:
+            changed = bool(
+                Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()[0]
+            )
+        if not changed:
+            return None
+        seq = _next_seq(room)
+        message.reactions_seq = seq
+        message.save(update_fields=["reactions_seq"])
+        summary = reaction_summary(Reaction.objects.filter(message=message).order_by("id"))
+    return room_event(room, seq, reactions_frame(message, room.slug, summary))
 
 
 def check_message_id(message_id: Any, field: str = "id") -> int:
@@ -387,6 +577,7 @@ def _within_edit_window(user: Any, message: Message, verb: str) -> None:
 def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent:
     """Change the text of the user's own message (within EDIT_WINDOW)."""
     text = check_text(text)
+    access.require_member(user, room)
     message = _live_message(message_id, room)
     _within_edit_window(user, message, "edit")
     with transaction.atomic():
@@ -395,16 +586,20 @@ def edit_message(user: Any, room: Room, message_id: Any, text: Any) -> RoomEvent
         message.edited = timezone.now()
         message.event_seq = seq
         message.save(update_fields=["text", "edited", "event_seq"])
-    return RoomEvent(room.slug, seq, edited_frame(message, room.slug))
+    return room_event(room, seq, edited_frame(message, room.slug))
 
 
 def delete_message(
     user: Any, message_id: Any, room: Room | None = None
 ) -> tuple[RoomEvent, AuditEntry | None]:
     """Delete a message: the author within EDIT_WINDOW, staff any message at any time. Returns the
-    event and, when staff deleted what the author alone could not, the audit entry written."""
+    event and, when staff deleted what the author alone could not, the audit entry written (for a
+    private room's message without its text, see docs/apps/chat.md). With `room` (a room socket)
+    the user must be able to read it; without (the console) only staff reach beyond their own."""
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
+    if room is not None:
+        access.require_member(user, room)
     message = _live_message(message_id, room)
     own = message.user_id == user.pk and message.kind == protocol.KIND_MESSAGE
     fresh = timezone.now() - message.created <= protocol.EDIT_WINDOW
@@ -412,6 +607,10 @@ def delete_message(
     if moderated and not is_moderator(user):
         _within_edit_window(user, message, "delete")
     target_room = message.room
+    if target_room.is_public:
+        detail = f"Deleted message {message.pk} by {message.username}: {message.text[:200]}"
+    else:
+        detail = f"Deleted message {message.pk} by {message.username} in a private room"
     with transaction.atomic():
         seq = _next_seq(target_room)
         message.deleted = timezone.now()
@@ -426,9 +625,9 @@ def delete_message(
                 room=target_room,
                 target_user=message.username,
                 message=message,
-                detail=f"Deleted message {message.pk} by {message.username}: {message.text[:200]}",
+                detail=detail,
             )
-    return RoomEvent(target_room.slug, seq, deleted_frame(message, target_room.slug)), entry
+    return room_event(target_room, seq, deleted_frame(message, target_room.slug)), entry
 
 
 def is_moderator(actor: Any) -> bool:
@@ -501,8 +700,8 @@ def mute_user(actor: Any, username: Any, room_slug: Any, minutes: Any) -> AuditE
 def announce(
     actor: Any, text: Any, client_id: Any = ""
 ) -> tuple[list[RoomEvent], AuditEntry | None]:
-    """Post `text` as an announcement in every room and log it, in one transaction; `actor` must
-    be a moderator. With a `client_id`, a retry of an announcement already posted posts nothing
+    """Post `text` as an announcement in every public room and log it, in one transaction; `actor`
+    must be a moderator (private rooms and DMs are never announced into). With a `client_id`, a retry of an announcement already posted posts nothing
     (it returns no events and no entry): a moderator who saw an error may safely send again."""
     require_moderator(actor)
     text = check_text(text)
@@ -512,7 +711,7 @@ def announce(
     with transaction.atomic():
         events = [
             post_message(actor, room, text, client_id, kind=protocol.KIND_ANNOUNCEMENT)
-            for room in Room.objects.all()
+            for room in Room.objects.filter(kind=protocol.ROOM_PUBLIC)
         ]
         entry = AuditEntry.objects.create(
             actor=actor,
@@ -550,12 +749,19 @@ def mentioned_usernames(text: str) -> set[str]:
 
 
 def notify_mentions(author: Any, event: RoomEvent) -> int:
-    """Notify every existing user named as @name in the message (not the author); returns how
-    many were notified."""
+    """Notify every existing user named as @name in the message (not the author) who may read
+    the room: in a private room or DM only its joined members; returns how many were notified."""
+    room = Room.objects.get(slug=event.room)
+    access.require_member(author, room)
     names = mentioned_usernames(event.frame["text"]) - {author.get_username()}
     if not names:
         return 0
-    users = list(get_user_model().objects.filter(username__in=names, is_active=True))
+    users = get_user_model().objects.filter(username__in=names, is_active=True)
+    if not room.is_public:
+        users = users.filter(
+            chat_memberships__room=room, chat_memberships__state=Membership.STATE_JOINED
+        )
+    users = list(users)
     if not users:
         return 0
     notify(

@@ -1,7 +1,8 @@
 """The root ASGI application: every connection to Switchboard enters here.
 
 http       long-poll routes (notifications), then everything else to Django's ASGI handler
-websocket  origin check -> session + user -> chat, notification and news sockets
+websocket  origin check -> session + user -> per-user socket cap -> chat, notification and news
+           sockets
 channel    background worker channels, served by `manage.py runworker` (or in-process)
 aprs       packets from the APRS-IS gateway (`manage.py aprs_gateway`)
 """
@@ -21,7 +22,9 @@ import aprs_news.routing  # noqa: E402
 import chat.routing  # noqa: E402
 import notifications.routing  # noqa: E402
 from aprs_news.consumers import APRSNewsConsumer  # noqa: E402
+from config.logs import ConnectionIdMiddleware  # noqa: E402
 from realtime.auth import AuthMiddlewareStack  # noqa: E402
+from realtime.connection_limits import UserSocketLimit  # noqa: E402
 from realtime.metrics import ConnectionMetricsMiddleware  # noqa: E402
 from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from realtime.security import AllowedHostsOriginValidator  # noqa: E402
@@ -36,12 +39,15 @@ application = ProtocolTypeRouter(
         ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
-                URLRouter(
-                    [
-                        *chat.routing.websocket_urlpatterns,
-                        *notifications.routing.websocket_urlpatterns,
-                        *aprs_news.routing.websocket_urlpatterns,
-                    ]
+                # At most REALTIME_MAX_SOCKETS_PER_USER sockets per user and process (4429).
+                UserSocketLimit(
+                    URLRouter(
+                        [
+                            *chat.routing.websocket_urlpatterns,
+                            *notifications.routing.websocket_urlpatterns,
+                            *aprs_news.routing.websocket_urlpatterns,
+                        ]
+                    )
                 )
             )
         ),
@@ -58,6 +64,8 @@ application = ProtocolTypeRouter(
 
 # Counts open connections by route and messages routed, for /metrics (config.health).
 application = ConnectionMetricsMiddleware(application)
+# Gives every request and WebSocket an id for its log lines (config/logs.py).
+application = ConnectionIdMiddleware(application)
 
 # Everything imported so far (Django, the apps, Daphne's and Twisted's modules) lives as long as the
 # process. Moving it out of the garbage collector's reach means a full collection only walks what

@@ -3,10 +3,17 @@
     GET /healthz   200 {"status": "ok"}: the process is up and serving (no dependency is touched)
     GET /readyz    200 {"status": "ready", "checks": {"database": "ok", "channel_layer": "ok"}}
                    503 {"status": "unavailable", "checks": {"database": "ok",
-                        "channel_layer": "TimeoutError: no round trip within 2.0s"}}
+                        "channel_layer": "failing"}}
     GET /metrics   Prometheus text format: realtime_open_connections, realtime_connections_total,
                    realtime_messages_routed_total, realtime_long_polls_waiting (realtime.metrics),
-                   realtime_layer_dropped_total (the channel layer's stats()["dropped"])
+                   realtime_layer_dropped_total (the channel layer's stats()["dropped"]),
+                   realtime_readiness_failure{check, error} (why the last /readyz failed)
+
+/readyz is public (load balancers call it from wherever they run), so it says only which check
+fails; what went wrong (an exception's text can name hosts, ports and users) is logged and shown
+in /metrics, which nginx keeps inside the deployment:
+
+    realtime_readiness_failure{check="channel_layer",error="TimeoutError: no answer within 2.0s"} 1
 
 Readiness checks the database with `SELECT 1` and the channel layer with a group_send/receive
 round trip on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,10 +36,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from realtime.layers import get_channel_layer
 from realtime.metrics import MetricsCollector
+
+logger = logging.getLogger(__name__)
 
 #: Seconds each readiness check may take before it counts as failed.
 READINESS_TIMEOUT = 2.0
@@ -75,14 +85,27 @@ async def _check_channel_layer() -> None:
         raise RuntimeError(f"round trip returned {message!r}")
 
 
-async def _run_check(check: Any) -> str:
+#: What /readyz says of a failing check; the reason goes to the log and /metrics only.
+FAILING = "failing"
+#: Longest error text kept for /metrics.
+MAX_ERROR_TEXT = 200
+#: The last readiness failure of each check (check -> "ErrorType: text"), for /metrics.
+last_failures: dict[str, str] = {}
+
+
+async def _run_check(name: str, check: Any) -> str:
     try:
         await asyncio.wait_for(check(), READINESS_TIMEOUT)
     except TimeoutError:
-        return f"TimeoutError: no answer within {READINESS_TIMEOUT}s"
+        reason = f"TimeoutError: no answer within {READINESS_TIMEOUT}s"
     except Exception as error:  # a readiness probe reports every failure, it never raises
-        return f"{type(error).__name__}: {error}"
-    return "ok"
+        reason = f"{type(error).__name__}: {error}"
+    else:
+        last_failures.pop(name, None)
+        return "ok"
+    logger.warning("Readiness check %s failed: %s", name, reason)
+    last_failures[name] = reason[:MAX_ERROR_TEXT]
+    return FAILING
 
 
 @never_cache
@@ -90,8 +113,8 @@ async def _run_check(check: Any) -> str:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Ready for traffic: the database answers and the channel layer makes a round trip."""
     database, channel_layer = await asyncio.gather(
-        _run_check(sync_to_async(_check_database, thread_sensitive=False)),
-        _run_check(_check_channel_layer),
+        _run_check("database", sync_to_async(_check_database, thread_sensitive=False)),
+        _run_check("channel_layer", _check_channel_layer),
     )
     checks = {"database": database, "channel_layer": channel_layer}
     ready = all(result == "ok" for result in checks.values())
@@ -99,6 +122,20 @@ async def readyz(request: HttpRequest) -> JsonResponse:
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+class ReadinessCollector:
+    """Exports why the last /readyz failed, per failing check (nothing while all pass)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        failure = GaugeMetricFamily(
+            "realtime_readiness_failure",
+            "1 for each readiness check whose last run failed, with the error.",
+            labels=["check", "error"],
+        )
+        for name, reason in sorted(last_failures.items()):
+            failure.add_metric([name, reason], 1)
+        yield failure
 
 
 class LayerStatsCollector:
@@ -124,6 +161,7 @@ def _register_collectors() -> None:
     if not _registered:
         REGISTRY.register(MetricsCollector())
         REGISTRY.register(LayerStatsCollector())
+        REGISTRY.register(ReadinessCollector())
         _registered = True
 
 

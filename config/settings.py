@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.mail import CONSOLE_BACKEND, parse_email_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -46,6 +48,9 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
 DEVELOPMENT_SECRET_KEY = "django-insecure-switchboard-development-key-do-not-use-in-production"
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+# Earlier secret keys, comma-separated: sessions and password-reset links signed with them stay
+# valid while DJANGO_SECRET_KEY is rotated (docs/deployment.md, "Rotating secrets").
+SECRET_KEY_FALLBACKS = _env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
@@ -53,19 +58,38 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Which Redis channel layer REDIS_URL selects: "switchboard" (ours), "channels_redis" or
 # "channels_redis_pubsub" (the reference implementations, for comparison and migration).
 CHANNEL_LAYER_IMPLEMENTATION = os.environ.get("SWITCHBOARD_CHANNEL_LAYER", "switchboard")
-CHANNEL_LAYER_ENCRYPTION_KEY = os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
+# Keys that encrypt what the Redis layer stores and publishes, comma-separated: the first encrypts,
+# every one decrypts (append the old key after a new one to rotate). The single-key name
+# SWITCHBOARD_LAYER_ENCRYPTION_KEY is still read when the list is unset.
+CHANNEL_LAYER_ENCRYPTION_KEYS = _env_list(
+    "SWITCHBOARD_LAYER_ENCRYPTION_KEYS", os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY", "")
+)
 # Seconds before messages taken by a worker that died (unacknowledged) return to their queue; our
 # Redis layer only. Empty: the layer's default (30).
 CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
+# When one Redis is not enough for our layer (REDIS_URL keeps the chat's own shared state):
+# several independent servers to shard over (comma-separated URLs), or any node of a Redis Cluster.
+CHANNEL_LAYER_HOSTS = _env_list("SWITCHBOARD_LAYER_HOSTS", "")
+CHANNEL_LAYER_CLUSTER = os.environ.get("SWITCHBOARD_LAYER_CLUSTER", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # HSTS max-age sent with DEBUG off; 0 sends no HSTS header.
 HSTS_SECONDS = _env_int("DJANGO_HSTS_SECONDS", 31536000)
+# Let Django believe X-Forwarded-Proto: https. Only behind a proxy that always sets it and with the
+# app reachable through that proxy alone, or any client can claim HTTPS. Not needed when Daphne
+# runs with --proxy-headers (it takes the scheme from the same header for Django).
+TRUST_X_FORWARDED_PROTO = _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
-EMAIL_BACKEND = os.environ.get(
-    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
-)
+# "plain" (people) or "json" (log shippers: one object per line with level, logger, message and
+# the request/connection id; config/logs.py).
+LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "plain")
+# Outgoing mail as one URL (config/mail.py): smtp+tls://user:password@host:587, smtp+ssl://...,
+# smtp://host:25, console://, file:///dir, dummy://. With DEBUG off, one of these (or
+# DJANGO_EMAIL_BACKEND) must be chosen: the console default would log password-reset links.
+EMAIL_URL = os.environ.get("DJANGO_EMAIL_URL", "")
+# A mail backend's dotted path, the older alternative to DJANGO_EMAIL_URL (not both).
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "switchboard@localhost")
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
@@ -96,15 +120,63 @@ REALTIME_CONSUME_LATER_MAX_RETRIES = int(
 REALTIME_WEBSOCKET_MAX_BACKLOG = _env_int(
     "SWITCHBOARD_WEBSOCKET_MAX_BACKLOG", 1024 * 1024, minimum=64 * 1024
 )
+# Seconds a web process (`manage.py serve`) lets requests in flight finish after SIGTERM, once it
+# has stopped accepting and closed its WebSockets with 1012. Supervisors must wait longer.
+REALTIME_SHUTDOWN_GRACE = float(os.environ.get("SWITCHBOARD_SHUTDOWN_GRACE", "15"))
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
+# Django's cache (login rate limits live there): Redis when this (default: REDIS_URL) is set, so
+# the limits hold across processes; keys start with "switchboard-cache", apart from the layer's.
+CACHE_URL = os.environ.get("SWITCHBOARD_CACHE_URL", "") or REDIS_URL
+# Request bodies, in bytes: the largest `manage.py serve` reads at all (refused with 413 before it
+# is buffered; 0: no limit), and the largest the core's own HTTP endpoints (the long-poll) accept.
+REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
+REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
+# WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
+# REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for
+# each allowed host. Not strict: any scheme and port of an ALLOWED_HOSTS host.
+REALTIME_STRICT_ORIGINS = _env_bool("SWITCHBOARD_STRICT_ORIGINS", not DEBUG)
+REALTIME_ALLOWED_ORIGINS = (
+    _env_list("SWITCHBOARD_ALLOWED_ORIGINS", "")
+    or CSRF_TRUSTED_ORIGINS
+    or [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
+)
+# Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
+REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
+REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
 # ---------------------------------------------------------------------------------------------
 
+if REALTIME_STRICT_ORIGINS and any(
+    "://" not in origin and origin != "*" for origin in REALTIME_ALLOWED_ORIGINS
+):
+    raise ImproperlyConfigured(
+        "With SWITCHBOARD_STRICT_ORIGINS on, every allowed origin needs its scheme "
+        f"(https://chat.example.com), got {REALTIME_ALLOWED_ORIGINS!r}"
+    )
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Switchboard refuses the built-in "
         "development key; set DJANGO_SECRET_KEY to a long random value."
     )
+
+if EMAIL_URL and EMAIL_BACKEND:
+    raise ImproperlyConfigured(
+        "Both DJANGO_EMAIL_URL and DJANGO_EMAIL_BACKEND are set; set only DJANGO_EMAIL_URL."
+    )
+if EMAIL_URL:
+    try:
+        globals().update(parse_email_url(EMAIL_URL))
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from error
+elif not EMAIL_BACKEND:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "No outgoing mail is configured. With DJANGO_DEBUG off Switchboard refuses to print "
+            "e-mail (password-reset links) to the log: set DJANGO_EMAIL_URL, e.g. "
+            "smtp+tls://user:password@mail.example.com:587, or DJANGO_EMAIL_URL=console:// to "
+            "choose the console on purpose."
+        )
+    EMAIL_BACKEND = CONSOLE_BACKEND
 
 INSTALLED_APPS = [
     "daphne",
@@ -133,6 +205,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.CacheUnavailableMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -166,6 +240,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+if (CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER) and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "SWITCHBOARD_LAYER_HOSTS / SWITCHBOARD_LAYER_CLUSTER need REDIS_URL too (a plain Redis for "
+        "the chat's shared state: presence and rate limits)"
+    )
 if REDIS_URL:
     _REDIS_LAYER_BACKENDS = {
         "switchboard": "realtime.layers.redis.RedisChannelLayer",
@@ -182,10 +261,26 @@ if REDIS_URL:
         # channels_redis blocks 5 s in BZPOPMIN while redis-py 8 times sockets out after 5 s, so an
         # idle receive() raises TimeoutError; a longer socket timeout keeps it quiet.
         _layer_config["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
-    if CHANNEL_LAYER_ENCRYPTION_KEY:
-        _layer_config["symmetric_encryption_keys"] = [CHANNEL_LAYER_ENCRYPTION_KEY]
+    if CHANNEL_LAYER_ENCRYPTION_KEYS:
+        _layer_config["symmetric_encryption_keys"] = CHANNEL_LAYER_ENCRYPTION_KEYS
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
         _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
+    if (
+        CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER
+    ) and CHANNEL_LAYER_IMPLEMENTATION != "switchboard":
+        raise ImproperlyConfigured(
+            "SWITCHBOARD_LAYER_HOSTS and SWITCHBOARD_LAYER_CLUSTER need SWITCHBOARD_CHANNEL_LAYER="
+            f"switchboard, got {CHANNEL_LAYER_IMPLEMENTATION!r}"
+        )
+    if CHANNEL_LAYER_HOSTS and CHANNEL_LAYER_CLUSTER:
+        raise ImproperlyConfigured(
+            "Set SWITCHBOARD_LAYER_HOSTS or SWITCHBOARD_LAYER_CLUSTER, not both"
+        )
+    if CHANNEL_LAYER_HOSTS:
+        _layer_config["hosts"] = CHANNEL_LAYER_HOSTS
+    elif CHANNEL_LAYER_CLUSTER:
+        del _layer_config["hosts"]
+        _layer_config["cluster"] = CHANNEL_LAYER_CLUSTER
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYER_BACKENDS[CHANNEL_LAYER_IMPLEMENTATION],
@@ -194,6 +289,17 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}}
+
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "switchboard-cache",
+            # A login waits at most this long on an unreachable cache, then fails (closed).
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -212,6 +318,14 @@ ACCOUNT_SIGNUP_FIELDS = ["email", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+# Login limits (docs/security.md): counted in Django's cache, so shared by every process when
+# CACHE_URL/REDIS_URL is set. The admin's login page sends users to this login (config/urls.py),
+# so one set of limits covers both. Per client IP: 30 login posts and 10 failures a minute; per
+# account: 5 failures in a sliding 5 minutes, after which even the right password is refused
+# until the oldest failure is 5 minutes old. A password reset clears the account's count.
+ACCOUNT_RATE_LIMITS = {"login": "30/m/ip", "login_failed": "10/m/ip,5/5m/key"}
+# Counts an account's failures under one key, however its login is typed (config/accounts.py).
+ACCOUNT_ADAPTER = "config.accounts.AccountAdapter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -232,10 +346,26 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Sent on every page (config.middleware) and every core HTTP answer (realtime.security.http).
+# 'self' in connect-src covers ws:// and wss:// to the page's own host and port.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
 # Probes and scrapers talk plain HTTP to the process itself, inside the deployment.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if not DEBUG:
@@ -248,11 +378,23 @@ if not DEBUG:
 # to `async def service(application) -> None`, cancelled at shutdown.
 REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay"]
 
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "filters": {"connection_id": {"()": "config.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["connection_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -24,7 +24,7 @@ class NotificationConsumer(JsonFrameConsumer):
     """One browser tab's live notification stream.
 
     Anonymous sockets are accepted and closed at once with 4401. On connect the client gets its
-    unread count, then every new notification (followed by the new count) as it is created.
+    unread count and who it is (``{"type": "unread", "count": 3, "user": "alice"}``), then every new notification (followed by the new count) as it is created.
     `read` / `read_all` frames mark notifications read; every tab of the user then gets the new
     count. Frame intake (size, budget, decoding, error frames) is the core's JsonFrameConsumer.
     """
@@ -43,7 +43,11 @@ class NotificationConsumer(JsonFrameConsumer):
         # Join before counting, so a notification created meanwhile is not missed.
         await self.join_groups([protocol.user_group(user.pk)])
         count = await database_sync_to_async(services.unread_count)(user.pk)
-        await self.send_frame({"type": protocol.UNREAD, "count": count})
+        # The first frame says who this socket is: a page that reconnected after its login
+        # changed (another account logged in elsewhere in the browser) notices.
+        await self.send_frame(
+            {"type": protocol.UNREAD, "count": count, "user": user.get_username()}
+        )
 
     async def handle_read(self, frame: dict[str, Any]) -> None:
         try:
@@ -86,20 +90,15 @@ class NotificationPoll(LongPollConsumer):
 
     The user's group is joined before the first query, so a notification created in between wakes
     the request. 401 JSON when not logged in (session or Bearer token); 400 JSON on bad parameters;
-    405 for methods other than GET. Waiting costs no thread.
+    405 for methods other than GET, and 413 for a request body, both before the body is read (the
+    core's checks, see realtime.generic.http). Waiting costs no thread.
     """
 
+    allowed_methods = ("GET",)
     user_id: int | None = None
     after: int = 0
 
     async def prepare(self, body: bytes) -> LongPollResponse | None:
-        if self.scope["method"] != "GET":
-            return self.error(
-                405,
-                protocol.ERROR_METHOD_NOT_ALLOWED,
-                f"the poll feed answers GET only, got {self.scope['method']}",
-                headers=[(b"allow", b"GET")],
-            )
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return self.error(

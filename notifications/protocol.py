@@ -3,7 +3,8 @@ group and channel names. Code and tests import these names instead of repeating 
 
 WebSocket `ws/notifications/` (JSON text frames)::
 
-    server -> {"type": "unread", "count": 3}
+    server -> {"type": "unread", "count": 3, "user": "ann"}   (the first frame says who the socket
+                                                             is; later ones carry the count only)
     server -> {"type": "notification", "id": 42, "verb": "mention", "text": "ann: @bob hi",
                "url": "/chat/lobby/#m-17", "actor": "ann", "created": "2026-11-23T12:00:00+00:00",
                "read": false}

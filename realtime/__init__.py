@@ -6,6 +6,11 @@ Porting from Channels means changing `channels` to `realtime` in imports and set
     from realtime.routing import ProtocolTypeRouter, URLRouter
     from realtime.generic.websocket import AsyncJsonWebsocketConsumer
 
+Channels 1.x code ports the same way: `route()`, `route_class()`, `include()` (filter routing),
+message consumers (`realtime.message`), `Channel`/`Group` handles that work from sync and async
+code, and the session decorators of `realtime.sessions` and `realtime.auth`; see
+docs/coming-from-channels.md.
+
 The most used names are also importable from the package itself (`from realtime import
 URLRouter`); `__all__` lists them. Middleware (`realtime.auth`, `realtime.sessions`,
 `realtime.security`) and the test tools (`realtime.testing`) are imported from their modules,
@@ -20,6 +25,7 @@ from realtime.exceptions import (
     ConsumeLater,
     DenyConnection,
     InvalidChannelLayerError,
+    RouteNotFound,
     StopConsumer,
 )
 from realtime.generic.frames import FrameError, FrameLimits, JsonFrameConsumer
@@ -31,7 +37,15 @@ from realtime.generic.websocket import (
     WebsocketConsumer,
 )
 from realtime.layers import DEFAULT_CHANNEL_LAYER, Channel, Group, channel_layers, get_channel_layer
-from realtime.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
+from realtime.routing import (
+    ChannelNameRouter,
+    FilterRouter,
+    ProtocolTypeRouter,
+    URLRouter,
+    include,
+    route,
+    route_class,
+)
 
 __version__ = "1.0.0"
 
@@ -47,6 +61,7 @@ __all__ = [
     "ChannelNameRouter",
     "ConsumeLater",
     "DenyConnection",
+    "FilterRouter",
     "FrameError",
     "FrameLimits",
     "Group",
@@ -55,6 +70,7 @@ __all__ = [
     "JsonWebsocketConsumer",
     "LongPollConsumer",
     "ProtocolTypeRouter",
+    "RouteNotFound",
     "StopConsumer",
     "SyncConsumer",
     "URLRouter",
@@ -63,4 +79,7 @@ __all__ = [
     "channel_layers",
     "database_sync_to_async",
     "get_channel_layer",
+    "include",
+    "route",
+    "route_class",
 ]

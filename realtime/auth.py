@@ -31,6 +31,7 @@ flushes the session (deleting it from the store) and sets an ``AnonymousUser``. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -236,11 +237,10 @@ class AuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "user" in scope:
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         scope = dict(scope)
         self.populate_scope(scope)
-        await self.inner(scope, _ResolvingReceive(self, scope, receive), send)
+        return await self.inner(scope, _ResolvingReceive(self, scope, receive), send)
 
 
 def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory
@@ -248,11 +248,85 @@ def AuthMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a factory
     return CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))
 
 
+# -- Channels 1.x: user decorators for message consumers ------------------------------------------
+#
+# Given a consumer class or an ASGI application, each returns it behind AuthMiddlewareStack, which
+# gives class consumers the same user as scope["user"].
+
+USER_SESSION_KEYS = (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY)
+
+
+def _user_of_session(session: Any) -> Any:
+    from django.contrib.auth.models import AnonymousUser
+
+    if session is None:
+        return AnonymousUser()
+    return _get_user_sync({"session": session})
+
+
+def _set_http_user(message: Any) -> bool:
+    message.user = _user_of_session(message.http_session)
+    return True
+
+
+def _set_channel_user(message: Any) -> bool:
+    message.user = _user_of_session(message.channel_session)
+    return True
+
+
+def _copy_user_to_channel_session(message: Any) -> bool:
+    if message.http_session is not None:
+        for key in USER_SESSION_KEYS:
+            if key in message.http_session:
+                message.channel_session[key] = message.http_session[key]
+    return True
+
+
+def http_session_user(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """``message.user``, from ``message.http_session`` (see ``realtime.sessions.http_session``,
+    which this applies too): the logged-in user, or an AnonymousUser."""
+    from realtime.message import is_message_consumer, message_decorator
+    from realtime.sessions import http_session
+
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
+    return http_session(message_decorator(_set_http_user)(consumer))
+
+
+def channel_session_user(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """``message.user``, from ``message.channel_session`` (applied too): the user that
+    :func:`channel_session_user_from_http` stored there on connect, or an AnonymousUser."""
+    from realtime.message import is_message_consumer, message_decorator
+    from realtime.sessions import channel_session
+
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
+    return channel_session(message_decorator(_set_channel_user)(consumer))
+
+
+def channel_session_user_from_http(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """For ``websocket.connect``: copies the login of the HTTP session (the browser's cookie)
+    into the channel session, so later messages find the user with :func:`channel_session_user`;
+    sets ``message.user``, ``message.http_session`` and ``message.channel_session``."""
+    from realtime.message import is_message_consumer, message_decorator
+    from realtime.sessions import channel_session, http_session
+
+    if not is_message_consumer(consumer):
+        return AuthMiddlewareStack(consumer)
+    inner = message_decorator(_copy_user_to_channel_session)(
+        message_decorator(_set_http_user)(consumer)
+    )
+    return http_session(channel_session(inner))
+
+
 __all__ = [
     "AuthMiddleware",
     "AuthMiddlewareStack",
     "UserLazyObject",
+    "channel_session_user",
+    "channel_session_user_from_http",
     "get_user",
+    "http_session_user",
     "login",
     "logout",
 ]

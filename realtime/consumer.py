@@ -11,6 +11,10 @@ layer is configured, its own layer channel `self.channel_name`, so anything sent
 to a group it belongs to reaches a handler. A handler raises StopConsumer to end the connection; on
 the way out the consumer leaves every group it joined with `join_groups()`.
 
+A WebSocket consumer with no handler for a `websocket.send` or `websocket.close` message from the
+layer passes it to the client: that is how Channels 1.x-shaped content sent to a group it is in
+(`Group("chat").send({"text": "hi"})`) reaches the socket as a frame.
+
 `AsyncConsumer` runs handlers on the event loop; `SyncConsumer` runs each one in a thread (through
 `database_sync_to_async`), so handlers may use the ORM, and `send()` is then a plain call.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -43,6 +48,9 @@ from realtime.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
 from realtime.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
+
+#: Layer messages a WebSocket consumer without a handler for them passes to the client.
+CLIENT_EVENT_TYPES = frozenset({"websocket.send", "websocket.close"})
 
 
 def get_handler_name(message: Message) -> str:
@@ -139,6 +147,21 @@ async def await_many_dispatch(
                 task.exception()  # retrieved, so asyncio does not log it as lost
 
 
+def _own_init_keywords(consumer_class: type) -> set[str] | None:
+    """The keyword parameters of the first `__init__` a class outside `realtime` defines, or None
+    when there is none. An empty set means that `__init__` takes `**kwargs` (anything)."""
+    for klass in consumer_class.__mro__:
+        if "__init__" not in vars(klass) or klass.__module__.split(".")[0] == "realtime":
+            continue
+        if klass is object:
+            return None
+        parameters = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return set()
+        return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return None
+
+
 class ConsumerApplication:
     """The per-connection ASGI application `Consumer.as_asgi(**initkwargs)` returns: each call
     builds a fresh consumer with `initkwargs` and runs it."""
@@ -177,13 +200,16 @@ class AsyncConsumer:
     base_send: Any
 
     def __init__(self, **kwargs: Any) -> None:
+        own_init = _own_init_keywords(type(self))
         for key, value in kwargs.items():
-            if not hasattr(type(self), key):
+            if hasattr(type(self), key):
+                setattr(self, key, value)
+            elif own_init is None:
                 raise TypeError(
                     f"{type(self).__name__}() received an invalid keyword {key!r}; "
                     "only attributes the class already has may be set"
                 )
-            setattr(self, key, value)
+            # else: the class's own __init__ took it (and passed it on): it is that __init__'s
         self.groups = list(self.groups or [])
         self._joined_groups: list[str] = []
 
@@ -191,15 +217,20 @@ class AsyncConsumer:
     def as_asgi(cls, **initkwargs: Any) -> ConsumerApplication:
         """The ASGI application that serves each connection with a new `cls(**initkwargs)`.
 
-        Keywords must name attributes the class already has (a typo fails here, not on the first
-        connection): `ChatConsumer.as_asgi(channel_layer_alias="redis")`.
+        Keywords must name attributes the class already has, or parameters of the class's own
+        `__init__` (as in Channels, where `as_asgi(room="lobby")` reaches `__init__(self, room,
+        **kwargs)`); a typo fails here, not on the first connection:
+        `ChatConsumer.as_asgi(channel_layer_alias="redis")`.
         """
+        own_init = _own_init_keywords(cls)
         for key in initkwargs:
-            if not hasattr(cls, key):
-                raise TypeError(
-                    f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}; "
-                    "as_asgi() only accepts arguments that are already attributes of the class"
-                )
+            if hasattr(cls, key) or (own_init is not None and (not own_init or key in own_init)):
+                continue
+            raise TypeError(
+                f"{cls.__name__}.as_asgi() received an invalid keyword {key!r}; "
+                "as_asgi() only accepts arguments that are already attributes of the class"
+                + (f" or that its __init__ takes ({sorted(own_init)})" if own_init else "")
+            )
         return ConsumerApplication(cls, initkwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -225,8 +256,17 @@ class AsyncConsumer:
         """Run the handler for `message["type"]`."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
+            if self._is_client_event(message):
+                await AsyncConsumer.send(self, dict(message))
+                return
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    def _is_client_event(self, message: Message) -> bool:
+        """A frame or close for this socket, sent through the layer in Channels 1.x's shape
+        (`Group("chat").send({"text": "hi"})` arrives as `{"type": "websocket.send", ...}`):
+        with no handler of its own for it, a WebSocket consumer passes it to the client."""
+        return self.scope.get("type") == "websocket" and message["type"] in CLIENT_EVENT_TYPES
 
     async def send(self, message: Message) -> None:
         """Send an ASGI event to the client's server."""
@@ -295,6 +335,9 @@ class SyncConsumer(AsyncConsumer):
     def dispatch(self, message: Message) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
+            if self._is_client_event(message):
+                self.base_send(dict(message))
+                return
             raise ValueError(f"No handler for message type {message['type']}")
         handler(message)
 

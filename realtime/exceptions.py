@@ -6,11 +6,19 @@
      ├── AcceptConnection          raised in connect(): the socket is accepted, the consumer runs on
      ├── ChannelFull               channel_layer.send() found the channel at its capacity
      ├── ConsumeLater              raised by a worker handler: put the message back, try it later
-     └── ValueError
-          └── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+     ├── ValueError
+     │    ├── InvalidChannelLayerError   bad CHANNEL_LAYERS entry, or a missing extension
+     │    └── RouteNotFound              no route matched (a path, a scope type, a channel name,
+     │                                   or a route()/route_class()/include() filter)
+     └── OSError
+          └── ConnectionError
+               └── LayerUnavailableError   the layer's Redis (or the shard that owns the name)
+                                           is unreachable: the operation did not happen
 
-Routing failures are plain ValueErrors (no route for a path, a scope type or a channel name), as in
-Channels, so a server turns them into a 404 or a websocket close.
+Routing failures are RouteNotFound, a ValueError with Channels' texts, so code written for
+Channels that catches ValueError still works, and a server turns them into a 404 or a websocket
+close without matching error text. The filter routes of `realtime.routing.route()` also say what
+they tried.
 """
 
 
@@ -39,9 +47,24 @@ class ConsumeLater(Exception):
     channel; the worker gives up after a bounded number of attempts and dead-letters it."""
 
 
+class LayerUnavailableError(ConnectionError):
+    """The channel layer's server could not be reached, so the operation did not happen (nothing
+    was queued or published). With several Redis shards, only names that shard owns raise it."""
+
+
 class InvalidChannelLayerError(ValueError):
     """A CHANNEL_LAYERS entry is misconfigured, or the layer lacks an extension (such as "groups")
     that the caller needs."""
+
+
+class RouteNotFound(ValueError):
+    """No route matched: a URLRouter path, a ProtocolTypeRouter scope type, a ChannelNameRouter
+    channel, or a filter route's connection or message. A ValueError, as in Channels, with the
+    same texts (``No route found for path 'ws/nowhere/'.``); a filter route's names every route
+    tried, for example::
+
+        No route matched websocket.receive on /chat/; tried route('websocket.connect', ...)
+    """
 
 
 __all__ = [
@@ -50,5 +73,7 @@ __all__ = [
     "ConsumeLater",
     "DenyConnection",
     "InvalidChannelLayerError",
+    "LayerUnavailableError",
+    "RouteNotFound",
     "StopConsumer",
 ]

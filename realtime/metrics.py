@@ -12,11 +12,14 @@ What it counts, per process (a Prometheus scrape of each process adds them up):
     realtime_long_polls_waiting{route="notifications/poll/"}                    gauge
 
 `route` is the Django pattern of the URLRouter entry that serves the path (so a room name never
-becomes a label value); paths no URLRouter matches are labelled "unmatched", and scope types without
-a path (worker channels, "aprs") use the channel name or "-". `direction="in"` counts events the
+becomes a label value); when that entry is Django's own ASGI handler (the catch-all of the "http"
+router), it is the pattern of the Django URL the path resolves to (`rooms/<str:slug>/`, "/" for
+the site root). Paths nothing matches are labelled "unmatched", and scope types without a path
+(worker channels, "aprs") use the channel name or "-". `direction="in"` counts events the
 application received from the server (frames, requests, layer messages on worker channels), "out"
-the ones it sent. Long-polls waiting are HTTP requests whose application has not started the
-response yet: a long-poll sits there for seconds, an ordinary Django view for milliseconds.
+the ones it sent. Long-polls waiting are HTTP requests to an ASGI route of their own (not Django)
+whose application has not started the response yet; Django views, the /metrics scrape among
+them, are never counted there.
 
 The hot path costs a few dictionary increments per connection and one integer add per message: the
 counters are plain ints read only when /metrics is scraped (`MetricsCollector`), never
@@ -29,6 +32,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from django.core.handlers.asgi import ASGIHandler
+from django.urls import Resolver404, resolve
+
 from realtime.routing import ScopeKeyRouter, URLRouter, find_router
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +42,8 @@ from realtime.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED_ROUTE = "unmatched"
 #: Label for scopes that have neither a path nor a channel name.
 NO_ROUTE = "-"
+#: Label for the Django URL pattern "" (the site root).
+DJANGO_ROOT_ROUTE = "/"
 #: How many distinct (type, path) -> route answers are remembered before the memo starts over.
 ROUTE_MEMO_SIZE = 4096
 
@@ -65,21 +73,22 @@ class ConnectionMetricsMiddleware:
     def __init__(self, inner: ASGIApp, counters: ConnectionCounters = COUNTERS) -> None:
         self.inner = inner
         self.counters = counters
-        self._routes: dict[tuple[str, str], str] = {}
+        # (type, path) -> (route label, whether a waiting request there is a long-poll)
+        self._routes: dict[tuple[str, str], tuple[str, bool]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope.get("type", NO_ROUTE)
         if scope_type == "lifespan":
             await self.inner(scope, receive, send)
             return
-        route = self.route_label(scope)
+        route, long_poll = self.route_info(scope)
         key = (scope_type, route)
         counters = self.counters
         counters.open_connections[key] += 1
         counters.connections_total[key] += 1
         messages_in = counters.messages_in
         messages_out = counters.messages_out
-        is_http = scope_type == "http"
+        is_http = scope_type == "http" and long_poll
         waiting = False
 
         async def counted_receive() -> Message:
@@ -113,19 +122,24 @@ class ConnectionMetricsMiddleware:
 
     def route_label(self, scope: Scope) -> str:
         """The route pattern serving this scope (memoised per type and path)."""
+        return self.route_info(scope)[0]
+
+    def route_info(self, scope: Scope) -> tuple[str, bool]:
+        """(route label, whether a waiting HTTP request there is a long-poll), memoised per type
+        and path."""
         if "path" not in scope:
             channel = scope.get("channel")
-            return channel if isinstance(channel, str) else NO_ROUTE
+            return (channel if isinstance(channel, str) else NO_ROUTE), False
         memo_key = (scope.get("type", NO_ROUTE), scope["path"])
-        label = self._routes.get(memo_key)
-        if label is None:
+        info = self._routes.get(memo_key)
+        if info is None:
             if len(self._routes) >= ROUTE_MEMO_SIZE:
                 self._routes.clear()
-            label = self._routes[memo_key] = _find_route(self.inner, scope)
-        return label
+            info = self._routes[memo_key] = _find_route(self.inner, scope)
+        return info
 
 
-def _find_route(application: Any, scope: Scope) -> str:
+def _find_route(application: Any, scope: Scope) -> tuple[str, bool]:
     """Follow protocol routers and middleware to the URLRouter for this scope and name the
     pattern of its first route that matches the path."""
     for _ in range(16):
@@ -133,22 +147,35 @@ def _find_route(application: Any, scope: Scope) -> str:
             try:
                 application = application.get_application(scope)
             except ValueError:
-                return UNMATCHED_ROUTE
+                return UNMATCHED_ROUTE, False
             continue
         router = find_router(application)
         if router is None:
-            return NO_ROUTE
+            return NO_ROUTE, True
         return _match(router, scope)
-    return NO_ROUTE
+    return NO_ROUTE, False
 
 
-def _match(router: URLRouter, scope: Scope) -> str:
+def _match(router: URLRouter, scope: Scope) -> tuple[str, bool]:
     path: str = scope["path"]
     root_path = scope.get("root_path", "")
     if root_path and path.startswith(root_path):
         path = path[len(root_path) :]
     route = router.matching_route(path)
-    return UNMATCHED_ROUTE if route is None else str(route.pattern)
+    if route is None:
+        return UNMATCHED_ROUTE, False
+    if isinstance(getattr(route, "callback", None), ASGIHandler):
+        return _django_route(path), False
+    return str(route.pattern), True
+
+
+def _django_route(path: str) -> str:
+    """The pattern of the Django URL `path` resolves to (ROOT_URLCONF), or "unmatched"."""
+    try:
+        match = resolve("/" + path.lstrip("/"))
+    except Resolver404:
+        return UNMATCHED_ROUTE
+    return match.route or DJANGO_ROOT_ROUTE
 
 
 class MetricsCollector:

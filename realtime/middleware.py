@@ -9,12 +9,14 @@ Middleware wraps an application and may change the scope on the way in:
 
     application = TenantMiddleware(URLRouter([...]))
 
-The wrapped application is kept in `inner`; routers follow that attribute to find a URLRouter
+The wrapped application (a list of routes becomes a router, a consumer class `as_asgi()`) is kept
+in `inner`; routers follow that attribute to find a URLRouter
 behind middleware, so `path("ws/", TenantMiddleware(URLRouter([...])))` nests as expected.
 """
 
 from __future__ import annotations
 
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Receive, Scope, Send
 
 
@@ -23,10 +25,10 @@ class BaseMiddleware:
     application around it."""
 
     def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
+        self.inner = as_application(inner, f"{type(self).__name__}(...)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.inner(dict(scope), receive, send)
+        return await self.inner(dict(scope), receive, send)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} inner={self.inner!r}>"

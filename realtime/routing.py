@@ -28,9 +28,14 @@ Where Django Channels has known flaws, this module does better:
 - Channels mutates the Django pattern objects it is given; here they are left untouched.
 - Channels catches "no route" errors raised anywhere below a route, including by a consumer long
   after routing; here only a nested router's own miss makes the outer router try the next route.
-- Routing to a consumer class instead of `Consumer.as_asgi()` fails when the router is built, with
-  a message that says how to fix it, instead of a confusing error on the first connection.
+- A consumer class routed directly (Channels 2's spelling, `re_path(r"^chat/$", ChatConsumer)`)
+  is served as `ChatConsumer.as_asgi()`, instead of failing on the first connection.
 - `include()` of a list or module of routes is accepted and behaves like a nested URLRouter.
+- Routers return what the application they called returned.
+
+Channels 1.x's filter routing lives here too: `route()`, `route_class()` and `include()`, whose
+lists are ASGI applications wherever one is expected (a `FilterRouter`); see
+`realtime.filter_routing`.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
+from realtime.exceptions import RouteNotFound
+from realtime.filter_routing import FilterRouter, include, route, route_class
 from realtime.types import ASGIApp, Receive, Scope, Send
 
 #: Attributes under which middleware keeps the application it wraps; followed to find routers.
@@ -75,19 +82,30 @@ def get_default_application() -> ASGIApp:
         ) from None
 
 
-def _check_application(application: Any, where: str) -> None:
+def as_application(application: Any, where: str) -> ASGIApp:
+    """``application`` as an ASGI application, for a router or middleware to call.
+
+    A consumer class becomes ``Consumer.as_asgi()`` (Channels 2 routed classes directly), a list
+    of Django ``path()``/``re_path()`` routes a :class:`URLRouter`, a list of
+    ``route()``/``route_class()``/``include()`` entries a :class:`FilterRouter`. Anything else
+    must be callable; ``where`` names the place in the error.
+    """
     if inspect.isclass(application):
-        hint = (
-            f"; route to {application.__name__}.as_asgi() instead"
-            if hasattr(application, "as_asgi")
-            else ""
-        )
+        if hasattr(application, "as_asgi"):
+            return application.as_asgi()
         raise ImproperlyConfigured(
             f"{where} points at the class {application.__qualname__}, "
-            f"not an ASGI application{hint}."
+            f"not an ASGI application or a consumer class."
         )
+    if isinstance(application, list | tuple):
+        if application and all(
+            isinstance(entry, URLPattern | URLResolver) for entry in application
+        ):
+            return URLRouter(application)
+        return FilterRouter(application)
     if not callable(application):
         raise ImproperlyConfigured(f"{where} points at {application!r}, which is not callable.")
+    return application
 
 
 class ScopeKeyRouter:
@@ -112,12 +130,15 @@ class ScopeKeyRouter:
             self.key = key
         if not self.key:
             raise ImproperlyConfigured(f"{type(self).__name__} needs the scope key to route on.")
-        for value, application in application_mapping.items():
-            _check_application(application, f"{type(self).__name__} route {value!r}")
-        if default is not None:
-            _check_application(default, f"{type(self).__name__} default route")
-        self.application_mapping: dict[str, ASGIApp] = dict(application_mapping)
-        self.default = default
+        self.application_mapping: dict[str, ASGIApp] = {
+            value: as_application(application, f"{type(self).__name__} route {value!r}")
+            for value, application in application_mapping.items()
+        }
+        self.default = (
+            None
+            if default is None
+            else as_application(default, f"{type(self).__name__} default route")
+        )
 
     def get_application(self, scope: Scope) -> ASGIApp:
         """The application for this scope; a ValueError naming the value when there is none."""
@@ -126,7 +147,7 @@ class ScopeKeyRouter:
         value = scope[self.key]
         application = self.application_mapping.get(value, self.default)
         if application is None:
-            raise ValueError(self.missing_route_message(value))
+            raise RouteNotFound(self.missing_route_message(value))
         return application
 
     def missing_route_message(self, value: Any) -> str:
@@ -136,7 +157,7 @@ class ScopeKeyRouter:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.get_application(scope)(scope, receive, send)
+        return await self.get_application(scope)(scope, receive, send)
 
 
 class ProtocolTypeRouter(ScopeKeyRouter):
@@ -268,8 +289,7 @@ class _Route:
                 f"URLRouter routes must be made with django.urls.path() or re_path(), "
                 f"got {route!r}."
             )
-        _check_application(application, f"Route {self.description!r}")
-        self.application: ASGIApp = application
+        self.application: ASGIApp = as_application(application, f"Route {self.description!r}")
         # Channels' marker `_path_routing = True` also declares a nested router, for middleware
         # that hides the app it wraps (a closure, say).
         self.nested = find_router(application) is not None or bool(
@@ -319,36 +339,35 @@ class URLRouter:
         path = scope["path_remaining"] if nested else self._outer_path(scope)
         path = path.lstrip("/")
         outer_route = scope.get("url_route", {})
-        for route in self._compiled:
-            if not path.startswith(route.literal_prefix):
+        for compiled in self._compiled:
+            if not path.startswith(compiled.literal_prefix):
                 continue
-            match = route.pattern.match(path)
+            match = compiled.pattern.match(path)
             if not match:
                 continue
             remaining, args, kwargs = match
             url_route = {
                 "args": (*outer_route.get("args", ()), *args),
-                "kwargs": {**outer_route.get("kwargs", {}), **kwargs, **route.default_kwargs},
+                "kwargs": {**outer_route.get("kwargs", {}), **kwargs, **compiled.default_kwargs},
             }
             inner_scope = {**scope, "path_remaining": remaining, "url_route": url_route}
             try:
-                await route.application(inner_scope, receive, send)
+                return await compiled.application(inner_scope, receive, send)
             except _NestedRouteMiss:
                 # Only a router raises this, and only before it ran anything: try the next route.
                 continue
-            return
         if nested:
             raise _NestedRouteMiss(path)
-        raise ValueError(f"No route found for path {path!r}.")
+        raise RouteNotFound(f"No route found for path {path!r}.")
 
     def matching_route(self, path: str) -> URLPattern | URLResolver | None:
         """The first of `routes` that matches `path` (relative to this router, leading "/"
         ignored), matching a nested router's prefix as routing does; None when none matches.
         For tools that name a connection's route (metrics) without routing it."""
         path = path.lstrip("/")
-        for route, compiled in zip(self.routes, self._compiled, strict=True):
+        for candidate, compiled in zip(self.routes, self._compiled, strict=True):
             if path.startswith(compiled.literal_prefix) and compiled.pattern.match(path):
-                return route
+                return candidate
         return None
 
     @staticmethod
@@ -359,16 +378,21 @@ class URLRouter:
         root_path = scope.get("root_path", "")
         if root_path:
             if not path.startswith(root_path):
-                raise ValueError(f"No route found for path {path!r}.")
+                raise RouteNotFound(f"No route found for path {path!r}.")
             path = path[len(root_path) :]
         return path
 
 
 __all__ = [
     "ChannelNameRouter",
+    "FilterRouter",
     "ProtocolTypeRouter",
     "ScopeKeyRouter",
     "URLRouter",
+    "as_application",
     "find_router",
     "get_default_application",
+    "include",
+    "route",
+    "route_class",
 ]

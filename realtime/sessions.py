@@ -36,16 +36,22 @@ When a changed session is saved, and how the browser learns its key:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
+import functools
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
+from urllib.parse import parse_qs
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.contrib.sessions.backends import db as db_sessions
-from django.contrib.sessions.backends.base import SessionBase, UpdateError
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.db import connections, router
 from django.http import parse_cookie
@@ -55,6 +61,7 @@ from django.utils.functional import LazyObject, empty
 from django.utils.http import http_date
 
 from realtime.db import database_sync_to_async
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -69,7 +76,7 @@ class CookieMiddleware:
     """
 
     def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
+        self.inner = as_application(inner, "CookieMiddleware(...)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "headers" not in scope:
@@ -82,7 +89,7 @@ class CookieMiddleware:
             value.decode("latin1") for name, value in scope["headers"] if name.lower() == b"cookie"
         )
         cookies = parse_cookie(raw) if raw else {}
-        await self.inner(dict(scope, cookies=cookies), receive, send)
+        return await self.inner(dict(scope, cookies=cookies), receive, send)
 
     @staticmethod
     def set_cookie(
@@ -261,12 +268,11 @@ class SessionMiddleware:
     """
 
     def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
+        self.inner = as_application(inner, "SessionMiddleware(...)")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if "session" in scope:
-            await self.inner(scope, receive, send)
-            return
+            return await self.inner(scope, receive, send)
         if "cookies" not in scope:
             raise ValueError(
                 "No cookies in scope - SessionMiddleware needs to run inside of CookieMiddleware."
@@ -275,13 +281,15 @@ class SessionMiddleware:
         session_key = scope["cookies"].get(settings.SESSION_COOKIE_NAME)
         scope = dict(scope, session=SessionLazyObject(store_class, session_key))
         saver = _SessionSaver(scope, send)
-        await self.inner(scope, receive, saver.send)
+        inner: Any = self.inner  # its result is passed on, whatever the application returned
+        result = await inner(scope, receive, saver.send)
         if scope["type"] == "websocket":
             # Changes made after the handshake that nobody saved.
             try:
                 await saver.commit(None, every_request=False)
             except SessionInterrupted:
                 logger.warning("Session of a closed websocket was deleted before it was saved")
+        return result
 
 
 class DatabaseSessionStore(db_sessions.SessionStore):
@@ -325,12 +333,294 @@ def SessionMiddlewareStack(inner: ASGIApp) -> ASGIApp:  # Channels' name, a fact
     return CookieMiddleware(SessionMiddleware(inner))
 
 
+# -- Channels 1.x: session decorators for message consumers --------------------------------------
+#
+# For message consumers (realtime.message). Class consumers get the same from middleware and the
+# instance itself: scope["session"] (SessionMiddleware) is the HTTP session, scope["user"]
+# (AuthMiddleware) the user, and attributes of the consumer instance, which lives as long as the
+# connection, are its channel session.
+
+CHANNEL_SESSION_KEY_PREFIX = "chn"
+
+
+def _session_store_class() -> type[SessionBase]:
+    engine = import_module(settings.SESSION_ENGINE)
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+        raise ValueError(
+            "You cannot use channels session functionality with signed cookie sessions! "
+            "Set SESSION_ENGINE to a stored engine (db, cache, cached_db, file)."
+        )
+    return engine.SessionStore
+
+
+def channel_session_key(reply_channel: str) -> str:
+    """The session key of a reply channel's channel session (stable, 32 characters)."""
+    digest = hashlib.sha256(reply_channel.encode("utf-8")).hexdigest()
+    return CHANNEL_SESSION_KEY_PREFIX + digest[:29]
+
+
+def session_for_reply_channel(reply_channel: str) -> SessionBase:
+    """The channel session of ``reply_channel``: a SessionStore under a key derived from the
+    name, empty until something is stored (sync: it may read the session store)."""
+    key = channel_session_key(reply_channel)
+    store = _session_store_class()(session_key=key)
+    store.keys()  # load now; a key the store does not know is dropped by the load...
+    store._session_key = key  # ...and put back, so the session is saved under it
+    return store
+
+
+def _save_channel_session(session: SessionBase) -> None:
+    try:
+        if session.exists(session.session_key or ""):
+            session.save()
+        else:
+            session.save(must_create=True)
+    except CreateError:
+        session.save()  # another process created it meanwhile
+    session.modified = False
+
+
+def _open_channel_session(message: Any) -> bool:
+    if getattr(message, "_channel_session_opened", False):
+        return True  # stacked decorators: the outer one manages it
+    reply_channel = getattr(message, "reply_channel", None)
+    if reply_channel is None:
+        raise ValueError(
+            "No reply_channel sent to consumer; @channel_session can only be used on messages "
+            "containing it."
+        )
+    message.channel_session = session_for_reply_channel(reply_channel.name)
+    message._channel_session_opened = True
+    message._channel_session_owner = True
+    return True
+
+
+def _close_channel_session(message: Any, succeeded: bool) -> None:
+    if not message.__dict__.pop("_channel_session_owner", False):
+        return
+    message._channel_session_opened = False
+    session = message.channel_session
+    if message.content.get("type") == "websocket.disconnect" and succeeded:
+        session.delete()  # the connection is gone: nothing will read it again
+    elif succeeded and session.modified and not session.is_empty():
+        _save_channel_session(session)
+
+
+def _refuse_class(consumer: Any, decorator: str) -> None:
+    from realtime.message import is_message_consumer
+
+    if not is_message_consumer(consumer):
+        raise TypeError(
+            f"@{decorator} is for message consumers (functions of one message), not "
+            f"{consumer!r}: a class consumer lives as long as its connection, so keep "
+            f"connection state on self; for the HTTP session and the user wrap it in "
+            f"SessionMiddlewareStack / AuthMiddlewareStack (or use @http_session, @http_session_user)"
+        )
+
+
+def channel_session(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """``message.channel_session``: a session that lives as long as the connection, shared by
+    every message with the same reply channel, saved after the consumer returns if it changed
+    (not when it raised) and deleted after the connection's ``websocket.disconnect``.
+
+    Class consumers keep connection state on ``self`` instead; given one, this raises TypeError.
+    """
+    from realtime.message import message_decorator
+
+    _refuse_class(consumer, "channel_session")
+    return message_decorator(_open_channel_session, _close_channel_session)(consumer)
+
+
+def _session_key_from_message(message: Any) -> str | None:
+    content = message.content
+    query_string = content.get("query_string", b"")
+    if isinstance(query_string, bytes | bytearray):
+        query_string = bytes(query_string).decode("latin-1")
+    if isinstance(query_string, str) and query_string:
+        keys = parse_qs(query_string).get("session_key")
+        if keys:
+            return keys[0]
+    cookies = content.get("cookies")
+    if not isinstance(cookies, dict):
+        raw = "; ".join(
+            value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            for name, value in content.get("headers", [])
+            if (name.decode("latin-1") if isinstance(name, bytes) else str(name)).lower()
+            == "cookie"
+        )
+        cookies = parse_cookie(raw) if raw else {}
+    return cookies.get(settings.SESSION_COOKIE_NAME)
+
+
+def _open_http_session(message: Any) -> bool:
+    if getattr(message, "_http_session_opened", False):
+        return True
+    session_key = _session_key_from_message(message)
+    session: SessionBase | None = None
+    if session_key:
+        store_class = import_module(settings.SESSION_ENGINE).SessionStore
+        candidate = store_class(session_key=session_key)
+        if candidate.exists(session_key):
+            candidate.keys()  # loaded here, so an async consumer can read it without the ORM
+            session = candidate
+    message.http_session = session
+    message._http_session_opened = True
+    message._http_session_owner = True
+    return True
+
+
+def _close_http_session(message: Any, succeeded: bool) -> None:
+    if not message.__dict__.pop("_http_session_owner", False):
+        return
+    message._http_session_opened = False
+    session = message.http_session
+    if succeeded and session is not None and session.modified:
+        session.save()
+
+
+def http_session(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """``message.http_session``: the Django session named by the ``session_key`` query
+    parameter or, failing that, the session cookie; None when there is none or the store does
+    not know it (it never creates one: that is a view's job). Saved after the consumer if it
+    changed. A session key in a URL ends up in server logs: prefer the cookie.
+
+    Given a consumer class or an ASGI application, returns it behind SessionMiddlewareStack,
+    which gives class consumers the same session as ``scope["session"]``."""
+    from realtime.message import is_message_consumer, message_decorator
+
+    if not is_message_consumer(consumer):
+        return SessionMiddlewareStack(consumer)
+    return message_decorator(_open_http_session, _close_http_session)(consumer)
+
+
+def _link_http_to_channel_session(message: Any) -> bool:
+    cookie_name = settings.SESSION_COOKIE_NAME
+    if message.http_session is not None and cookie_name not in message.channel_session:
+        message.channel_session[cookie_name] = message.http_session.session_key
+    elif message.http_session is None and cookie_name in message.channel_session:
+        store_class = import_module(settings.SESSION_ENGINE).SessionStore
+        key = message.channel_session[cookie_name]
+        candidate = store_class(session_key=key)
+        message.http_session = None
+        if candidate.exists(key):
+            candidate.keys()  # loaded now, as in http_session
+            message.http_session = candidate
+    return True
+
+
+def channel_and_http_session(consumer: Callable[..., Any]) -> Callable[..., Any]:
+    """Both :func:`channel_session` and :func:`http_session`; the HTTP session's key is kept in
+    the channel session (on ``websocket.connect``, where the cookie is), and later messages get
+    ``message.http_session`` from it."""
+    from realtime.message import message_decorator
+
+    _refuse_class(consumer, "channel_and_http_session")
+    linked = message_decorator(_link_http_to_channel_session)(consumer)
+    return http_session(channel_session(linked))
+
+
+# -- enforce_ordering ------------------------------------------------------------------------------
+
+ORDERING_WAIT_SECONDS = 30.0
+
+
+class _Ordering:
+    """Per reply channel: the next ``order`` to run, and the messages waiting for their turn."""
+
+    def __init__(self) -> None:
+        self.next_order = 0
+        self.changed = asyncio.Condition()
+
+
+# Orderings of reply channels that are not a connection's own (whose ordering lives on the
+# connection's reply channel object and goes with it); the oldest are forgotten past the limit.
+_orderings: dict[str, _Ordering] = {}
+ORDERINGS_KEPT = 10_000
+
+
+def _ordering_for(reply_channel: Any) -> _Ordering:
+    if hasattr(reply_channel, "connection"):  # a connection's ReplyChannel
+        state = reply_channel.__dict__.get("_ordering")
+        if state is None:
+            state = reply_channel.__dict__["_ordering"] = _Ordering()
+        return state
+    state = _orderings.get(reply_channel.name)
+    if state is None:
+        while len(_orderings) >= ORDERINGS_KEPT:
+            _orderings.pop(next(iter(_orderings)))
+        state = _orderings[reply_channel.name] = _Ordering()
+    return state
+
+
+def enforce_ordering(consumer: Callable[..., Any] | None = None, *, slight: bool = False) -> Any:
+    """Run a connection's messages strictly in their ``order``, one at a time.
+
+    Every connection served by message consumers already does this (its events are handled one
+    after another); the decorator makes it a guarantee even when messages of one connection are
+    handed to the consumer concurrently: a message waits (up to ``ORDERING_WAIT_SECONDS``, then
+    RuntimeError naming the missing order) until every earlier one has been handled. With
+    ``slight=True`` only ``websocket.connect`` (order 0) must come first. Messages must carry an
+    ``order`` and a reply channel (WebSocket and HTTP messages do). The decorated consumer is
+    async (a sync one runs in a thread, as usual). A consumer class is returned as it is: it
+    already handles its connection's events in order, one at a time.
+    """
+    if consumer is None:
+        return functools.partial(enforce_ordering, slight=slight)
+    from realtime.message import is_message_consumer
+
+    if not is_message_consumer(consumer):
+        return consumer  # a class consumer already handles its events in order, one at a time
+    call = consumer if iscoroutinefunction(consumer) else database_sync_to_async(consumer)
+
+    @functools.wraps(consumer)
+    async def ordered(message: Any, *args: Any, **kwargs: Any) -> Any:
+        order = message.content.get("order")
+        if not isinstance(order, int) or message.reply_channel is None:
+            raise ValueError(
+                f"No `order` value (or no reply channel) in message {message!r}; "
+                "@enforce_ordering requires both."
+            )
+        name = message.reply_channel.name
+        state = _ordering_for(message.reply_channel)
+        first_needed = min(order, 1) if slight else order
+        # A connection knows which of its messages are done, decorated consumers or not.
+        connection = getattr(message.reply_channel, "connection", None)
+        if connection is not None and connection.completed_order >= first_needed - 1:
+            state.next_order = max(state.next_order, first_needed)
+        async with state.changed:
+            try:
+                await asyncio.wait_for(
+                    state.changed.wait_for(lambda: state.next_order >= first_needed),
+                    ORDERING_WAIT_SECONDS,
+                )
+            except TimeoutError:
+                raise RuntimeError(
+                    f"Message {order} of {name} waited {ORDERING_WAIT_SECONDS}s for message "
+                    f"{state.next_order}, which never came"
+                ) from None
+        try:
+            return await call(message, *args, **kwargs)
+        finally:
+            async with state.changed:
+                state.next_order = max(state.next_order, order + 1)
+                state.changed.notify_all()
+            if message.content.get("type") == "websocket.disconnect":
+                _orderings.pop(name, None)
+
+    return ordered
+
+
 __all__ = [
     "CookieMiddleware",
     "DatabaseSessionStore",
     "SessionLazyObject",
     "SessionMiddleware",
     "SessionMiddlewareStack",
+    "channel_and_http_session",
+    "channel_session",
+    "enforce_ordering",
+    "http_session",
     "save_session",
+    "session_for_reply_channel",
     "session_store_class",
 ]

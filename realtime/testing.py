@@ -12,7 +12,8 @@
 The communicators build on asgiref's ApplicationCommunicator: the application runs as a task,
 `receive_output()` waits for what it sends (raising asyncio.TimeoutError after `timeout` seconds
 and re-raising any exception the application died with), `receive_nothing()` checks it stays quiet.
-A path may carry a query string; it goes to `scope["query_string"]`.
+A path may carry a query string; it goes to `scope["query_string"]`. The application may also be
+a consumer class or a list of routes (Channels 1.x's `route()`), as in a router.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from asgiref.testing import ApplicationCommunicator as _AsgirefCommunicator
 
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Message, Scope
 
 HeaderInput = Iterable[tuple[bytes | str, bytes | str]]
@@ -56,7 +58,8 @@ class ApplicationCommunicator(_AsgirefCommunicator):
     _future = None
 
     def __init__(self, application: ASGIApp, scope: Scope) -> None:
-        super().__init__(application, scope)
+        # A list of routes or a consumer class works here as it does in a router.
+        super().__init__(as_application(application, type(self).__name__), scope)
 
     async def send_input(self, message: Message) -> None:
         """Hand an event to the application, as the server would."""

@@ -437,11 +437,12 @@ class Worker:
 
 
 def channel_route_names(application: Any) -> list[str]:
-    """The channel names served by the root application's ChannelNameRouter ([] if none).
+    """The channel names served by the root application's ChannelNameRouter, or by the routes
+    of its "channel" entry when that is a list of route()s ([] if none).
 
     Follows ProtocolTypeRouter's "channel" route and any middleware around it (``.inner``).
     """
-    from realtime.routing import ChannelNameRouter, ProtocolTypeRouter
+    from realtime.routing import ChannelNameRouter, FilterRouter, ProtocolTypeRouter
 
     app = application
     seen: set[int] = set()
@@ -449,6 +450,8 @@ def channel_route_names(application: Any) -> list[str]:
         seen.add(id(app))
         if isinstance(app, ChannelNameRouter):
             return app.channel_names()
+        if isinstance(app, FilterRouter):
+            return sorted(app.channel_names())  # route("thumbnails-generate", ...) names them
         if isinstance(app, ProtocolTypeRouter):
             app = app.application_mapping.get("channel")
         else:

@@ -164,6 +164,7 @@ def test_the_numbers_arrive_in_the_settings():
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": "a-test-key-" + "x" * 50,
             "DJANGO_HSTS_SECONDS": "600",
+            "DJANGO_EMAIL_URL": "dummy://",
             "SWITCHBOARD_APRS_DEDUPE_WINDOW_SECONDS": "3600",
             "SWITCHBOARD_APRS_RETENTION_DAYS": "2",
         }

@@ -52,20 +52,6 @@ def manage_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
-def asgi_target(words: list[str]) -> str:
-    """The `module:attribute` a daphne command line serves."""
-    targets = [word for word in words if re.fullmatch(r"[\w.]+:\w+", word)]
-    assert len(targets) == 1, f"expected one module:attribute in {words}"
-    return targets[0]
-
-
-def load_target(target: str):
-    import importlib
-
-    module, attribute = target.split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def nginx_location(prefix: str) -> str:
     match = re.search(r"location\s+" + re.escape(prefix) + r"\s*\{(.*?)\}", NGINX, re.DOTALL)
     assert match, f"nginx.conf has no `location {prefix}` block"
@@ -75,18 +61,31 @@ def nginx_location(prefix: str) -> str:
 # -- docker-compose.yml ----------------------------------------------------------------------------
 
 
-def test_compose_runs_two_daphne_web_processes_on_the_real_application():
-    web = {
-        name: command_words(service["command"])
-        for name, service in SERVICES.items()
-        if command_words(service.get("command", []))[:1] == ["daphne"]
-    }
-    assert len(web) == 2, f"expected two Daphne services, got {sorted(web)}"
-    from config.asgi import application
+def web_services() -> dict[str, list[str]]:
+    """The compose services that run a web process (`manage.py serve`): name -> its arguments."""
+    return {name: args[1:] for name, args in manage_commands() if args[0] == "serve"}
 
-    for words in web.values():
-        assert load_target(asgi_target(words)) is application
-        assert words[words.index("--port") + 1] == "8000"
+
+def serve_options(arguments: list[str]) -> dict:
+    """`manage.py serve` arguments as the command parses them (SystemExit on a bad flag)."""
+    from django.core.management import load_command_class
+
+    command = load_command_class("realtime", "serve")
+    return vars(command.create_parser("manage.py", "serve").parse_args(arguments))
+
+
+def test_compose_runs_two_draining_web_processes_on_the_real_application():
+    from django.conf import settings
+
+    web = web_services()
+    assert len(web) == 2, f"expected two web services, got {sorted(web)}"
+    for arguments in web.values():
+        options = serve_options(arguments)
+        assert options["application"] is None  # settings.ASGI_APPLICATION
+        assert settings.ASGI_APPLICATION == "config.asgi.application"
+        assert options["host"] == "0.0.0.0" and options["port"] == 8000
+        assert options["proxy_headers"] and options["no_worker"] and options["no_services"]
+    assert COMPOSE["x-app"]["stop_grace_period"] == "30s"
 
 
 def test_compose_has_worker_gateway_redis_and_postgres_with_volumes():
@@ -157,14 +156,12 @@ def test_dockerfile_collects_static_files_with_a_build_only_secret():
     assert "SECRET_KEY" not in environment, "the build key must not persist into the image"
 
 
-def test_dockerfile_cmd_serves_the_real_application_with_daphne():
-    from config.asgi import application
-
+def test_dockerfile_cmd_serves_the_real_application_with_draining_daphne():
     cmd = json.loads(next(a for k, a in dockerfile_instructions() if k == "CMD"))
-    assert cmd[0] == "daphne"
-    assert cmd[cmd.index("--bind") + 1] == "0.0.0.0"
-    assert cmd[cmd.index("--port") + 1] == "8000"
-    assert load_target(asgi_target(cmd)) is application
+    assert cmd[:3] == ["python", "manage.py", "serve"]
+    options = serve_options(cmd[3:])
+    assert options["host"] == "0.0.0.0" and options["port"] == 8000
+    assert options["proxy_headers"] and options["websocket_connect_timeout"] == 30
 
 
 def test_dockerfile_healthcheck_hits_the_healthz_endpoint():
@@ -179,10 +176,9 @@ def test_dockerfile_healthcheck_hits_the_healthz_endpoint():
 # -- nginx ---------------------------------------------------------------------------------------
 
 
-def test_nginx_upgrades_websockets_on_the_ws_location():
-    block = nginx_location("/ws/")
-    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", block)
-    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", block)
+def test_nginx_upgrades_websockets_for_every_location():
+    assert re.search(r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", NGINX)
+    assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", NGINX)
     assert re.search(r"map\s+\$http_upgrade\s+\$connection_upgrade", NGINX)
     assert "proxy_http_version 1.1;" in NGINX
 
@@ -205,15 +201,59 @@ def test_nginx_ws_location_covers_every_websocket_route():
 def test_nginx_balances_over_the_compose_web_services():
     upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", NGINX, re.DOTALL).group(1)
     servers = re.findall(r"server\s+([\w-]+):8000", upstream)
-    daphne_services = [
-        name
-        for name, service in SERVICES.items()
-        if command_words(service.get("command", []))[:1] == ["daphne"]
-    ]
-    assert sorted(servers) == sorted(daphne_services)
+    assert sorted(servers) == sorted(web_services())
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in SERVICES["nginx"]["volumes"]
 
 
 def test_nginx_keeps_metrics_private():
     block = nginx_location("= /metrics")
     assert "deny all;" in block
+
+
+def test_nginx_locations_inherit_the_proxy_headers():
+    """A proxy_set_header inside a location drops every server-level one there (Host and the
+    X-Forwarded-* headers), which is how the shipped config once answered every page with 400."""
+    for block in re.findall(r"location\s+[^{]*\{(.*?)\}", NGINX, re.DOTALL):
+        assert "proxy_set_header" not in block, block
+
+
+def test_nginx_config_runs_on_debian_12_nginx_and_sets_the_client_address_itself():
+    assert not re.search(r"^\s*http2\s+on;", NGINX, re.MULTILINE), "`http2 on;` needs nginx 1.25.1"
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", NGINX)
+    assert "$proxy_add_x_forwarded_for" not in NGINX
+
+
+def test_compose_redis_has_a_password_that_redis_url_carries_and_the_layer_encrypts():
+    redis = SERVICES["redis"]
+    command = " ".join(command_words(redis["command"]))
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    assert "--appendonly yes" in command
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    for name, service in SERVICES.items():
+        if service.get("image", "").startswith("switchboard"):
+            environment = service["environment"]
+            assert environment["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+            keys = environment["SWITCHBOARD_LAYER_ENCRYPTION_KEYS"]
+            assert keys.startswith("${SWITCHBOARD_LAYER_ENCRYPTION_KEYS:?"), name
+            assert environment["DJANGO_EMAIL_URL"].startswith("${DJANGO_EMAIL_URL:?"), name
+
+
+def test_env_example_names_every_required_compose_variable():
+    compose = "\n".join(
+        line
+        for line in (ROOT / "docker-compose.yml").read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    required = set(re.findall(r"\$\{(\w+):\?", compose))
+    example = (ROOT / "deploy" / "env.example").read_text()
+    named = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+    assert required <= named, f"missing from deploy/env.example: {sorted(required - named)}"
+
+
+def test_deployment_files_point_at_the_deployment_page_that_exists():
+    for name in ("Dockerfile", "docker-compose.yml"):
+        pointers = re.findall(r"docs/[\w/.-]+\.md", (ROOT / name).read_text())
+        assert pointers, f"{name} points at no documentation"
+        for pointer in pointers:
+            assert (ROOT / pointer).is_file(), f"{name} points at {pointer}, which does not exist"

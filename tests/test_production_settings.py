@@ -30,6 +30,7 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
             "DJANGO_ALLOWED_HOSTS": "switchboard.example.com",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
             "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+            "DJANGO_EMAIL_URL": "smtp+tls://switchboard:secret@mail.example.com:587",
         }
     )
     env.update(overrides)

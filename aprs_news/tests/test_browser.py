@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from aprs_news import services
 from aprs_news.tests.conftest import sample_packet
+from conftest import watch_pages
 
 CLUB = sample_packet("VE3QRP-5>APRS,WIDE2-1,qAR,VE3GTA::BLN3CLUB")
 CLUB_BY_RADIO = sample_packet("VE3QRP-5>APRS,VE3RPT*,WIDE2,qAR,VE3KTW-10::BLN3CLUB")
@@ -31,10 +32,12 @@ def capture(tmp_path):
 def page(browser, news_server):
     session = news_server.create_user("newsreader")
     context = browser.new_context(timezone_id=READER_ZONE, locale="en-GB")
+    problems = watch_pages(context)
     context.add_cookies([{"name": "sessionid", "value": session, "url": news_server.url}])
     page = context.new_page()
     yield page
     context.close()
+    assert problems.csp_violations == []
 
 
 def test_news_page_updates_live_as_the_gateway_feeds_it(page, news_server, capture):

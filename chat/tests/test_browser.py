@@ -3,6 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
+from conftest import watch_pages
+
 TIMEOUT = 10_000
 
 
@@ -26,9 +28,11 @@ def open_page(site, browser):
     """open_page(user, path) -> a page in its own browser context, logged in as `user`."""
     server, keys = site
     contexts = []
+    problems = []
 
     def open_(user: str, path: str = "/rooms/browser/", **context_options):
         context = browser.new_context(**context_options)
+        problems.append(watch_pages(context))
         context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
         contexts.append(context)
         page = context.new_page()
@@ -40,6 +44,7 @@ def open_page(site, browser):
     yield open_
     for context in contexts:
         context.close()
+    assert [p.csp_violations for p in problems if p.csp_violations] == []
 
 
 def say(page, text: str) -> None:

@@ -92,7 +92,7 @@ async def test_the_cached_frame_is_the_frame_history_page_would_send(channel_lay
     await texts_on_connect(alice)  # fills the cache
     socket, history = await join_room("general", alice)
     await socket.disconnect()
-    page = await database_sync_to_async(services.history_page)(room, upto_seq=3)
+    page = await database_sync_to_async(services.history_page)(alice, room, upto_seq=3)
     expected = {**page, "last_read": 0, "seq": 3, "user": "alice"}
     assert list(history) == list(expected)
     assert history == json.loads(json.dumps(expected))
@@ -159,7 +159,9 @@ async def test_a_reconnect_within_the_latest_page_is_answered_from_it_exactly(
     history = await replay_on_connect(events[6].frame["id"], alice)
     assert latest_pages.reads == reads  # no second read of the room
     assert [m["text"] for m in history["messages"]] == ["m7", "m8", "m9"]
-    expected = await database_sync_to_async(services.replay_after)(room, events[6].frame["id"], 10)
+    expected = await database_sync_to_async(services.replay_after)(
+        alice, room, events[6].frame["id"], 10
+    )
     assert history == {**expected, "last_read": 0, "seq": 10, "user": "alice"}
     assert list(history) == list({**expected, "last_read": 0, "seq": 10, "user": "alice"})
 

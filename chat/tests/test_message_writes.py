@@ -45,11 +45,11 @@ def test_history_after_edits_and_deletions_shows_each_message_as_it_is_now(room,
     kept, edited, deleted = (services.post_message(alice, room, t) for t in ("a", "b", "c"))
     services.edit_message(alice, room, edited.frame["id"], "b, fixed")
     services.delete_message(alice, deleted.frame["id"], room)
-    page = services.history_page(room)
+    page = services.history_page(alice, room)
     assert [(m["text"], m["edited"]) for m in page["messages"]] == [
         ("a", False),
         ("b, fixed", True),
     ]
-    frames = services.events_between(room, 0, 5)
+    frames = services.events_between(alice, room, 0, 5)
     assert [f["type"] for f in frames] == [protocol.MESSAGE, protocol.MESSAGE]
     assert [f["id"] for f in frames] == [kept.frame["id"], edited.frame["id"]]

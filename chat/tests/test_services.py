@@ -1,6 +1,7 @@
 """chat.services: numbering of room events, catch-up frames, mentions, moderation rules."""
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 
 from chat import protocol
 from chat.models import AuditEntry, Room
@@ -20,6 +21,8 @@ from chat.services import (
 
 pytestmark = pytest.mark.django_db
 
+ANYONE = AnonymousUser()  # a public room is read by anyone
+
 
 def test_room_events_are_numbered_without_gaps_per_room(room, alice):
     other = Room.objects.create(slug="other")
@@ -38,7 +41,7 @@ def test_events_between_shows_messages_created_in_the_range_as_they_are_now(room
     removed = post_message(alice, room, "removed")
     delete_message(alice, removed.frame["id"], room)
     late = post_message(alice, room, "late")
-    frames = events_between(room, before.seq, late.seq)
+    frames = events_between(ANYONE, room, before.seq, late.seq)
     assert [(f["type"], f["id"], f["text"]) for f in frames] == [
         (protocol.MESSAGE, changed.frame["id"], "final"),
         (protocol.MESSAGE, late.frame["id"], "late"),
@@ -48,7 +51,7 @@ def test_events_between_shows_messages_created_in_the_range_as_they_are_now(room
 def test_events_between_sends_edits_of_messages_older_than_the_range(room, alice):
     old = post_message(alice, room, "old")
     edited = edit_message(alice, room, old.frame["id"], "old, edited")
-    frames = events_between(room, old.seq, edited.seq)
+    frames = events_between(ANYONE, room, old.seq, edited.seq)
     assert [(f["type"], f["id"], f["text"]) for f in frames] == [
         (protocol.EDITED, old.frame["id"], "old, edited")
     ]
@@ -58,14 +61,14 @@ def test_events_between_includes_a_message_edited_after_the_range(room, alice):
     before = post_message(alice, room, "before")
     created = post_message(alice, room, "draft")
     edit_message(alice, room, created.frame["id"], "final")
-    frames = events_between(room, before.seq, created.seq)
+    frames = events_between(ANYONE, room, before.seq, created.seq)
     assert [(f["type"], f["text"]) for f in frames] == [(protocol.MESSAGE, "final")]
 
 
 def test_events_between_reports_deletion_of_an_older_message(room, alice):
     old = post_message(alice, room, "old")
     deleted, _ = delete_message(alice, old.frame["id"], room)
-    frames = events_between(room, old.seq, deleted.seq)
+    frames = events_between(ANYONE, room, old.seq, deleted.seq)
     assert frames == [{"type": protocol.DELETED, "id": old.frame["id"], "room": "general",
                        "seq": deleted.seq}]  # fmt: skip
 
@@ -74,13 +77,13 @@ def test_history_page_hides_deleted_messages(room, alice):
     post_message(alice, room, "visible")
     gone = post_message(alice, room, "gone")
     delete_message(alice, gone.frame["id"], room)
-    assert [m["text"] for m in history_page(room)["messages"]] == ["visible"]
+    assert [m["text"] for m in history_page(ANYONE, room)["messages"]] == ["visible"]
 
 
 def test_replay_after_holds_exactly_the_missed_messages(room, alice):
     first = post_message(alice, room, "seen")
     last = [post_message(alice, room, f"m{n}") for n in range(5)][-1]
-    frame = replay_after(room, first.frame["id"], last.seq)
+    frame = replay_after(ANYONE, room, first.frame["id"], last.seq)
     assert [m["text"] for m in frame["messages"]] == [f"m{n}" for n in range(5)]
     assert frame["after"] == first.frame["id"]
 
@@ -89,8 +92,8 @@ def test_a_replay_over_the_cap_is_refused(room, alice, monkeypatch):
     monkeypatch.setattr(protocol, "REPLAY_MAX_MESSAGES", 3)
     first = post_message(alice, room, "seen")
     last = [post_message(alice, room, f"m{n}") for n in range(4)][-1]
-    assert replay_after(room, first.frame["id"], last.seq) is None
-    assert len(replay_after(room, first.frame["id"] + 1, last.seq)["messages"]) == 3
+    assert replay_after(ANYONE, room, first.frame["id"], last.seq) is None
+    assert len(replay_after(ANYONE, room, first.frame["id"] + 1, last.seq)["messages"]) == 3
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from conftest import watch_pages
+
 TIMEOUT = 10_000
 
 
@@ -39,9 +41,11 @@ def open_page(site, browser):
     """open_page(user, path, init_script=None) -> a page in its own context, logged in as user."""
     server, keys = site
     contexts = []
+    problems = []
 
     def open_(user: str, path: str, init_script: str | None = None, cut_sockets: bool = False):
         context = browser.new_context()
+        problems.append(watch_pages(context))
         context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
         if init_script:
             context.add_init_script(init_script)
@@ -56,6 +60,7 @@ def open_page(site, browser):
     yield open_
     for context in contexts:
         context.close()
+    assert [p.csp_violations for p in problems if p.csp_violations] == []
 
 
 def mention(page, text: str) -> None:

@@ -160,8 +160,9 @@ async def test_bad_bearer_token_is_401_even_with_a_session_user(channel_layer, a
     assert response["status"] == 401
 
 
-async def test_a_thousand_waiting_polls_hold_no_threads(channel_layer, ann, monkeypatch):
+async def test_a_thousand_waiting_polls_hold_no_threads(channel_layer, ann, monkeypatch, settings):
     """1000 polls wait at once without a thread each, then one notification answers them all."""
+    settings.REALTIME_MAX_POLLS_PER_USER = 0  # one user's thousand polls: no per-user cap here
     original = services.notifications_after
     queried = []
 

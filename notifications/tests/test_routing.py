@@ -39,7 +39,7 @@ async def test_socket_with_session_cookie_streams_notifications(application, ann
     cookie = await database_sync_to_async(session_cookie)(ann)
     socket = WebsocketCommunicator(application, "/ws/notifications/", browser_headers(cookie))
     assert (await socket.connect())[0]
-    assert await socket.receive_json_from() == {"type": protocol.UNREAD, "count": 0}
+    assert await socket.receive_json_from() == {"type": protocol.UNREAD, "count": 0, "user": "ann"}
     await anotify(ann, verb="test", text="live")
     assert (await socket.receive_json_from())["text"] == "live"
     await socket.disconnect()

@@ -11,8 +11,10 @@ when something is wrong, with one error frame shape, the same for every app::
 1. **State.** Frames are taken only while the socket is open: the core's websocket consumers drop
    every frame that arrives before accept() or after the consumer sent a close (a client that
    ignores a 4401/4403 close and keeps sending reaches nothing). Frames already queued when the
-   consumer closes are discarded too; frames queued when the *client* leaves are still handled
-   (what a client sent before it went away is not lost), without anything being sent back.
+   consumer closes are discarded too, and so are those queued when a draining server closes the
+   socket with 1012 (the client sends again what it has not seen answered); frames queued when
+   the *client* leaves are still handled (what a client sent before it went away is not lost),
+   without anything being sent back.
 2. **Size.** A frame over `FrameLimits.max_bytes` (UTF-8 encoded) gets ``too_large`` and close
    4009; it is never decoded.
 3. **Budget.** Each socket has a request budget (a token bucket: `rate` frames a second, bursts of
@@ -71,6 +73,7 @@ RATE_LIMITED = "rate_limited"  # over the socket's request budget or queue; the 
 INVALID = "invalid"  # a field is missing or has the wrong type or value
 SERVER_ERROR = "server_error"  # the server failed (database, layer); retrying may work
 
+CLOSE_SERVICE_RESTART = 1012  # the server is draining (manage.py serve on SIGTERM)
 CLOSE_TOO_LARGE = 4009
 CLOSE_LOGIN_REQUIRED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -228,7 +231,11 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: Message) -> None:
         user = self.scope.get("user")
-        if user is not None and user.is_authenticated and self.channel_layer is not None:
+        if (
+            user is not None
+            and user.is_authenticated
+            and hasattr(self.channel_layer, "group_add")  # a layer with groups
+        ):
             # Before connect() reads anything, so no change of the account goes unheard.
             self.account_group = account_group(user.pk)
             await self.join_groups([self.account_group])
@@ -341,7 +348,11 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: Message) -> None:
         # The client is gone: nothing can be sent, but what it sent before leaving is handled
-        # before the app's disconnect() cleans up.
+        # before the app's disconnect() cleans up. A drain (1012) is the server's close: the
+        # client sends again, to another process, what it has not seen answered.
+        if message.get("code") == CLOSE_SERVICE_RESTART:
+            self.closed_by_server = True
+            self.frames.clear()
         self.websocket_state = WebSocketState.DISCONNECTED
         if self.recheck_task is not None:
             self.recheck_task.cancel()
@@ -404,6 +415,7 @@ def encode_frame(frame: dict[str, Any]) -> str:
 __all__ = [
     "CLOSE_FORBIDDEN",
     "CLOSE_LOGIN_REQUIRED",
+    "CLOSE_SERVICE_RESTART",
     "CLOSE_TOO_LARGE",
     "ERROR",
     "INVALID",

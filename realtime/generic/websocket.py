@@ -168,6 +168,17 @@ class WebsocketConsumer(SyncConsumer):
         self.websocket_state = WebSocketState.CLOSED
         super().send(_close_message(code, reason))
 
+    def websocket_send(self, message: Message) -> None:
+        """A frame for this socket sent through the layer in Channels 1.x's shape
+        (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
+        after a close."""
+        if self.websocket_state is WebSocketState.CONNECTED:
+            self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+
+    def websocket_close(self, message: Message) -> None:
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
+        self.close(message.get("code"), message.get("reason"))
+
     def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED
         async_to_sync(self.leave_groups)()
@@ -262,6 +273,17 @@ class AsyncWebsocketConsumer(AsyncConsumer):
             return
         self.websocket_state = WebSocketState.CLOSED
         await super().send(_close_message(code, reason))
+
+    async def websocket_send(self, message: Message) -> None:
+        """A frame for this socket sent through the layer in Channels 1.x's shape
+        (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
+        after a close."""
+        if self.websocket_state is WebSocketState.CONNECTED:
+            await self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+
+    async def websocket_close(self, message: Message) -> None:
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
+        await self.close(message.get("code"), message.get("reason"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED

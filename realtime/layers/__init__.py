@@ -22,24 +22,28 @@ alias and the cause. Changing ``CHANNEL_LAYERS`` (``override_settings``, pytest-
 ``settings`` fixture) empties the registry, so the next call builds the new layer.
 
 :class:`Channel` and :class:`Group` are small handles over a layer, for code that is not a
-consumer::
+consumer. The same methods work from async and from sync code::
 
     await Group("room.lobby").send({"type": "chat.message", "text": "hi"})    # async code
-    Group("room.lobby").send_sync({"type": "chat.message", "text": "hi"})     # a view, a signal
+    Group("room.lobby").send({"type": "chat.message", "text": "hi"})          # a view, a thread
+    Group("room.lobby").send({"text": "hi"})       # Channels 1.x shape: a text frame to sockets
 
-The sync variants are separate methods (``send_sync``, ``add_sync``, ``discard_sync``) rather
-than one method guessing its caller: a coroutine that is silently never awaited is the bug that
-guessing invites. They use asgiref's ``async_to_sync``, so they work in Django views and signal
-handlers, in sync consumers (their thread hops back to the event loop) and in management commands,
-but not inside a running event loop (there, ``await`` the async method).
+Where no event loop runs in the thread (views, management commands, threads, sync consumers), the
+call does the work before it returns. Where one runs, it starts the work at once and returns an
+awaitable for the outcome; forgetting the ``await`` never leaves it undone (its failure is then
+logged). Inside a message consumer, ``send(..., immediately=False)`` (the default) holds the
+message until the consumer returns; see :mod:`realtime.layers.delivery`. ``send_sync``,
+``add_sync`` and ``discard_sync`` remain as strictly-sync spellings: inside a running event loop
+they raise RuntimeError instead of blocking it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
@@ -47,6 +51,7 @@ from django.utils.module_loading import import_string
 from realtime.exceptions import InvalidChannelLayerError
 
 from .base import BaseChannelLayer
+from .delivery import LayerOperation, content_events, perform
 from .memory import InMemoryChannelLayer
 
 DEFAULT_CHANNEL_LAYER = "default"
@@ -122,7 +127,12 @@ class ChannelLayerManager:
     def __getitem__(self, key: str) -> Any:
         with self._lock:
             if key not in self.backends:
-                self.backends[key] = self.make_backend(key)
+                layer = self.make_backend(key)
+                if getattr(layer, "alias", None) is None:
+                    # Channels 1.x's `layer.alias`: which CHANNEL_LAYERS entry this layer is.
+                    with contextlib.suppress(AttributeError):
+                        layer.alias = key
+                self.backends[key] = layer
             return self.backends[key]
 
     def __contains__(self, key: object) -> bool:
@@ -182,29 +192,45 @@ class _LayerHandle:
 
 
 class Channel(_LayerHandle):
-    """A handle on one channel: ``await Channel("worker.mail").send({"type": "mail.send"})``.
+    """A handle on one channel: ``Channel("worker.mail").send({"type": "mail.send"})``.
 
-    The layer is looked up at each call (``alias``, default ``"default"``) unless one is given,
-    so a handle made at import time follows settings changes.
+    ``Channel(name, alias=DEFAULT_CHANNEL_LAYER, channel_layer=None)``, as in Channels 1.x. The
+    layer is looked up at each call (``alias``) unless one is given, so a handle made at import
+    time follows settings changes.
     """
 
     @property
     def channel_layer(self) -> Any:
         return _require_layer(self.alias, self._channel_layer)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send ``message`` to this channel (ChannelFull if it is at capacity)."""
-        await self.channel_layer.send(self.name, message)
+    def send(self, content: dict[str, Any], immediately: bool = False) -> LayerOperation:
+        """Send ``content`` to this channel (ChannelFull if it is at capacity).
+
+        ``content`` is a message with a ``"type"``, or a Channels 1.x reply (``{"text": ...}``,
+        ``{"accept": True}``, ``{"close": 4000}``), sent as the WebSocket events it stands for.
+        Await the result in async code; see the module docstring for ``immediately``.
+        """
+        events = content_events(content)
+        name = self.name
+
+        async def deliver() -> None:
+            layer = self.channel_layer
+            for event in events:
+                await layer.send(name, event)
+
+        return perform(f"{self!r}.send()", deliver, immediately)
 
     def send_sync(self, message: dict[str, Any]) -> None:
-        """:meth:`send` for sync code (views, signals, sync consumers)."""
-        async_to_sync(self.send)(message)
+        """:meth:`send` now, for sync code only (RuntimeError inside a running event loop)."""
+        _refuse_running_loop(f"{self!r}.send_sync()", "send")
+        self.send(message, immediately=True)
 
 
 class Group(_LayerHandle):
-    """A handle on one group: ``await Group("room.lobby").send({...})``, ``add``, ``discard``.
+    """A handle on one group: ``Group("room.lobby").send({...})``, ``add``, ``discard``.
 
-    Needs a layer with the "groups" extension; see :class:`Channel` for how the layer is found.
+    ``Group(name, alias=DEFAULT_CHANNEL_LAYER, channel_layer=None)``; needs a layer with the
+    "groups" extension; see :class:`Channel` for how the layer is found and for sync/async use.
     """
 
     @property
@@ -217,33 +243,76 @@ class Group(_LayerHandle):
             )
         return layer
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send ``message`` to every member (a full member misses it; the others get it)."""
-        await self.channel_layer.group_send(self.name, message)
+    def send(self, content: dict[str, Any], immediately: bool = False) -> LayerOperation:
+        """Send ``content`` to every member (a full member misses it; the others get it).
 
-    async def add(self, channel: str | Channel) -> None:
-        """Add a channel (a name or a :class:`Channel`) to the group."""
-        await self.channel_layer.group_add(self.name, _channel_name(channel))
+        Content as for :meth:`Channel.send`: ``Group("chat").send({"text": "hi"})`` reaches each
+        WebSocket member as a text frame.
+        """
+        events = content_events(content)
+        name = self.name
 
-    async def discard(self, channel: str | Channel) -> None:
+        async def deliver() -> None:
+            layer = self.channel_layer
+            for event in events:
+                await layer.group_send(name, event)
+
+        return perform(f"{self!r}.send()", deliver, immediately)
+
+    def add(self, channel: str | Channel) -> LayerOperation:
+        """Add a channel (a name or a :class:`Channel`) to the group; a member stays one."""
+        name = _channel_name(channel)
+        if hasattr(channel, "joined_groups"):  # a connection's reply channel leaves at its end
+            channel.joined_groups.add(self.name)
+
+        async def join() -> None:
+            await self.channel_layer.group_add(self.name, name)
+
+        return perform(f"{self!r}.add({name!r})", join)
+
+    def discard(self, channel: str | Channel) -> LayerOperation:
         """Remove a channel from the group; nothing happens if it is not a member."""
-        await self.channel_layer.group_discard(self.name, _channel_name(channel))
+        name = _channel_name(channel)
+        if hasattr(channel, "joined_groups"):
+            channel.joined_groups.discard(self.name)
+
+        async def leave() -> None:
+            await self.channel_layer.group_discard(self.name, name)
+
+        return perform(f"{self!r}.discard({name!r})", leave)
 
     def send_sync(self, message: dict[str, Any]) -> None:
-        """:meth:`send` for sync code."""
-        async_to_sync(self.send)(message)
+        """:meth:`send` now, for sync code only (RuntimeError inside a running event loop)."""
+        _refuse_running_loop(f"{self!r}.send_sync()", "send")
+        self.send(message, immediately=True)
 
     def add_sync(self, channel: str | Channel) -> None:
-        """:meth:`add` for sync code."""
-        async_to_sync(self.add)(channel)
+        """:meth:`add`, for sync code only."""
+        _refuse_running_loop(f"{self!r}.add_sync()", "add")
+        self.add(channel)
 
     def discard_sync(self, channel: str | Channel) -> None:
-        """:meth:`discard` for sync code."""
-        async_to_sync(self.discard)(channel)
+        """:meth:`discard`, for sync code only."""
+        _refuse_running_loop(f"{self!r}.discard_sync()", "discard")
+        self.discard(channel)
+
+
+def _refuse_running_loop(call: str, method: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"{call} was called where an event loop is running (async code), where it would block "
+        f"the loop; write `await ...{method}(...)` instead"
+    )
 
 
 def _channel_name(channel: str | Channel) -> str:
-    return channel.name if isinstance(channel, Channel) else channel
+    name = channel.name if isinstance(channel, Channel) else channel
+    if not isinstance(name, str):
+        raise TypeError(f"Expected a channel name or a Channel, got {channel!r}")
+    return name
 
 
 __all__ = [
@@ -253,6 +322,7 @@ __all__ = [
     "ChannelLayerManager",
     "Group",
     "InMemoryChannelLayer",
+    "LayerOperation",
     "channel_layers",
     "get_channel_layer",
 ]

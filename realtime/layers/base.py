@@ -61,8 +61,11 @@ from __future__ import annotations
 import fnmatch
 import re
 import secrets
+import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from realtime.types import Message
 
 Pattern = re.Pattern[str]
 
@@ -182,6 +185,24 @@ class BaseChannelLayer:
             raise TypeError(self.invalid_name_error.format("Group", name))
         return True
 
+    def valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Deprecated (Channels 4's name): use :meth:`require_valid_channel_name`."""
+        warnings.warn(
+            "valid_channel_name() is deprecated; use require_valid_channel_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_channel_name(name, receive=receive)
+
+    def valid_group_name(self, name: object) -> bool:
+        """Deprecated (Channels 4's name): use :meth:`require_valid_group_name`."""
+        warnings.warn(
+            "valid_group_name() is deprecated; use require_valid_group_name()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.require_valid_group_name(name)
+
     def valid_channel_names(self, names: list[str], receive: bool = False) -> bool:
         """Check a non-empty list of channel names (Django Channels' helper)."""
         if not isinstance(names, list) or not names:
@@ -223,10 +244,10 @@ class BaseChannelLayer:
 
     # -- the contract ---------------------------------------------------------------------------
 
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         raise NotImplementedError("send() should be implemented in a channel layer")
 
-    async def receive(self, channel: str) -> dict[str, Any]:
+    async def receive(self, channel: str) -> Message:
         raise NotImplementedError("receive() should be implemented in a channel layer")
 
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -244,5 +265,5 @@ class BaseChannelLayer:
     async def group_discard(self, group: str, channel: str) -> None:
         raise NotImplementedError("group_discard() not implemented (groups extension)")
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(self, group: str, message: Message) -> None:
         raise NotImplementedError("group_send() not implemented (groups extension)")

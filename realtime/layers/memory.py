@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from realtime.exceptions import ChannelFull
+from realtime.types import Message
 
 from .base import BaseChannelLayer, Pattern
 
@@ -120,7 +121,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     # -- channels -------------------------------------------------------------------------------
 
-    async def send(self, channel: str, message: dict[str, Any]) -> None:
+    async def send(self, channel: str, message: Message) -> None:
         """Queue ``message`` on ``channel``; ChannelFull if it holds ``capacity`` messages."""
         self.require_valid_message(message)
         self.require_valid_channel_name(channel)
@@ -139,7 +140,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             queue.messages.append((now + self.expiry, entry, False))
             self._wake_one(queue, loop)
 
-    async def receive(self, channel: str) -> dict[str, Any]:
+    async def receive(self, channel: str) -> Message:
         """The next message on ``channel``, waiting for one if it is empty."""
         self.require_valid_channel_name(channel)
         loop = asyncio.get_running_loop()
@@ -200,7 +201,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         with self._lock:
             self._remove_member(group, channel)
 
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+    async def group_send(self, group: str, message: Message) -> None:
         """Queue ``message`` for every member of ``group``; a full member misses it (counted in
         ``stats()["dropped"]``), the others get it."""
         self.require_valid_message(message)

@@ -21,6 +21,13 @@ Allowed-origin patterns (as Django Channels, which follows ``ALLOWED_HOSTS``):
     scheme, host (or subdomain pattern) and port must all match; a missing port means the
     scheme's default (80 for http/ws, 443 for https/wss).
 
+Strict mode (``strict=True``; AllowedHostsOriginValidator turns it on with the setting
+``REALTIME_STRICT_ORIGINS``, the production default): only patterns with a scheme count, so an
+origin must name the site's scheme, host and port exactly (``https://chat.example.com`` lets in
+``https://chat.example.com`` and ``https://chat.example.com:443``, never
+``http://chat.example.com`` or ``https://chat.example.com:8443``). Plain host patterns match
+nothing; ``"*"`` still matches anything.
+
 A request without an ``Origin`` header, or with ``Origin: null`` (sandboxed frames, ``file:``
 pages), is refused unless ``"*"`` is allowed or ``allow_missing_origin=True``. Browsers always
 send the header on WebSocket handshakes, but not on same-origin GET (or HEAD) requests: an HTTP
@@ -41,6 +48,7 @@ from urllib.parse import SplitResult, urlsplit
 from django.conf import settings
 from django.http.request import is_same_domain
 
+from realtime.routing import as_application
 from realtime.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -69,14 +77,17 @@ def _port(parsed: SplitResult) -> int | None:
     return parsed.port if parsed.port is not None else DEFAULT_PORTS.get(parsed.scheme)
 
 
-def origin_matches(origin: str, pattern: str) -> bool:
-    """True if ``origin`` (an ``Origin`` header value) matches one allowed-origin ``pattern``."""
+def origin_matches(origin: str, pattern: str, strict: bool = False) -> bool:
+    """True if ``origin`` (an ``Origin`` header value) matches one allowed-origin ``pattern``;
+    with ``strict``, a pattern without a scheme matches nothing."""
     if pattern == "*":
         return True
     parsed_origin = _parse(origin)
     if parsed_origin is None or not parsed_origin.scheme or not parsed_origin.hostname:
         return False
     if "://" not in pattern:
+        if strict:
+            return False
         parsed_pattern = _parse("//" + pattern)
         if parsed_pattern is None or not parsed_pattern.hostname:
             return False
@@ -84,7 +95,8 @@ def origin_matches(origin: str, pattern: str) -> bool:
         if parsed_pattern.port is not None and parsed_pattern.port != _port(parsed_origin):
             return False
         return is_same_domain(parsed_origin.hostname, parsed_pattern.hostname)
-    parsed_pattern = _parse(pattern)
+    # CSRF_TRUSTED_ORIGINS' wildcard form, "https://*.example.com", means ".example.com" here.
+    parsed_pattern = _parse(pattern.replace("://*.", "://.", 1))
     if parsed_pattern is None or not parsed_pattern.hostname:
         return False
     return (
@@ -95,21 +107,28 @@ def origin_matches(origin: str, pattern: str) -> bool:
 
 
 class OriginValidator:
-    """Lets through only WebSocket/HTTP connections whose ``Origin`` is in ``allowed_origins``."""
+    """Lets through only WebSocket/HTTP connections whose ``Origin`` is in ``allowed_origins``
+    (``strict``: scheme, host and port must all match; see the module docstring)."""
 
     def __init__(
         self,
         application: ASGIApp,
         allowed_origins: Iterable[str],
         allow_missing_origin: bool = False,
+        strict: bool = False,
     ) -> None:
-        self.application = application
+        self.application = as_application(application, f"{type(self).__name__}(...)")
         self._allowed_origins = list(allowed_origins)
         self.allow_missing_origin = allow_missing_origin
+        self._strict = strict
 
     @property
     def allowed_origins(self) -> Sequence[str]:
         return self._allowed_origins
+
+    @property
+    def strict(self) -> bool:
+        return self._strict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in CHECKED_SCOPE_TYPES:
@@ -136,7 +155,7 @@ class OriginValidator:
         allowed = self.allowed_origins
         if origin is None or origin.strip().lower() == "null":
             return self.allow_missing_origin or "*" in allowed
-        return any(origin_matches(origin, pattern) for pattern in allowed)
+        return any(origin_matches(origin, pattern, self.strict) for pattern in allowed)
 
     @staticmethod
     async def _refuse_websocket(receive: Receive, send: Send) -> None:
@@ -161,7 +180,9 @@ class OriginValidator:
 
 
 class AllowedHostsOriginValidator(OriginValidator):
-    """An OriginValidator allowing the hosts of ``settings.ALLOWED_HOSTS``.
+    """An OriginValidator allowing the hosts of ``settings.ALLOWED_HOSTS``, or, when
+    ``settings.REALTIME_STRICT_ORIGINS`` is on, exactly the origins (scheme://host[:port]) of
+    ``settings.REALTIME_ALLOWED_ORIGINS``.
 
     Read at each connection (Channels reads it once, when the application is built), so
     ``override_settings`` works. With ``DEBUG`` on and ``ALLOWED_HOSTS`` empty it allows what
@@ -172,7 +193,13 @@ class AllowedHostsOriginValidator(OriginValidator):
         super().__init__(application, (), allow_missing_origin=allow_missing_origin)
 
     @property
+    def strict(self) -> bool:
+        return bool(getattr(settings, "REALTIME_STRICT_ORIGINS", False))
+
+    @property
     def allowed_origins(self) -> Sequence[str]:
+        if self.strict:
+            return list(getattr(settings, "REALTIME_ALLOWED_ORIGINS", []))
         allowed_hosts = list(settings.ALLOWED_HOSTS)
         if settings.DEBUG and not allowed_hosts:
             return [".localhost", "127.0.0.1", "[::1]"]

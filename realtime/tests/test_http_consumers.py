@@ -35,11 +35,10 @@ class Hello(AsyncHttpConsumer):
 
 async def test_handle_gets_the_body_and_send_response_answers() -> None:
     response = await HttpCommunicator(Hello.as_asgi(), "POST", "/", body=b"ann").get_response()
-    assert response == {
-        "status": 201,
-        "headers": [(b"content-type", b"text/plain")],
-        "body": b"hello ann",
-    }
+    assert response["status"] == 201
+    assert response["body"] == b"hello ann"
+    # The consumer's own headers come first; the core's security headers follow.
+    assert response["headers"][0] == (b"content-type", b"text/plain")
 
 
 async def test_body_is_assembled_from_request_chunks() -> None:
@@ -139,6 +138,101 @@ async def test_disconnect_hook_runs_when_the_client_goes_away(layer: Any) -> Non
     await communicator.receive_output()
     await communicator.disconnect()
     assert await layer.receive(watcher) == {"type": "gone"}
+
+
+# What every core HTTP consumer checks before reading the body ---------------------------------
+
+
+class GetOnly(Hello):
+    allowed_methods = ("GET",)
+
+
+class Untouchable(AsyncHttpConsumer):
+    """Records whether anything past the core's checks ran."""
+
+    reached: list[str] = []
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        self.reached.append("body read")
+        await super().http_request(message)
+
+    async def handle(self, body: bytes) -> None:
+        self.reached.append("handled")
+        await self.send_response(200, b"ok")
+
+
+async def test_a_method_not_allowed_is_refused_before_the_body_is_read() -> None:
+    class Guarded(Untouchable):
+        allowed_methods = ("GET",)
+
+    Guarded.reached = []
+    communicator = HttpCommunicator(Guarded.as_asgi(), "POST", "/")
+    start = await communicator.receive_output()  # no http.request was sent at all
+    body = await communicator.receive_output()
+    assert start["status"] == 405
+    assert dict(start["headers"])[b"allow"] == b"GET"
+    assert json.loads(body["body"])["error"]["code"] == "method_not_allowed"
+    assert Guarded.reached == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "chunks"),
+    [
+        ([("content-length", "70000")], []),  # refused on the declared length, nothing read
+        ([], [b"x" * 40_000, b"x" * 40_000]),  # chunked: refused once past the limit
+    ],
+    ids=["content-length", "chunked"],
+)
+async def test_a_body_over_the_limit_is_refused_with_413(settings: Any, headers, chunks) -> None:
+    settings.REALTIME_HTTP_MAX_BODY = 64 * 1024
+    Untouchable.reached = []
+    communicator = HttpCommunicator(Untouchable.as_asgi(), "POST", "/", headers=headers)
+    for chunk in chunks:
+        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": True})
+    start = await communicator.receive_output()
+    body = await communicator.receive_output()
+    assert start["status"] == 413
+    assert json.loads(body["body"])["error"]["code"] == "body_too_large"
+    assert "handled" not in Untouchable.reached
+
+
+async def test_a_body_within_the_limit_is_handled(settings: Any) -> None:
+    settings.REALTIME_HTTP_MAX_BODY = 10
+    response = await HttpCommunicator(
+        Hello.as_asgi(), "POST", "/", body=b"0123456789"
+    ).get_response()
+    assert response["status"] == 201
+
+
+async def test_a_host_not_in_allowed_hosts_is_refused_with_400(settings: Any) -> None:
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    refused = await HttpCommunicator(
+        GetOnly.as_asgi(), "GET", "/", headers=[("host", "evil.example")]
+    ).get_response()
+    served = await HttpCommunicator(
+        GetOnly.as_asgi(), "GET", "/", headers=[("host", "chat.example.com:443")]
+    ).get_response()
+    assert refused["status"] == 400
+    assert json.loads(refused["body"])["error"]["code"] == "bad_host"
+    assert served["status"] == 201
+
+
+async def test_responses_carry_the_security_headers_django_sends(settings: Any) -> None:
+    settings.CONTENT_SECURITY_POLICY = "default-src 'self'"
+    settings.SECURE_HSTS_SECONDS = 3600
+    # Behind a proxy Django is told to trust (DJANGO_TRUST_X_FORWARDED_PROTO).
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    plain = await HttpCommunicator(GetOnly.as_asgi(), "GET", "/").get_response()
+    proxied_https = await HttpCommunicator(
+        GetOnly.as_asgi(), "GET", "/", headers=[("x-forwarded-proto", "https")]
+    ).get_response()
+    headers = dict(plain["headers"])
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"referrer-policy"] == b"same-origin"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"content-security-policy"] == b"default-src 'self'"
+    assert b"strict-transport-security" not in headers  # HSTS only on secure requests
+    assert dict(proxied_https["headers"])[b"strict-transport-security"] == b"max-age=3600"
 
 
 # LongPollConsumer --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 One parametrized fixture builds the layer under test: the in-memory layer, our Redis layer, and
 channels_redis's core and pub/sub layers (the reference and the drop-in for existing users), the
-Redis ones on the private ``redis_server`` of the root conftest. Behaviour a backend does not
+Redis ones on the private ``redis_server`` of the root conftest; ours also sharded over three
+independent servers (``redis_shards``) and on a 3-master Redis Cluster (``redis_cluster``). Behaviour a backend does not
 offer is listed in ``CAPABILITIES``; tests that need it are skipped with the reason written there,
 so every gap is visible in the test report rather than silently passing.
 """
@@ -23,6 +24,8 @@ from realtime.exceptions import ChannelFull
 BACKENDS = {
     "memory": "realtime.layers.memory.InMemoryChannelLayer",
     "redis": "realtime.layers.redis.RedisChannelLayer",
+    "redis_shards": "realtime.layers.redis.RedisChannelLayer",
+    "redis_cluster": "realtime.layers.redis.RedisChannelLayer",
     "channels_redis": "channels_redis.core.RedisChannelLayer",
     "channels_redis_pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
@@ -41,6 +44,8 @@ PUBSUB_GAPS = {
 GAPS: dict[str, dict[str, str]] = {
     "memory": {},
     "redis": {},
+    "redis_shards": {},
+    "redis_cluster": {},
     "channels_redis": {
         "stats": "channels_redis has no stats()",
         "named_errors": "channels_redis's name errors do not include the offending value",
@@ -58,9 +63,10 @@ FULL = (ChannelFull, ChannelsChannelFull)
 class LayerUnderTest:
     """Builds layers of one backend with a given CONFIG, and closes them after the test."""
 
-    def __init__(self, backend: str, redis_url: str) -> None:
+    def __init__(self, backend: str, redis_url: str, server_config: dict[str, Any]) -> None:
         self.backend = backend
         self.redis_url = redis_url
+        self.server_config = server_config
         self.layers: list[Any] = []
 
     def require(self, feature: str) -> None:
@@ -79,8 +85,8 @@ class LayerUnderTest:
             config = {"hosts": [reference_host]}
         elif self.backend == "channels_redis":
             config = {"hosts": [reference_host], **config}
-        elif self.backend == "redis":
-            config = {"hosts": [self.redis_url], **config}
+        elif self.backend.startswith("redis"):
+            config = {**self.server_config, **config}
         layer = backend_class(**config)
         self.layers.append(layer)
         return layer
@@ -98,7 +104,16 @@ class LayerUnderTest:
 @pytest.fixture(params=list(BACKENDS))
 async def make_layer(request, redis_server) -> AsyncIterator[LayerUnderTest]:
     redis_server.flushall()
-    factory = LayerUnderTest(request.param, redis_server.url)
+    server_config: dict[str, Any] = {"hosts": [redis_server.url]}
+    if request.param == "redis_shards":
+        shards = request.getfixturevalue("redis_shards")
+        shards.flushall()
+        server_config = {"hosts": shards.urls}
+    elif request.param == "redis_cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        server_config = {"cluster": cluster.url}
+    factory = LayerUnderTest(request.param, redis_server.url, server_config)
     yield factory
     await factory.close()
 

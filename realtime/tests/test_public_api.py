@@ -20,6 +20,7 @@ PUBLIC_NAMES = [
     "ChannelNameRouter",
     "ConsumeLater",
     "DenyConnection",
+    "FilterRouter",
     "FrameError",
     "FrameLimits",
     "Group",
@@ -28,6 +29,7 @@ PUBLIC_NAMES = [
     "JsonWebsocketConsumer",
     "LongPollConsumer",
     "ProtocolTypeRouter",
+    "RouteNotFound",
     "StopConsumer",
     "SyncConsumer",
     "URLRouter",
@@ -36,6 +38,9 @@ PUBLIC_NAMES = [
     "channel_layers",
     "database_sync_to_async",
     "get_channel_layer",
+    "include",
+    "route",
+    "route_class",
 ]
 
 # Where a Django Channels user finds each name after replacing `channels` with `realtime`.
@@ -69,6 +74,28 @@ CHANNELS_COMPATIBLE_IMPORTS = {
     "realtime.auth": ["AuthMiddlewareStack", "login", "logout", "get_user"],
     "realtime.sessions": ["SessionMiddlewareStack", "CookieMiddleware", "SessionMiddleware"],
     "realtime.security": ["OriginValidator", "AllowedHostsOriginValidator"],
+    "realtime.http": ["AsgiHandler"],
+}
+
+# Where a Channels 1.x user finds each name after replacing `channels` with `realtime`.
+CHANNELS_1_COMPATIBLE_IMPORTS = {
+    "realtime": ["Channel", "Group", "channel_layers", "DEFAULT_CHANNEL_LAYER"],
+    "realtime.routing": ["route", "route_class", "include"],
+    "realtime.message": ["Message"],
+    "realtime.sessions": [
+        "channel_session",
+        "http_session",
+        "channel_and_http_session",
+        "enforce_ordering",
+        "session_for_reply_channel",
+    ],
+    "realtime.auth": [
+        "channel_session_user",
+        "http_session_user",
+        "channel_session_user_from_http",
+    ],
+    "realtime.security.websockets": ["allowed_hosts_only"],
+    "realtime.exceptions": ["ConsumeLater", "DenyConnection"],
 }
 
 
@@ -90,7 +117,17 @@ def test_channels_names_import_from_the_renamed_module(module_name: str) -> None
     assert missing == []
 
 
+@pytest.mark.parametrize("module_name", sorted(CHANNELS_1_COMPATIBLE_IMPORTS))
+def test_channels_1_names_import_from_the_renamed_module(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    missing = [
+        name for name in CHANNELS_1_COMPATIBLE_IMPORTS[module_name] if not hasattr(module, name)
+    ]
+    assert missing == []
+
+
 def test_exception_bases_match_channels() -> None:
     assert issubclass(realtime.InvalidChannelLayerError, ValueError)
+    assert issubclass(realtime.RouteNotFound, ValueError)
     for name in ["StopConsumer", "DenyConnection", "AcceptConnection", "ChannelFull"]:
         assert issubclass(getattr(realtime, name), Exception)

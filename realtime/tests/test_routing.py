@@ -16,7 +16,7 @@ from realtime.routing import (
     URLRouter,
     get_default_application,
 )
-from realtime.testing import HttpCommunicator
+from realtime.testing import ApplicationCommunicator, HttpCommunicator
 
 pytestmark = pytest.mark.usefixtures("no_layer")
 
@@ -91,12 +91,31 @@ async def test_protocol_router_without_http_serves_django_views() -> None:
     assert response["status"] == 404
 
 
-def test_protocol_router_refuses_a_consumer_class() -> None:
-    class Chat(AsyncConsumer):
+async def test_protocol_router_serves_a_consumer_class_as_its_as_asgi_app() -> None:
+    # Channels 2 routed classes directly (seed 000: `"aprs": APRSNewsConsumer`).
+    class Feed(AsyncConsumer):
+        async def feed_ping(self, event: dict) -> None:
+            await self.send({"type": "feed.pong", "scope_type": self.scope["type"]})
+
+    communicator = ApplicationCommunicator(ProtocolTypeRouter({"feed": Feed}), {"type": "feed"})
+    await communicator.send_input({"type": "feed.ping"})
+    assert await communicator.receive_output() == {"type": "feed.pong", "scope_type": "feed"}
+
+
+def test_protocol_router_refuses_a_class_that_is_not_a_consumer() -> None:
+    class NotAnApp:
         pass
 
-    with pytest.raises(ImproperlyConfigured, match=r"Chat\.as_asgi\(\)"):
-        ProtocolTypeRouter({"websocket": Chat})  # type: ignore[dict-item]
+    with pytest.raises(ImproperlyConfigured, match=r"class .*NotAnApp, not an ASGI application"):
+        ProtocolTypeRouter({"websocket": NotAnApp})  # type: ignore[dict-item]
+
+
+async def test_protocol_router_returns_what_the_application_returned() -> None:
+    async def answers(scope: Any, receive: Any, send: Any) -> str:
+        return "the inner result"
+
+    result = await ProtocolTypeRouter({"feed": answers})({"type": "feed"}, None, None)  # type: ignore[arg-type, dict-item]
+    assert result == "the inner result"
 
 
 # URLRouter ---------------------------------------------------------------------------------------
@@ -202,14 +221,34 @@ async def test_url_router_keeps_the_original_path_in_scope() -> None:
     assert app.scope["path"] == "/ws/chat/"
 
 
-def test_url_router_refuses_a_consumer_class_with_a_hint() -> None:
+async def test_url_router_serves_a_consumer_class_routed_directly() -> None:
     class Chat(AsyncConsumer):
+        async def http_request(self, event: dict) -> None:
+            room = self.scope["url_route"]["kwargs"]["room"]
+            await self.send({"type": "http.response.start", "status": 200})
+            await self.send({"type": "http.response.body", "body": room.encode()})
+
+    router = URLRouter([path("chat/<slug:room>/", Chat)])  # type: ignore[list-item]
+    response = await HttpCommunicator(router, "GET", "/chat/lobby/").get_response()
+    assert response["body"] == b"lobby"
+
+
+def test_url_router_refuses_a_class_that_is_not_a_consumer_naming_the_route() -> None:
+    class NotAnApp:
         pass
 
     with pytest.raises(ImproperlyConfigured) as error:
-        URLRouter([path("ws/chat/", Chat)])
+        URLRouter([path("ws/chat/", NotAnApp)])  # type: ignore[arg-type]
     assert "'ws/chat/'" in str(error.value)
-    assert "route to Chat.as_asgi() instead" in str(error.value)
+    assert "NotAnApp" in str(error.value)
+
+
+async def test_url_router_returns_what_the_application_returned() -> None:
+    async def answers(scope: Any, receive: Any, send: Any) -> str:
+        return "the inner result"
+
+    router = URLRouter([path("x/", answers)])  # type: ignore[arg-type]
+    assert await router({"type": "http", "path": "/x/"}, None, None) == "the inner result"  # type: ignore[arg-type]
 
 
 # Nesting -----------------------------------------------------------------------------------------
@@ -419,3 +458,26 @@ def test_default_application_with_a_missing_name_names_it(settings: Any) -> None
 
 
 DEFAULT_APPLICATION = ProtocolTypeRouter({"aprs": Recorder()})
+
+
+@pytest.mark.parametrize(
+    ("router", "scope"),
+    [
+        (lambda: URLRouter([]), {"type": "http", "path": "/nowhere/"}),
+        (lambda: ProtocolTypeRouter({}), {"type": "aprs"}),
+        (lambda: ChannelNameRouter({}), {"type": "channel", "channel": "nobody-listens"}),
+    ],
+    ids=["path", "scope-type", "channel"],
+)
+async def test_every_router_miss_is_a_route_not_found_value_error(router, scope) -> None:
+    from realtime.exceptions import RouteNotFound
+
+    async def receive():
+        return {"type": "http.request"}
+
+    async def send(message):
+        pass
+
+    with pytest.raises(RouteNotFound) as missed:
+        await router()(scope, receive, send)
+    assert isinstance(missed.value, ValueError)  # what Channels code catches

@@ -133,6 +133,28 @@ async def test_any_of_several_patterns_may_match():
     assert not await websocket_accepted(application, "http://localhost:9000")
 
 
+@pytest.mark.parametrize(
+    ("pattern", "origin", "allowed"),
+    [
+        ("https://chat.example.com", "https://chat.example.com", True),
+        ("https://chat.example.com", "https://chat.example.com:443", True),
+        ("https://chat.example.com", "http://chat.example.com", False),
+        ("https://chat.example.com", "https://chat.example.com:8443", False),
+        ("https://chat.example.com", "https://evil.chat.example.com", False),
+        ("https://.example.com", "https://chat.example.com", True),
+        ("https://*.example.com", "https://chat.example.com", True),  # CSRF_TRUSTED_ORIGINS' form
+        ("https://*.example.com", "http://chat.example.com", False),
+        # A plain host entry, which accepts any scheme and port when not strict, counts for nothing.
+        ("chat.example.com", "https://chat.example.com", False),
+        ("chat.example.com", "http://chat.example.com:8000", False),
+        ("*", "http://anything.example", True),
+    ],
+)
+async def test_strict_mode_wants_scheme_host_and_port_to_match(pattern, origin, allowed):
+    application = OriginValidator(accepting_app, [pattern], strict=True)
+    assert await websocket_accepted(application, origin) is allowed
+
+
 # -- AllowedHostsOriginValidator ----------------------------------------------------------------
 
 
@@ -141,6 +163,16 @@ async def test_allowed_hosts_validator_follows_allowed_hosts(settings):
     application = AllowedHostsOriginValidator(accepting_app)
     assert await websocket_accepted(application, "https://chat.example.com")
     assert not await websocket_accepted(application, "http://127.0.0.1:8000")
+
+
+async def test_allowed_hosts_validator_in_strict_mode_allows_exactly_the_listed_origins(settings):
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    settings.REALTIME_STRICT_ORIGINS = True
+    settings.REALTIME_ALLOWED_ORIGINS = ["https://chat.example.com"]
+    application = AllowedHostsOriginValidator(accepting_app)
+    assert await websocket_accepted(application, "https://chat.example.com")
+    assert not await websocket_accepted(application, "http://chat.example.com")
+    assert not await websocket_accepted(application, "https://chat.example.com:8443")
 
 
 async def test_allowed_hosts_validator_reads_the_setting_at_each_connection(settings):

@@ -13,6 +13,8 @@
  *   cancels an edit. Older pages load when you scroll to the top.
  * - Shows presence, typing, a "new messages" divider from your read marker, and moves the marker
  *   while the tab is visible and scrolled to the bottom.
+ * - Reply (the quote jumps to the original, loading older pages if needed: replies.js) and
+ *   reactions (reactions.js) on every message, for logged-in readers.
  */
 
 import { DEFAULT_FINAL_CODES, ReconnectingSocket, wsUrl } from "./socket.js";
@@ -20,6 +22,9 @@ import { showToast } from "./toast.js";
 import { ConnectionBadge } from "./connection-badge.js";
 import { renderMessage, updateText } from "./message-view.js";
 import { showSignedOut } from "./signed-out.js";
+import { openPicker, renderReactions } from "./reactions.js";
+import { jumpTo, markQuotesDeleted, renderQuote, ReplyComposer } from "./replies.js";
+import { attachMentionComplete } from "./mention-complete.js";
 
 const app = document.getElementById("chat-app");
 const ROOM = app.dataset.room;
@@ -30,6 +35,7 @@ const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 3500;
 const CONTINUATION_MS = 5 * 60 * 1000;
 const OUTBOX_KEY = `switchboard:outbox:${ROOM}:${ME}`;
+const EMOJI = JSON.parse(app.dataset.reactions || "[]");
 
 const list = app.querySelector("[data-messages]");
 const scroller = app.querySelector("[data-scroller]");
@@ -44,7 +50,12 @@ const composer = app.querySelector("[data-composer]");
 const textarea = app.querySelector("[data-composer-text]");
 const composerMode = app.querySelector("[data-composer-mode]");
 const composerHint = composerMode ? composerMode.innerHTML : "";
-const badge = new ConnectionBadge(stateBadge, { closeTexts: { 4404: "Room not found" } });
+const replying = composerMode
+  ? new ReplyComposer(composerMode, () => (composerMode.innerHTML = composerHint))
+  : null;
+const badge = new ConnectionBadge(stateBadge, {
+  closeTexts: { 4403: "Not a member", 4404: "Room not found" },
+});
 
 const messages = new Map(); // id -> {frame, li}
 const outbox = new Map(); // client_id -> {text, li, sent}, in the order typed
@@ -56,7 +67,9 @@ let loadingOlder = false;
 let editing = null; // id of the message being edited
 let lastTypingSent = 0;
 let signedOut = false; // the socket turned out to be someone else than the page: stopped for good
+let pendingJump = null; // retry() of a jump to a message not loaded yet (see replies.js)
 const typists = new Map(); // user -> timeout
+const peopleSeen = new Set(); // names for @ autocomplete: authors shown and people online
 
 function nearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -71,6 +84,14 @@ function actionsFor(frame) {
   const own = frame.user === ME && frame.kind !== "announcement";
   const fresh = Date.now() - new Date(frame.ts).getTime() < EDIT_WINDOW_MS;
   const actions = [];
+  if (composer) {
+    actions.push({ name: "reply", label: "Reply", onClick: () => startReply(frame) });
+    actions.push({
+      name: "react",
+      label: "React",
+      onClick: (_, li) => openPicker(li, EMOJI, (emoji) => toggleReaction(frame.id, emoji, true)),
+    });
+  }
   if (own && fresh) actions.push({ name: "edit", label: "Edit", onClick: () => startEdit(frame.id) });
   if ((own && fresh) || STAFF) {
     actions.push({
@@ -99,8 +120,35 @@ function markContinuation(li) {
   li.classList.toggle("is-continuation", Boolean(same));
 }
 
+function toggleReaction(id, emoji, add) {
+  if (!socket.send({ type: add ? "react" : "unreact", id, emoji })) {
+    showToast("Not connected; try again in a moment.");
+  }
+}
+
+function showReactions(frame, li) {
+  renderReactions(li, frame.reactions, {
+    me: ME,
+    onToggle: (emoji, add) => toggleReaction(frame.id, emoji, add),
+  });
+}
+
+function jumpToMessage(id) {
+  pendingJump = jumpTo(id, {
+    find: (wanted) => (messages.get(wanted) || {}).li,
+    loadOlder: () => {
+      requestOlder();
+      return loadingOlder;
+    },
+    onMissing: () => showToast("The original message is no longer here."),
+  });
+}
+
 function buildMessage(frame) {
   const li = renderMessage(frame, { me: ME, actions: actionsFor(frame) });
+  renderQuote(li, frame.reply_to, jumpToMessage);
+  if (frame.kind !== "announcement") peopleSeen.add(frame.user);
+  showReactions(frame, li);
   messages.set(frame.id, { frame, li });
   lastId = Math.max(lastId, frame.id);
   return li;
@@ -177,6 +225,7 @@ function onHistory(frame) {
     scroller.scrollTop += scroller.scrollHeight - height;
     setHasMore(frame.has_more);
     loadingOlder = false;
+    if (pendingJump && pendingJump()) pendingJump = null;
     return;
   }
   if ("user" in frame && (frame.user || "") !== ME) {
@@ -200,8 +249,18 @@ function onHistory(frame) {
     placeDivider();
   }
   if (stick) scrollToBottom();
+  jumpToLinkedMessage();
   flushOutbox();
   markRead();
+}
+
+/** Once, on the first history: a link to #message-<id> (search, notifications) scrolls there. */
+let linkedMessage = Number((window.location.hash.match(/^#message-(\d+)$/) || [])[1]) || null;
+function jumpToLinkedMessage() {
+  if (linkedMessage === null) return;
+  const id = linkedMessage;
+  linkedMessage = null;
+  jumpToMessage(id);
 }
 
 function setHasMore(hasMore) {
@@ -217,6 +276,7 @@ function requestOlder() {
 }
 
 function onPresence(frame) {
+  for (const name of frame.users) peopleSeen.add(name);
   people.replaceChildren();
   for (const name of frame.users) {
     const li = document.createElement("li");
@@ -358,6 +418,16 @@ function onFrame(frame) {
         if (next) markContinuation(next);
         if (editing === frame.id) cancelEdit();
       }
+      markQuotesDeleted(list, frame.id);
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      break;
+    }
+    case "reactions": {
+      const known = messages.get(frame.id);
+      if (known) {
+        known.frame.reactions = frame.reactions;
+        showReactions(known.frame, known.li);
+      }
       if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
       break;
     }
@@ -366,6 +436,11 @@ function onFrame(frame) {
       break;
     case "typing":
       onTyping(frame);
+      break;
+    case "member":
+      // A membership change of a private room: members.js shows it (a numbered event, replayed).
+      if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
+      app.dispatchEvent(new CustomEvent("chat:member", { detail: frame }));
       break;
     case "error":
       onError(frame);
@@ -380,6 +455,7 @@ const socket = new ReconnectingSocket(
   {
     onMessage: onFrame,
     // 4404: the room is gone (deleted while the page was open); reconnecting cannot bring it back.
+    // 4403 (in DEFAULT_FINAL_CODES): not, or no longer, a member of this private room.
     finalCodes: [...DEFAULT_FINAL_CODES, 4404],
     onStateChange: (state, detail) => {
       if (signedOut) return;
@@ -404,7 +480,11 @@ function newClientId() {
 /** Keep the outbox's texts in sessionStorage (this tab only), for a reload or a new login. */
 function saveOutbox() {
   try {
-    const items = [...outbox].map(([clientId, entry]) => ({ client_id: clientId, text: entry.text }));
+    const items = [...outbox].map(([clientId, entry]) => ({
+      client_id: clientId,
+      text: entry.text,
+      reply_to: entry.replyTo,
+    }));
     if (items.length) sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(items));
     else sessionStorage.removeItem(OUTBOX_KEY);
   } catch {
@@ -422,7 +502,7 @@ function restoreOutbox() {
   }
   for (const item of Array.isArray(items) ? items : []) {
     if (item && typeof item.text === "string" && typeof item.client_id === "string") {
-      queueMessage(item.text, item.client_id);
+      queueMessage(item.text, item.client_id, Number.isInteger(item.reply_to) ? item.reply_to : null);
     }
   }
 }
@@ -432,12 +512,14 @@ function flushOutbox() {
   if (socket.state !== "open" || signedOut) return;
   for (const [clientId, entry] of outbox) {
     if (entry.sent) continue;
-    entry.sent = socket.send({ type: "message", text: entry.text, client_id: clientId });
+    const frame = { type: "message", text: entry.text, client_id: clientId };
+    if (entry.replyTo !== null) frame.reply_to = entry.replyTo;
+    entry.sent = socket.send(frame);
   }
 }
 
 /** Show `text` as pending and put it in the outbox (sent now if connected, else on reconnect). */
-function queueMessage(text, clientId = newClientId()) {
+function queueMessage(text, clientId = newClientId(), replyTo = null) {
   const li = renderMessage(
     { id: undefined, user: ME, text, ts: new Date().toISOString(), kind: "message" },
     { me: ME },
@@ -446,19 +528,27 @@ function queueMessage(text, clientId = newClientId()) {
   delete li.dataset.id;
   li.classList.add("is-pending");
   list.append(li);
-  outbox.set(clientId, { text, li, sent: false });
+  outbox.set(clientId, { text, li, sent: false, replyTo });
   saveOutbox();
   scrollToBottom();
 }
 
-function sendMessage(text) {
-  queueMessage(text);
+function sendMessage(text, replyTo = null) {
+  queueMessage(text, newClientId(), replyTo);
   flushOutbox();
+}
+
+function startReply(frame) {
+  if (!textarea || !replying) return;
+  if (editing !== null) cancelEdit();
+  replying.start(frame);
+  textarea.focus();
 }
 
 function startEdit(id) {
   const known = messages.get(id);
   if (!known || !textarea) return;
+  if (replying) replying.target = null;
   editing = id;
   textarea.value = known.frame.text;
   textarea.focus();
@@ -494,7 +584,8 @@ function submit() {
     cancelEdit();
     return;
   }
-  sendMessage(text);
+  sendMessage(text, replying && replying.target ? replying.target.id : null);
+  if (replying) replying.cancel();
   textarea.value = "";
   autosize();
 }
@@ -511,6 +602,8 @@ if (composer) {
     } else if (event.key === "Escape" && editing !== null) {
       event.preventDefault();
       cancelEdit();
+    } else if (event.key === "Escape" && replying && replying.cancel()) {
+      event.preventDefault();
     } else if (event.key === "ArrowUp" && textarea.value === "") {
       const mine = [...messages.values()]
         .filter(({ frame }) => frame.user === ME && frame.kind !== "announcement")
@@ -528,6 +621,12 @@ if (composer) {
       if (socket.send({ type: "typing" })) lastTypingSent = now;
     }
   });
+  // A private room's members are in its members panel (kept current by members.js).
+  const roomPeople = () => [
+    ...peopleSeen,
+    ...[...app.querySelectorAll("[data-member]")].map((row) => row.dataset.member),
+  ];
+  attachMentionComplete(textarea, roomPeople, { me: ME });
   textarea.focus();
 }
 

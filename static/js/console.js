@@ -138,6 +138,27 @@ function renderPresence() {
   roomCount.textContent = String(presence.size);
 }
 
+/** What every console sees of private rooms and DMs: that they exist, kind, member count. */
+function renderPrivateRooms(rooms) {
+  const list = app.querySelector("[data-private-rooms]");
+  if (!list) return;
+  list.replaceChildren(
+    ...rooms.map(({ room, kind, members }) => {
+      const li = document.createElement("li");
+      li.dataset.privateRoom = room;
+      const tag = document.createElement("span");
+      tag.className = "room-tag";
+      tag.textContent = `${kind === "dm" ? "✉" : "🔒"} ${room}`;
+      const count = document.createElement("span");
+      count.className = "presence-users";
+      count.textContent = `${members} member${members === 1 ? "" : "s"}`;
+      li.append(tag, count);
+      return li;
+    }),
+  );
+  if (rooms.length === 0) list.textContent = "None.";
+}
+
 const AUDIT_LIMIT = 100;
 const audit = new Map(); // entry id -> entry
 
@@ -164,6 +185,7 @@ function renderAudit() {
 function onFrame(frame) {
   switch (frame.type) {
     case "history":
+      renderPrivateRooms(frame.private_rooms || []);
       for (const message of frame.messages) addToFeed(message);
       for (const room of frame.rooms || []) if (!presence.has(room)) presence.set(room, []);
       renderPresence();

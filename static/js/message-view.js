@@ -1,13 +1,16 @@
 /**
  * message-view.js — how a chat message looks, shared by the room page (chat.js) and the console
  * (console.js). Message text is only ever set with textContent / text nodes: it is never parsed as
- * HTML, so `<script>` in a message shows as those characters.
+ * HTML, so `<script>` in a message shows as those characters. Its formatting (a small Markdown
+ * subset, http(s) links, mentions) is markdown.js.
  *
  *   renderMessage(frame, {me, showRoom, actions}) -> <li> element
  *   updateText(li, text)           after an "edited" frame
  *   formatTime(iso) / formatDateTime(iso)   in the reader's time zone
  *   avatarColor(name)
  */
+
+import { renderText } from "./markdown.js";
 
 // The same rule as chat/services.py MENTION_RE: @ not preceded by a word character or @.
 const MENTION = /(^|[^\p{L}\p{N}_@])@([\p{L}\p{N}_.+-]*[\p{L}\p{N}_])/gu;
@@ -33,20 +36,9 @@ export function mentions(text, me) {
   return false;
 }
 
-/** Fill `target` with `text` as text nodes, @mentions wrapped in <span class="mention">. */
+/** Fill `target` with `text`, formatted (markdown.js), @mentions as <span class="mention">. */
 export function fillText(target, text) {
-  target.replaceChildren();
-  let last = 0;
-  for (const match of text.matchAll(MENTION)) {
-    const start = match.index + match[1].length;
-    if (start > last) target.append(document.createTextNode(text.slice(last, start)));
-    const span = document.createElement("span");
-    span.className = "mention";
-    span.textContent = `@${match[2]}`;
-    target.append(span);
-    last = start + match[2].length + 1;
-  }
-  if (last < text.length) target.append(document.createTextNode(text.slice(last)));
+  renderText(target, text);
 }
 
 function element(tag, className, text) {
@@ -84,7 +76,7 @@ export function renderMessage(frame, { me = "", showRoom = false, actions = [] }
 
   // "(edited)" follows the text, not the meta line: a continuation message hides its meta line.
   const body = element("div", "message-body");
-  const text = element("p", "message-text");
+  const text = element("div", "message-text");
   fillText(text, frame.text);
   const edited = element("span", "message-edited", "(edited)");
   edited.hidden = !frame.edited;

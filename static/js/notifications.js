@@ -192,6 +192,13 @@ class Bell {
   }
 
   onFrame(frame) {
+    if (frame.type === "unread" && frame.user !== undefined && frame.user !== this.root.dataset.username) {
+      // The socket reconnected as someone else (another account logged in in this browser):
+      // this page's bell must not show their notifications.
+      this.dropSocket();
+      this.signedOut();
+      return;
+    }
     if (frame.type === "unread") this.setUnread(frame.count);
     else if (frame.type === "notification") this.addNotification(frame);
     else if (frame.type === "error") console.warn("notifications.js: server error", frame);

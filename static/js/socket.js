@@ -29,6 +29,10 @@
  * then connect again. The wait is cut short when the browser comes back online or the tab becomes
  * visible. Close codes in `finalCodes` (default 4401 login required, 4403 forbidden) and
  * `socket.close()` are final: the state becomes "closed" and the socket stays down.
+ * Close codes in `restartCodes` (default 1012 "service restart", sent by a server that is shutting
+ * down and draining) reconnect at once, without back-off: a proxy sends the new connection to a
+ * process that is still running. The wait is a random 0 to `restartJitter` ms (default 250), so
+ * thousands of sockets closed together do not all reconnect in the same millisecond.
  * Frames that are not JSON are ignored with a console warning.
  *
  * Leaving the page (beforeunload) closes the connection at once, so the server sees the reader go
@@ -40,6 +44,7 @@
 const UNLOAD_RETRY_MS = 1000;
 
 export const DEFAULT_FINAL_CODES = Object.freeze([4401, 4403]);
+export const DEFAULT_RESTART_CODES = Object.freeze([1012]);
 
 /** Build an absolute ws:// or wss:// URL for `path` on this page's host, with query `params`. */
 export function wsUrl(path, params = {}) {
@@ -61,6 +66,8 @@ export class ReconnectingSocket extends EventTarget {
    * @param {number} [options.minDelay=500]   first back-off wait in ms
    * @param {number} [options.maxDelay=15000] longest back-off wait in ms
    * @param {number[]} [options.finalCodes=[4401, 4403]] close codes that stop reconnecting
+   * @param {number[]} [options.restartCodes=[1012]] close codes that reconnect without back-off
+   * @param {number} [options.restartJitter=250] longest wait in ms after a restart code
    */
   constructor(urlFn, options = {}) {
     super();
@@ -71,6 +78,8 @@ export class ReconnectingSocket extends EventTarget {
     this.minDelay = options.minDelay ?? 500;
     this.maxDelay = options.maxDelay ?? 15000;
     this.finalCodes = new Set(options.finalCodes || DEFAULT_FINAL_CODES);
+    this.restartCodes = new Set(options.restartCodes || DEFAULT_RESTART_CODES);
+    this.restartJitter = options.restartJitter ?? 250;
     this.state = "connecting";
     this.attempt = 0;
     this.ws = null;
@@ -165,6 +174,15 @@ export class ReconnectingSocket extends EventTarget {
         this.setState("closed", { code: event.code, reason: event.reason });
         return;
       }
+      if (this.restartCodes.has(event.code)) {
+        // The server is restarting: another process is up, so go now (back-off starts over).
+        this.attempt = 0;
+        this.reconnectAfter(Math.round(Math.random() * this.restartJitter), {
+          code: event.code,
+          reason: event.reason,
+        });
+        return;
+      }
       this.scheduleReconnect({ code: event.code, reason: event.reason });
     });
   }
@@ -173,6 +191,10 @@ export class ReconnectingSocket extends EventTarget {
     const ceiling = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     this.attempt += 1;
+    this.reconnectAfter(delay, detail);
+  }
+
+  reconnectAfter(delay, detail) {
     this.setState("reconnecting", { ...detail, attempt: this.attempt, delay });
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);

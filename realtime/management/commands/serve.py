@@ -1,5 +1,7 @@
 """`python manage.py serve --host 127.0.0.1 --port 8000`: everything in one process.
 
+(``--processes N`` runs N such processes on one listening socket: see realtime/process_group.py.)
+
 One asyncio event loop (Daphne's, under Twisted's asyncio reactor) runs:
 
 - Daphne serving the root application (settings.ASGI_APPLICATION, or ``--application``): HTTP,
@@ -14,8 +16,21 @@ A request or WebSocket handshake for a path no URLRouter route matches gets an H
 WebSocket refused at the handshake (Daphne answers a close-before-accept with 403), instead of
 Daphne's 500 and an "Exception inside application" traceback (see `RouteMissResponder`).
 
-Background tasks start once the reactor runs. On SIGTERM/SIGINT the worker finishes its messages
-in hand, services are cancelled, open connections are closed, and the process exits with 0.
+Background tasks start once the reactor runs.
+
+Shutdown drains (SIGTERM or SIGINT; a second signal stops at once):
+
+1. the listening sockets close, so a proxy sends new connections to the other processes;
+2. every open WebSocket is closed with 1012 ("service restart"): browsers reconnect at once,
+   through the proxy, to another process; each application gets ``websocket.disconnect`` and
+   cleans up (the chat removes its presence entries);
+3. HTTP requests in flight (long-polls included) may finish, for at most
+   settings.REALTIME_SHUTDOWN_GRACE seconds (SWITCHBOARD_SHUTDOWN_GRACE, default 15);
+4. then what is still running is cancelled, the worker finishes its messages in hand, services
+   are cancelled, and the process exits with 0.
+
+A supervisor must allow more than the grace before it kills the process (systemd's
+TimeoutStopSec, compose's stop_grace_period).
 """
 
 from __future__ import annotations
@@ -27,18 +42,26 @@ import daphne.server  # isort: skip
 import asyncio
 import functools
 import logging
+import signal
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
+from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 from twisted.internet import defer, reactor
 
 from realtime import backlog
+from realtime.exceptions import RouteNotFound
 from realtime.layers import get_channel_layer
+from realtime.layers.memory import InMemoryChannelLayer
 from realtime.management.commands.runworker import load_application
+from realtime.process_group import ProcessGroup, listening_socket
+from realtime.request_body import BodyLimitedHTTPFactory
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
 from realtime.worker import Worker, channel_route_names, inprocess_worker_wanted
 
@@ -47,16 +70,22 @@ logger = logging.getLogger("realtime.serve")
 Service = Callable[[ASGIApp], Awaitable[None]]
 SHUTDOWN_TIMEOUT = 10.0
 WORKER_TASK = "in-process worker"
-
-
-ROUTE_MISS_PREFIX = "No route found for path"
+#: Seconds requests in flight may take to finish after SIGTERM (settings.REALTIME_SHUTDOWN_GRACE).
+DEFAULT_SHUTDOWN_GRACE = 15.0
+#: With --processes: seconds beyond a process's own drain and task shutdown before it is killed.
+STOP_MARGIN = 5.0
+#: The WebSocket close code of a draining server: "service restart, reconnect" (RFC 6455 registry).
+CLOSE_SERVICE_RESTART = 1012
+#: How often the drain looks for sockets to close and requests still running.
+DRAIN_POLL_SECONDS = 0.05
 
 
 class RouteMissResponder:
     """Wraps the root application so that a URLRouter miss gets the answer a client expects.
 
-    URLRouter raises ``ValueError("No route found for path 'ws/nowhere/'.")`` as in Channels, and
-    leaves it to the server to answer. When that error escapes before anything was sent, this
+    URLRouter raises ``RouteNotFound("No route found for path 'ws/nowhere/'.")`` (a ValueError, as
+    in Channels) and leaves it to the server to answer. When that escapes before anything was
+    sent, this
     answers HTTP 404 (text/plain) or closes the WebSocket before accepting it (Daphne sends 403),
     logging one INFO line; every other error propagates unchanged (Daphne logs it and answers 500).
     """
@@ -77,8 +106,8 @@ class RouteMissResponder:
 
         try:
             await self.application(scope, receive, tracking_send)
-        except ValueError as error:
-            if sent or not str(error).startswith(ROUTE_MISS_PREFIX):
+        except RouteNotFound as error:
+            if sent:
                 raise
             logger.info("%s %s: %s", scope["type"], scope.get("path"), error)
             if scope["type"] == "websocket":
@@ -95,12 +124,78 @@ class RouteMissResponder:
 
 
 class Server(daphne.server.Server):
-    """Daphne's server, minus a crash at shutdown.
+    """Daphne's server, minus a crash at shutdown, plus a request body limit and what a drain
+    needs.
 
     Daphne's `kill_all_applications` reads ``details["application_instance"]`` of every
     connection, but a connection whose application already ended has none until the next clean-up
     pass, so a SIGTERM shortly after a refused handshake logged a KeyError traceback.
+
+    Daphne builds its HTTP factory in `run()`; the one kept here refuses a request body over
+    settings.REALTIME_MAX_REQUEST_BODY before buffering it (realtime.request_body).
     """
+
+    @property
+    def http_factory(self) -> BodyLimitedHTTPFactory:
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: Any) -> None:
+        self._http_factory = BodyLimitedHTTPFactory(factory.server)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports: list[Any] = []
+
+    def listen_success(self, port: Any) -> None:
+        super().listen_success(port)
+        self.ports.append(port)
+
+    def stop_listening(self) -> defer.Deferred:
+        """Close every listening socket (connections already open stay)."""
+        return defer.gatherResults(
+            [defer.maybeDeferred(port.stopListening) for port in self.ports], consumeErrors=True
+        )
+
+    def close_websockets(self, code: int, already: set[int]) -> int:
+        """Close every open WebSocket not closed yet (ids in `already`) with `code`."""
+        closed = 0
+        for protocol in list(self.connections):
+            if (
+                isinstance(protocol, WebSocketProtocol)
+                and protocol.state == WebSocketProtocol.STATE_OPEN
+                and id(protocol) not in already
+            ):
+                already.add(id(protocol))
+                # autobahn's sendClose() accepts only 1000 and 3000-4999 from applications;
+                # 1012 is a server's code, sent as the frame it is.
+                protocol.sendCloseFrame(code=code, reasonUtf8=b"service restart")
+                # From now on Daphne drops what the application sends (a chat message from the
+                # layer, say) instead of raising "send on a closed protocol" inside it, which
+                # would end the application before it hears websocket.disconnect and cleans up.
+                self.protocol_disconnected(protocol)
+                closed += 1
+        return closed
+
+    def report_failed_applications(self) -> None:
+        """Log the error of every application that failed since Daphne's last clean-up pass
+        (which runs once a second, so a drain that ends sooner would never report them)."""
+        for details in list(self.connections.values()):
+            instance = details.get("application_instance")
+            if instance is None or not instance.done() or instance.cancelled():
+                continue
+            error = instance.exception()
+            if error is not None:
+                logger.error("Exception inside application: %s", error, exc_info=error)
+                details.pop("application_instance", None)
+
+    def busy_connections(self) -> int:
+        """Connections whose application is still running (requests in flight, open sockets)."""
+        return sum(
+            1
+            for details in list(self.connections.values())
+            if (instance := details.get("application_instance")) is not None and not instance.done()
+        )
 
     def kill_all_applications(self) -> defer.Deferred:
         running = [
@@ -155,6 +250,28 @@ class Command(BaseCommand):
             help="Do not run settings.REALTIME_EMBEDDED_SERVICES",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="Server processes sharing the listening socket (one per core; needs a shared "
+            "channel layer such as Redis). Embedded services run in the first one only.",
+        )
+        parser.add_argument(
+            "--fd",
+            type=int,
+            default=None,
+            help="Serve on this inherited listening socket instead of --host/--port "
+            "(what --processes gives each process)",
+        )
+        parser.add_argument(
+            "--websocket-connect-timeout",
+            "--websocket_connect_timeout",
+            type=float,
+            default=30.0,
+            help="Seconds a WebSocket handshake may wait for the application to accept it "
+            "(Daphne's default of 5 is short for the burst of reconnects after a restart)",
+        )
+        parser.add_argument(
             "--proxy-headers",
             action="store_true",
             help="Take the client address, port and scheme from X-Forwarded-For/-Port/-Proto "
@@ -163,6 +280,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
+        if options["processes"] != 1:
+            self._serve_processes(options)
+            return
         application = load_application(options["application"])
         services = (
             []
@@ -175,9 +295,12 @@ class Command(BaseCommand):
         # Background futures by name: "in-process worker" and each service's dotted path.
         self.tasks: dict[str, asyncio.Future] = {}
         try:
-            endpoints = build_endpoint_description_strings(
-                host=options["host"], port=options["port"]
-            )
+            if options["fd"] is not None:
+                endpoints = build_endpoint_description_strings(file_descriptor=options["fd"])
+            else:
+                endpoints = build_endpoint_description_strings(
+                    host=options["host"], port=options["port"]
+                )
         except ValueError as error:
             raise CommandError(str(error)) from error
         proxied = options["proxy_headers"]
@@ -187,7 +310,10 @@ class Command(BaseCommand):
             proxy_forwarded_address_header="X-Forwarded-For" if proxied else None,
             proxy_forwarded_port_header="X-Forwarded-Port" if proxied else None,
             proxy_forwarded_proto_header="X-Forwarded-Proto" if proxied else None,
-            signal_handlers=True,
+            # Signals are ours: SIGTERM/SIGINT drain (see the module docstring).
+            signal_handlers=False,
+            websocket_connect_timeout=options["websocket_connect_timeout"],
+            websocket_handshake_timeout=options["websocket_connect_timeout"],
             action_logger=self.log_action if self.verbosity >= 2 else None,
             verbosity=self.verbosity,
             root_path=getattr(settings, "FORCE_SCRIPT_NAME", None) or "",
@@ -199,6 +325,66 @@ class Command(BaseCommand):
         self.server.run()
         if not self.server.listening_addresses:
             raise CommandError(f"Could not listen on {', '.join(endpoints)} (see the log above)")
+        if self.verbosity >= 1:
+            self.stdout.write("Switchboard stopped")
+
+    def _serve_processes(self, options: dict[str, Any]) -> None:
+        """Bind once and run ``--processes`` copies of this command on the socket (see
+        realtime/process_group.py)."""
+        count = options["processes"]
+        if count < 1 or options["fd"] is not None:
+            raise CommandError(f"--processes must be 1 or more, without --fd; got {count}")
+        layer = get_channel_layer()
+        if isinstance(layer, InMemoryChannelLayer):
+            raise CommandError(
+                f"--processes {count} needs a channel layer the processes share (set REDIS_URL): "
+                "the in-memory layer lives inside one process"
+            )
+        host, port = options["host"], options["port"]
+        try:
+            listening = listening_socket(host, port)
+        except OSError as error:
+            raise CommandError(f"Could not listen on {host}:{port}: {error}") from error
+        script = Path(sys.argv[0])
+        start = (
+            [sys.executable, str(script.resolve())]
+            if script.name == "manage.py"
+            else [sys.executable, "-m", "django"]
+        )
+        common = [
+            "serve",
+            "--fd",
+            str(listening.fileno()),
+            "--verbosity",
+            str(self.verbosity),
+            "--websocket-connect-timeout",
+            str(options["websocket_connect_timeout"]),
+        ]
+        if options["application"]:
+            common += ["--application", options["application"]]
+        for flag in ("no_worker", "proxy_headers"):
+            if options[flag]:
+                common.append("--" + flag.replace("_", "-"))
+        commands = [
+            [*start, *common, *(["--no-services"] if index or options["no_services"] else [])]
+            for index in range(count)
+        ]
+        grace = float(getattr(settings, "REALTIME_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE))
+        group = ProcessGroup(
+            commands, listening, stop_timeout=grace + SHUTDOWN_TIMEOUT + STOP_MARGIN
+        )
+
+        def started() -> None:
+            if self.verbosity >= 1:
+                bound_host, bound_port = listening.getsockname()[:2]
+                shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+                self.stdout.write(
+                    f"Switchboard: {count} processes (pids {group.pids()}) on "
+                    f"http://{shown}:{bound_port}/"
+                )
+                self.stdout.flush()
+
+        group.run(on_started=started)
         if self.verbosity >= 1:
             self.stdout.write("Switchboard stopped")
 
@@ -221,6 +407,9 @@ class Command(BaseCommand):
         """Runs once the reactor (and with it the asyncio loop) is running."""
         backlog.install(self.server)  # sockets whose client stops reading are closed (4008)
         loop = asyncio.get_event_loop()
+        self.drain_task: asyncio.Task | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._signalled, signum)
         if self.worker is not None:
             self.tasks[WORKER_TASK] = loop.create_task(self.worker.run())
         for path, service in self.services:
@@ -237,6 +426,52 @@ class Command(BaseCommand):
             for path, _ in self.services:
                 self.stdout.write(f"Embedded service {path}")
             self.stdout.flush()
+
+    def _signalled(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.drain_task is not None:
+            logger.warning("%s during the drain: stopping now", name)
+            if reactor.running:
+                reactor.stop()  # type: ignore[misc]
+            return
+        logger.info("%s: draining", name)
+        self.drain_task = asyncio.get_event_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Stop accepting, close WebSockets with 1012, let requests finish within the grace."""
+        loop = asyncio.get_event_loop()
+        grace = float(getattr(settings, "REALTIME_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE))
+        started = loop.time()
+        try:
+            await self.server.stop_listening().asFuture(loop)
+            closed_ids: set[int] = set()
+            while True:
+                # Sockets whose handshake was still running are closed once they are open.
+                self.server.close_websockets(CLOSE_SERVICE_RESTART, closed_ids)
+                busy = self.server.busy_connections()
+                if not busy or loop.time() - started >= grace:
+                    break
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+            elapsed = loop.time() - started
+            self.server.report_failed_applications()
+            if busy:
+                logger.warning(
+                    "Drain grace of %.0fs over with %d connections still busy; cancelling them",
+                    grace,
+                    busy,
+                )
+            else:
+                logger.info(
+                    "Drained in %.1fs: %d WebSockets closed with %d",
+                    elapsed,
+                    len(closed_ids),
+                    CLOSE_SERVICE_RESTART,
+                )
+        except Exception:
+            logger.exception("Drain failed; stopping now")
+        finally:
+            if reactor.running:
+                reactor.stop()  # type: ignore[misc]
 
     def _service_ended(self, path: str, task: asyncio.Future) -> None:
         if task.cancelled():
