@@ -181,20 +181,21 @@ class PublicChatConsumer(ChatSocket):
         except ChatError as error:
             await self.send_frame(error.as_frame())
             after = since_seq = None
-        if not await database_sync_to_async(access.may_open)(self.user, slug):
-            await self.send_error(
-                protocol.NOT_MEMBER, "This room is private and you are not a member."
-            )
-            await self.close(protocol.CLOSE_FORBIDDEN)
-            return
-        # Join before reading the room's seq, so no event committed in between is missed.
+        # Join before reading the room's seq, so no event committed in between is missed. The
+        # membership check is in the same trip to the database as the history: a non-member is
+        # refused before anything of the room is sent (room events that reach the group meanwhile
+        # wait for this handler, and a closed socket sends nothing).
         await self.join_groups([protocol.room_group(slug)])
         try:
             opening = await database_sync_to_async(self._opening_frames)(slug, after, since_seq)
         except ChatError as error:
             if error.code != protocol.NOT_MEMBER:
                 raise
-            await self.lose_access()  # removed between the check above and the history
+            await self.leave_groups()
+            await self.send_error(
+                protocol.NOT_MEMBER, "This room is private and you are not a member."
+            )
+            await self.close(protocol.CLOSE_FORBIDDEN)
             return
         if opening is None:
             await self.leave_groups()
