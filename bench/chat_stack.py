@@ -40,10 +40,10 @@ from harness import (
     LAYER_TITLES,
     LAYERS,
     SERVERS,
-    PrivateRedis,
     Server,
     percentile,
     prepare_database,
+    private_redis,
     raise_open_file_limit,
 )
 
@@ -200,8 +200,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_open_file_limit()
 
-    redis = PrivateRedis()
-    redis.start()
+    redis = private_redis()
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="sb-bench-") as directory:
@@ -215,7 +214,7 @@ def main() -> None:
                     results.append((server_name, layer, result))
                     print(f"{server_name:8} {layer:22} {result}", file=sys.stderr, flush=True)
     finally:
-        redis.stop()
+        redis.cleanup()
 
     print(
         f"\n{args.clients} clients in one room, {args.senders} senders; steady {args.seconds:g} s; "

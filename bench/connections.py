@@ -32,10 +32,10 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     LAYER_TITLES,
-    PrivateRedis,
     Server,
     percentile,
     prepare_database,
+    private_redis,
     raise_open_file_limit,
 )
 
@@ -179,8 +179,7 @@ def main() -> None:
 
     sizes = [int(size) for size in args.room_sizes.split(",")]
     rooms = [f"conn-{size}-{n}" for size in sizes for n in range(args.connections // size)]
-    redis = PrivateRedis()
-    redis.start()
+    redis = private_redis()
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="sb-bench-") as directory:
@@ -192,7 +191,7 @@ def main() -> None:
                 results.append(result)
                 print(result, file=sys.stderr, flush=True)
     finally:
-        redis.stop()
+        redis.cleanup()
 
     print(
         f"\n{args.connections} concurrent WebSockets on one {args.server} process "

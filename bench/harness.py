@@ -2,7 +2,7 @@
 rooms and logged-in senders, and one Switchboard server process (Daphne or uvicorn) on a chosen
 channel layer. Everything listens on 127.0.0.1 on free ports and is stopped by its PID.
 
-    redis = PrivateRedis(); redis.start()
+    redis = private_redis()
     template = prepare_database(work_dir, rooms=["lobby"], senders=["s0", "s1"])
     with Server("daphne", "switchboard", redis.url, template) as server:
         ... websockets to server.ws_url(f"/ws/chat/lobby/") with server.origin ...
@@ -21,7 +21,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,16 @@ from pathlib import Path
 from types import TracebackType
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+from tests.servers import (  # noqa: E402  (the repository root is on the path only now)
+    PYTHON,
+    RedisServer,
+    free_port,
+    login_session_code,
+    stop_process,
+    wait_for_port,
+)
+
 SERVERS = ("daphne", "uvicorn", "serve")
 REFERENCE_APP = ROOT / "bench" / "reference_app"
 PROBE = ROOT / "bench" / "server_probe.py"
@@ -42,23 +50,6 @@ LAYER_TITLES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
-
-
 def raise_open_file_limit(wanted: int = 16384) -> int:
     """Raise this process's soft RLIMIT_NOFILE towards `wanted` (capped by the hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -68,46 +59,12 @@ def raise_open_file_limit(wanted: int = 16384) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def stop(process: subprocess.Popen, timeout: float = 10) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-
-class PrivateRedis:
-    """A redis-server with no persistence on a free port, for one benchmark run."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.directory = Path(tempfile.mkdtemp(prefix="sb-bench-redis-"))
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--maxclients", "20000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(self.port, self.process)
-
-    def flushall(self) -> None:
-        subprocess.run(
-            ["redis-cli", "-p", str(self.port), "flushall"], check=True, capture_output=True
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-        shutil.rmtree(self.directory, ignore_errors=True)
+def private_redis() -> RedisServer:
+    """A started redis-server for one benchmark run (room for thousands of clients); the caller
+    calls `.cleanup()` (stops it, removes its directory)."""
+    server = RedisServer(max_clients=20000)
+    server.start()
+    return server
 
 
 #: Where the server's SQLite file lives: tmpfs when the machine has one, so that every stack pays
@@ -157,22 +114,16 @@ def prepare_database(
     )
     code = (
         "import json\n"
-        "from django.contrib.auth import get_user_model, HASH_SESSION_KEY, SESSION_KEY, "
-        "BACKEND_SESSION_KEY\n"
-        "from django.contrib.sessions.backends.db import SessionStore\n"
+        "from django.contrib.auth import get_user_model\n"
         "from chat.models import Room\n"
         f"for slug in {rooms!r}:\n"
         "    Room.objects.get_or_create(slug=slug, defaults={'title': slug})\n"
         "keys = {}\n"
         f"for name in {senders!r}:\n"
-        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
-        "    user.set_unusable_password(); user.save()\n"
-        "    session = SessionStore()\n"
-        "    session[SESSION_KEY] = str(user.pk)\n"
-        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
-        "    session.create()\n"
-        "    keys[name] = session.session_key\n"
+        "    u, _ = get_user_model().objects.get_or_create(username=name)\n"
+        "    u.set_unusable_password(); u.save()\n"
+        + "".join(f"    {line}\n" for line in login_session_code("u").splitlines())
+        + "    keys[name] = key\n"
         f"if {messages_per_room} and {senders!r}:\n"
         "    from chat import services\n"
         f"    author = get_user_model().objects.get(username={senders!r}[0])\n"
@@ -268,7 +219,7 @@ class Server:
             self.command(), cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             preexec_fn=_raise_child_file_limit,
         )  # fmt: skip
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, process=self.process)
         return self
 
     @property
@@ -309,7 +260,7 @@ class Server:
         trace: TracebackType | None,
     ) -> None:
         if self.process is not None:
-            stop(self.process)
+            stop_process(self.process)
         self.log.close()
         if kind is not None:
             sys.stderr.write((self.directory / "server.log").read_text()[-3000:])

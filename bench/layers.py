@@ -22,12 +22,8 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -38,6 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.servers import RedisServer  # noqa: E402
 
 BACKENDS = ["redis", "channels_redis", "channels_redis_pubsub", "memory"]
 TITLES = {
@@ -82,42 +79,6 @@ async def close_layer(backend: str, layer: Any) -> None:
 
 
 # -- a private redis-server -----------------------------------------------------------------------
-
-
-class PrivateRedis:
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.directory = tempfile.mkdtemp(prefix="sb-bench-redis-")
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.directory, "--logfile", os.path.join(self.directory, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def flushall(self) -> None:
-        import redis
-
-        client = redis.Redis(port=self.port)
-        client.flushall()
-        client.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # -- round trips ----------------------------------------------------------------------------------
@@ -319,7 +280,7 @@ class Layout:
     """The Redis servers of one layout and the layer CONFIG that uses them."""
 
     def __init__(self, name: str) -> None:
-        from conftest import RedisCluster, RedisServer
+        from tests.servers import RedisCluster, RedisServer
 
         self.name = name
         self.cluster: RedisCluster | None = None
@@ -566,7 +527,8 @@ def main() -> None:
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     backends = [backend for backend in options.backends.split(",") if backend]
-    server = PrivateRedis()
+    server = RedisServer(max_clients=20000)
+    server.start()
     results: dict[tuple[str, str], list[Any]] = defaultdict(list)
     scenarios: list[tuple[str, Callable[[str], Any], set[str]]] = [
         (
@@ -616,7 +578,7 @@ def main() -> None:
                     print(f"[{repetition + 1}/{options.repeat}] {title} / {backend}: {value}",
                           file=sys.stderr, flush=True)  # fmt: skip
     finally:
-        server.stop()
+        server.cleanup()
     if scenarios:
         print(render(scenarios, backends, results, options))
     if options.layouts:

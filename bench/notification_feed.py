@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from harness import setup_django_in_process  # noqa: E402
+from harness import private_redis, setup_django_in_process  # noqa: E402
+
+from tests.servers import free_port, login_session_code, stop_process, wait_for_port  # noqa: E402
 
 
 async def bench_fanout(users: int) -> float:
@@ -101,27 +103,6 @@ async def bench_polls(polls: int) -> tuple[int, int, float]:
     return baseline, waiting_threads, time.perf_counter() - started
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port}")
-
-
 def process_threads(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):
@@ -159,37 +140,27 @@ NOTIFY_POLLER = (
 
 
 def bench_daphne_polls(directory: str, count: int) -> tuple[int, int, float]:
-    import shutil
     import subprocess
     import urllib.request
 
-    redis_port, web_port = free_port(), free_port()
-    redis = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--save", "",
-         "--bind", "127.0.0.1", "--dir", directory],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    web_port = free_port()
+    redis = private_redis()
     env = {
         **os.environ,
         "DJANGO_DEBUG": "1",
         "DATABASE_URL": f"sqlite:///{directory}/daphne.sqlite3",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": redis.url,
         "SWITCHBOARD_APRS_REPLAY": "",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     server = None
     try:
-        wait_for_port(redis_port)
         subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
         cookie = subprocess.run(
             [*manage, "shell", "-c",
              "from django.contrib.auth import get_user_model\n"
-             "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
-             "from django.contrib.sessions.backends.db import SessionStore\n"
              "u = get_user_model().objects.create_user('daphne-poller')\n"
-             "s = SessionStore(); s[SESSION_KEY] = str(u.pk)\n"
-             "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-             "s[HASH_SESSION_KEY] = u.get_session_auth_hash(); s.create(); print(s.session_key)"],
+             + login_session_code("u") + "print(key)\n"],
             env=env, check=True, capture_output=True, text=True,
         ).stdout.split()[-1]  # fmt: skip
         server = subprocess.Popen(
@@ -198,7 +169,7 @@ def bench_daphne_polls(directory: str, count: int) -> tuple[int, int, float]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(web_port)
+        wait_for_port(web_port, process=server)
         baseline = process_threads(server.pid)
 
         def waiting_polls() -> float:
@@ -235,10 +206,9 @@ def bench_daphne_polls(directory: str, count: int) -> tuple[int, int, float]:
         threads, elapsed = asyncio.run(run())
         return baseline, threads, elapsed
     finally:
-        for process in (server, redis):
-            if process is not None:
-                process.terminate()
-                process.wait(10)
+        if server is not None:
+            stop_process(server)
+        redis.cleanup()
 
 
 def main() -> None:

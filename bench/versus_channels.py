@@ -55,11 +55,11 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
-    PrivateRedis,
     ReferenceServer,
     Server,
     percentile,
     prepare_database,
+    private_redis,
     raise_open_file_limit,
 )
 
@@ -465,8 +465,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
     print(f"open file limit {limit}; server CPU {server_cpu}, clients on CPU 1", file=sys.stderr)
 
-    redis = PrivateRedis()
-    redis.start()
+    redis = private_redis()
     results: dict[tuple[str, str], dict] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="sb-bench-") as directory:
@@ -495,7 +494,7 @@ def main() -> None:
                     results[(name, scenario)] = result
                     print(f"{scenario:6} {name:12} {result}", file=sys.stderr, flush=True)
     finally:
-        redis.stop()
+        redis.cleanup()
 
     cores = "server on CPU 0, clients on CPU 1" if server_cpu is not None else "unpinned"
     print(f"\nPython {sys.version.split()[0]}, {os.cpu_count()} CPUs ({cores}), Daphne\n")

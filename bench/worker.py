@@ -22,11 +22,7 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +30,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.servers import RedisServer  # noqa: E402
+
 CHANNEL = "bench-jobs"
 
 
@@ -43,42 +41,6 @@ def setup_django() -> None:
     import django
 
     django.setup()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server on a free port in a temporary directory, stopped by its PID."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.directory = tempfile.mkdtemp(prefix="sb-bench-redis-")
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.directory],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def switchboard_app(target: int, finished: asyncio.Event, consume_later: bool) -> Any:
@@ -176,7 +138,8 @@ def main() -> None:
     from realtime.layers.redis import RedisChannelLayer
 
     capacity = options.messages + 10
-    redis = PrivateRedis()
+    redis = RedisServer(max_clients=20000)
+    redis.start()
     # redis-py 8's default 5 s socket timeout equals channels_redis' 5 s blocking pop: without a
     # longer one every idle receive() fails with a read timeout.
     channels_redis_host = {"address": redis.url, "socket_timeout": 30}
@@ -213,7 +176,7 @@ def main() -> None:
             )
             print(f"| {worker_name} | {layer_name} | {best:,.0f} |", flush=True)
     finally:
-        redis.stop()
+        redis.cleanup()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import LiveServer, RedisServer
 from notifications import protocol as notification_protocol
+from tests.servers import LiveServer, RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from chat import protocol as chat_protocol
-from conftest import RedisServer
 from tests.chat_client import create_room
-from tests.test_nginx_proxy import Proxy, daphne_metric, wait_for
+from tests.servers import RedisServer, wait_for
+from tests.test_nginx_proxy import Proxy, daphne_metric
 
 ROOM = "restarting"
 

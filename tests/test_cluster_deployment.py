@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import LiveServer, RedisCluster, RedisServer
 from notifications import protocol as notification_protocol
+from tests.servers import LiveServer, RedisCluster, RedisServer
 from tests.test_multiprocess import (
     test_chat_clients_on_two_processes_see_every_message_once_in_order,
 )

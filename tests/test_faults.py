@@ -23,7 +23,6 @@ import uuid
 import psycopg
 import websockets
 
-from conftest import PYTHON, ROOT
 from notifications import protocol as notification_protocol
 from tests.chat_client import (
     ChatClient,
@@ -32,6 +31,7 @@ from tests.chat_client import (
     create_sessions,
     room_message_ids,
 )
+from tests.servers import PYTHON, ROOT
 
 OUTAGE_SECONDS = 5.0
 FANOUT_USERS = 3000

@@ -135,16 +135,6 @@ def as_user(application, user):
 
 
 @pytest.fixture
-def memory_layer(settings):
-    from realtime.layers import get_channel_layer
-
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
-    }
-    return get_channel_layer()
-
-
-@pytest.fixture
 def member(db):
     return get_user_model().objects.create_user("fuzz-member", password="pass-word-123")
 
@@ -188,7 +178,7 @@ async def assert_notification_socket_alive(communicator: WebsocketCommunicator) 
 @FUZZ
 @given(frames=st.lists(bad_frames(set(NOTIFICATION_CLIENT_TYPES)), min_size=1, max_size=4))
 async def test_notification_stream_answers_every_bad_frame_with_an_error(
-    memory_layer, member, frames
+    channel_layer, member, frames
 ):
     communicator = await notification_socket(member)
     for kind, payload in frames:
@@ -203,7 +193,7 @@ async def test_notification_stream_answers_every_bad_frame_with_an_error(
 @FUZZ
 @given(frames=st.lists(typed_frames(NOTIFICATION_CLIENT_TYPES), min_size=1, max_size=4))
 async def test_notification_stream_survives_random_fields_on_known_frames(
-    memory_layer, member, frames
+    channel_layer, member, frames
 ):
     communicator = await notification_socket(member)
     for frame in frames:
@@ -217,7 +207,7 @@ async def test_notification_stream_survives_random_fields_on_known_frames(
     await communicator.disconnect()
 
 
-async def test_notification_stream_closes_4009_on_an_oversized_frame(memory_layer, member):
+async def test_notification_stream_closes_4009_on_an_oversized_frame(channel_layer, member):
     communicator = await notification_socket(member)
     await communicator.send_to(text_data="x" * (notification_protocol.MAX_FRAME_BYTES + 1))
     error = frame_of(await next_event(communicator))
@@ -316,7 +306,7 @@ async def assert_chat_socket_alive(communicator: WebsocketCommunicator) -> None:
 @FUZZ
 @given(frames=st.lists(bad_frames(set(chat_protocol.ROOM_CLIENT_TYPES)), min_size=1, max_size=4))
 async def test_chat_room_answers_every_bad_frame_with_an_error(
-    memory_layer, chat_room, member, frames
+    channel_layer, chat_room, member, frames
 ):
     communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
     for kind, payload in frames:
@@ -333,7 +323,7 @@ async def test_chat_room_answers_every_bad_frame_with_an_error(
 @FUZZ
 @given(frames=st.lists(typed_frames(sorted(chat_protocol.ROOM_CLIENT_TYPES)), max_size=4))
 async def test_chat_room_survives_random_fields_on_known_frames(
-    memory_layer, chat_room, member, frames
+    channel_layer, chat_room, member, frames
 ):
     communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
     for frame in frames:
@@ -346,7 +336,7 @@ async def test_chat_room_survives_random_fields_on_known_frames(
 @FUZZ
 @given(frames=st.lists(typed_frames(sorted(chat_protocol.CONSOLE_CLIENT_TYPES)), max_size=4))
 async def test_staff_console_survives_random_fields_on_known_frames(
-    memory_layer, chat_room, moderator, frames
+    channel_layer, chat_room, moderator, frames
 ):
     communicator = await chat_socket(moderator, "/ws/chat/admin/")
     for frame in frames:
@@ -364,7 +354,7 @@ async def test_staff_console_survives_random_fields_on_known_frames(
     await communicator.disconnect()
 
 
-async def test_chat_room_closes_4009_on_an_oversized_frame(memory_layer, chat_room, member):
+async def test_chat_room_closes_4009_on_an_oversized_frame(channel_layer, chat_room, member):
     communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
     await communicator.send_to(text_data="x" * (chat_protocol.MAX_FRAME_BYTES + 1))
     frame = frame_of(await next_event(communicator))
@@ -415,7 +405,7 @@ def websocket_router():
 
 @FUZZ
 @given(path=RANDOM_PATHS)
-async def test_websocket_router_routes_or_refuses_any_path(memory_layer, path):
+async def test_websocket_router_routes_or_refuses_any_path(channel_layer, path):
     communicator = WebsocketCommunicator(
         as_user(websocket_router(), AnonymousUser()), client_path(path)
     )
@@ -441,7 +431,7 @@ async def test_websocket_router_routes_or_refuses_any_path(memory_layer, path):
 
 @FUZZ
 @given(path=RANDOM_PATHS, method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"]))
-async def test_http_router_never_answers_with_a_server_error(memory_layer, path, method):
+async def test_http_router_never_answers_with_a_server_error(channel_layer, path, method):
     from config.asgi import application
 
     communicator = HttpCommunicator(
@@ -464,7 +454,7 @@ BULLETIN = "N0FUZ>APRS,TCPIP*,qAC,T2TEST::BLN9FUZZ :Fuzzing survived {n}"
 
 @FUZZ
 @given(lines=st.lists(st.text(max_size=120) | APRS_LIKE | st.binary(max_size=80), max_size=6))
-async def test_aprs_consumer_survives_random_lines_and_still_records_news(memory_layer, lines):
+async def test_aprs_consumer_survives_random_lines_and_still_records_news(channel_layer, lines):
     scope = {"type": "aprs", "server": "fuzz:14580", "callsign": "N0CALL", "filter": ""}
     communicator = ApplicationCommunicator(APRSNewsConsumer.as_asgi(), scope)
     await communicator.send_input({"type": "aprs.connect"})

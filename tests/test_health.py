@@ -14,7 +14,7 @@ from pathlib import Path
 
 import websockets
 
-from conftest import LiveServer, PostgresServer
+from tests.servers import LiveServer, PostgresServer
 
 
 def get(url: str) -> tuple[int, str]:

@@ -29,7 +29,7 @@ def test_debug_off_without_mail_settings_refuses_to_start(tmp_path):
 
 
 def test_daphne_refuses_to_serve_without_mail_settings(tmp_path):
-    from conftest import free_port
+    from tests.servers import free_port
 
     env = production_env(tmp_path)
     env.pop("DJANGO_EMAIL_URL")

@@ -21,7 +21,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,8 +30,8 @@ import pytest
 import websockets
 
 from chat import protocol as chat_protocol
-from conftest import LiveServer, RedisServer, free_port, stop_process, wait_for_port
 from tests.chat_client import create_room
+from tests.servers import LiveServer, RedisServer, free_port, stop_process, wait_for, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -262,15 +261,6 @@ def long_polls_waiting(port: int) -> float:
         connection.close()
     found = re.search(r'realtime_long_polls_waiting\{route="notifications/poll/"\} (\S+)', text)
     return float(found.group(1)) if found else 0.0
-
-
-def wait_for(condition, timeout: float = 15.0, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{message} not reached within {timeout}s")
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def test_manage_py_refuses_to_start_with_debug_off_and_no_secret_key(tmp_path, s
 
 
 def test_daphne_refuses_to_serve_with_debug_off_and_no_secret_key(tmp_path):
-    from conftest import free_port
+    from tests.servers import free_port
 
     env = production_env(tmp_path)
     env.pop("DJANGO_SECRET_KEY")

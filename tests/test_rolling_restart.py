@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from chat import protocol
-from conftest import LiveServer, RedisServer
 from tests.chat_client import ChatClient, create_room, create_sessions
+from tests.servers import LiveServer, RedisServer
 
 USERS = 4
 ROOM = "rolling"

@@ -45,9 +45,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from chat import protocol as chat_protocol
-from conftest import ROOT, free_port, watch_pages
+from conftest import watch_pages
 from notifications import protocol as notification_protocol
 from tests.chat_client import ChatClient, create_room, create_sessions
+from tests.servers import ROOT, free_port
 
 EVIL_ORIGIN = "http://evil.example"
 MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold</b>'

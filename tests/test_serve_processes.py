@@ -19,9 +19,17 @@ import pytest
 import websockets
 
 from chat import protocol as chat_protocol
-from conftest import PYTHON, ROOT, LiveServer, RedisServer, free_port, stop_process, wait_for_port
 from notifications import protocol as notification_protocol
 from tests.chat_client import ChatClient, create_room, create_sessions, room_message_ids
+from tests.servers import (
+    PYTHON,
+    ROOT,
+    LiveServer,
+    RedisServer,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 PROCESSES = 3
 RATE_LIMIT = 30  # messages per minute and user

@@ -28,14 +28,3 @@ def news_server(live_server_factory, redis_server):
     server.start_daphne()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def channel_layer(settings):
-    """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""
-    from realtime.layers import get_channel_layer
-
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
-    }
-    return get_channel_layer()

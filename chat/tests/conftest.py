@@ -37,17 +37,6 @@ def fresh_chat_state():
     latest_pages.clear()
 
 
-@pytest.fixture
-def channel_layer(settings):
-    """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""
-    from realtime.layers import get_channel_layer
-
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
-    }
-    return get_channel_layer()
-
-
 def make_user(username: str, staff: bool = False):
     user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
     if staff:

@@ -201,7 +201,7 @@ def test_page_reconnects_after_server_restart_and_loses_nothing(live_server_fact
     import subprocess
     import sys
 
-    from conftest import ROOT, wait_for_port
+    from tests.servers import ROOT, wait_for_port
 
     server = live_server_factory(SWITCHBOARD_APRS_REPLAY="")
     server.shell("from chat.models import Room\nRoom.objects.create(slug='restart')")

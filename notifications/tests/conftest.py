@@ -31,16 +31,6 @@ def csrf_client(ann) -> Client:
     return client
 
 
-@pytest.fixture
-def channel_layer(settings):
-    """A fresh in-memory channel layer for this test (setting CHANNEL_LAYERS rebuilds it)."""
-    from realtime.layers import get_channel_layer
-
-    backend = "realtime.layers.memory.InMemoryChannelLayer"
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend}}
-    return get_channel_layer()
-
-
 def as_user(application, user):
     """Wrap an ASGI app so its scope carries `user`, as the auth middleware would."""
 

@@ -17,22 +17,11 @@ def site(live_server):
     """The live server with a room and four people logged in (their session keys)."""
     names = ["nora", "otto", "pia", "quinn", "rosa", "sam", "tess", "uma", "vic"]
     # One shell (one Django start-up) for the room, the users and their sessions.
-    output = live_server.shell(
+    live_server.shell(
         "from chat.models import Room\n"
-        "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from django.contrib.sessions.backends.db import SessionStore\n"
         "Room.objects.get_or_create(slug='bells', title='Bells', topic='Notification tests')\n"
-        f"for name in {names!r}:\n"
-        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
-        "    session = SessionStore()\n"
-        "    session[SESSION_KEY] = str(user.pk)\n"
-        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
-        "    session.create()\n"
-        "    print(name, session.session_key)\n"
     )
-    keys = dict(line.split() for line in output.strip().splitlines()[-len(names) :])
+    keys = live_server.create_sessions(names)
     return live_server, keys
 
 

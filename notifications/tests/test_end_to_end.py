@@ -69,21 +69,10 @@ def test_console_announcement_reaches_a_waiting_poll_through_the_in_process_work
     a staff announcement from the console socket answers another user's waiting long-poll."""
     from websockets.sync.client import connect
 
-    cookies = live_server.shell(
-        "from django.contrib.auth import get_user_model\n"
-        "from django.contrib.sessions.backends.db import SessionStore\n"
-        "from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY\n"
-        "for name, staff in [('herald', True), ('listener', False)]:\n"
-        "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
-        "    user.is_staff = user.is_superuser = staff\n"
-        "    user.save()\n"
-        "    session = SessionStore()\n"
-        "    session[SESSION_KEY] = str(user.pk)\n"
-        "    session[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "    session[HASH_SESSION_KEY] = user.get_session_auth_hash()\n"
-        "    session.create()\n"
-        "    print(session.session_key)\n"
-    ).split()[-2:]
+    cookies = [
+        live_server.create_sessions(["herald"], staff=True)["herald"],
+        live_server.create_sessions(["listener"])["listener"],
+    ]
     herald, listener = cookies
     _, latest = get(f"{live_server.url}/api/notifications/?limit=1", listener)
     after = latest["notifications"][0]["id"] if latest["notifications"] else 0

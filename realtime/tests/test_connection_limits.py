@@ -6,8 +6,6 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from realtime.connection_limits import (
     CLOSE_TOO_MANY_CONNECTIONS,
     ConnectionCounter,
@@ -81,15 +79,8 @@ class Waiter(LongPollConsumer):
     timeout = 5.0
 
 
-@pytest.fixture
-def memory_layer(settings):
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "realtime.layers.memory.InMemoryChannelLayer"}
-    }
-
-
 async def test_a_poll_over_the_cap_is_answered_429_and_the_waiting_ones_go_on(
-    settings, memory_layer
+    settings, channel_layer
 ):
     settings.REALTIME_MAX_POLLS_PER_USER = 1
     application = with_user(Waiter.as_asgi(), 9)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from conftest import PYTHON, ROOT, free_port, stop_process, wait_for_port
+from tests.servers import PYTHON, ROOT, free_port, stop_process, wait_for_port
 
 
 class Daphne:

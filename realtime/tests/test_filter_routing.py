@@ -28,12 +28,7 @@ from realtime.testing import ApplicationCommunicator, HttpCommunicator, Websocke
 from realtime.worker import channel_route_names
 
 # Sync consumers run through database_sync_to_async, which checks the thread's database connection.
-pytestmark = [pytest.mark.usefixtures("memory_layer"), pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+pytestmark = [pytest.mark.usefixtures("channel_layer"), pytest.mark.django_db(transaction=True)]
 
 
 calls: list[tuple[str, dict[str, Any]]] = []

@@ -20,6 +20,7 @@ import pytest
 from channels.exceptions import ChannelFull as ChannelsChannelFull
 
 from realtime.exceptions import ChannelFull
+from realtime.tests.helpers import nothing_arrives, receive
 
 BACKENDS = {
     "memory": "realtime.layers.memory.InMemoryChannelLayer",
@@ -121,18 +122,6 @@ async def make_layer(request, redis_server) -> AsyncIterator[LayerUnderTest]:
 @pytest.fixture
 def layer(make_layer: LayerUnderTest) -> Any:
     return make_layer()
-
-
-async def receive(layer: Any, channel: str, timeout: float = 3) -> dict[str, Any]:
-    return await asyncio.wait_for(layer.receive(channel), timeout)
-
-
-async def nothing_arrives(layer: Any, channel: str, wait: float = 0.3) -> bool:
-    try:
-        message = await asyncio.wait_for(layer.receive(channel), wait)
-    except TimeoutError:
-        return True
-    pytest.fail(f"expected no message on {channel!r}, got {message!r}")
 
 
 async def worker_channel(make_layer: LayerUnderTest, layer: Any, name: str) -> str:

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 import redis
 
-from conftest import free_port, stop_process, wait_for_port
 from realtime.layers.redis import LayerUnavailableError, RedisChannelLayer
+from realtime.tests.helpers import nothing_arrives, receive
+from tests.servers import free_port, stop_process, wait_for_port
 
 PEER = Path(__file__).with_name("layer_peer.py")
 
@@ -95,17 +96,6 @@ async def make_layer(redis_server) -> AsyncIterator[Any]:
     yield make
     for layer in layers:
         await layer.close()
-
-
-async def receive(layer: RedisChannelLayer, channel: str, timeout: float = 5) -> dict[str, Any]:
-    return await asyncio.wait_for(layer.receive(channel), timeout)
-
-
-async def nothing_arrives(layer: RedisChannelLayer, channel: str, wait: float = 0.3) -> bool:
-    with contextlib.suppress(TimeoutError):
-        message = await asyncio.wait_for(layer.receive(channel), wait)
-        pytest.fail(f"expected no message on {channel!r}, got {message!r}")
-    return True
 
 
 def client_connections(url: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from realtime.exceptions import LayerUnavailableError
 from realtime.layers.redis import RedisChannelLayer
 from realtime.layers.redis.connection import Server, Timeouts
 from realtime.layers.redis.shards import RendezvousShards
+from realtime.tests.helpers import receive
 
 
 @pytest.fixture
@@ -40,10 +41,6 @@ async def make_layer() -> AsyncIterator[Callable[..., RedisChannelLayer]]:
     for layer in layers:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(layer.close(), 10)
-
-
-async def receive(layer: RedisChannelLayer, channel: str, timeout: float = 5) -> dict[str, Any]:
-    return await asyncio.wait_for(layer.receive(channel), timeout)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20, what: str = "") -> None:

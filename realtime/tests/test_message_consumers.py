@@ -20,12 +20,7 @@ from realtime.routing import route
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 
 # Sync consumers run through database_sync_to_async, which checks the thread's database connection.
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 
 def accept(message: Any) -> None:

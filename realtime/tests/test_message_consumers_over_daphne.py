@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import PYTHON, ROOT, free_port, stop_process, wait_for_port
+from tests.servers import PYTHON, ROOT, free_port, stop_process, wait_for_port
 
 
 @pytest.fixture(scope="module")

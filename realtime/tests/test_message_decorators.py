@@ -28,12 +28,7 @@ from realtime.sessions import (
 )
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 
 def cookie_for(session_key: str) -> list[tuple[bytes, bytes]]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, ROOT, stop_process
 from realtime.layers.redis import RedisChannelLayer
 from realtime.tests.server_app import JOBS_CHANNEL
+from tests.servers import PYTHON, ROOT, stop_process
 
 APPLICATION = "realtime.tests.server_app.application"
 

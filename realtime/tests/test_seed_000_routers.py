@@ -31,12 +31,8 @@ from realtime.testing import ApplicationCommunicator, HttpCommunicator, Websocke
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.filterwarnings("ignore:realtime.http.AsgiHandler is deprecated"),
+    pytest.mark.usefixtures("channel_layer"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
 
 
 def seed_application() -> Any:

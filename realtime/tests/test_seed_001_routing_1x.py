@@ -27,8 +27,7 @@ calls: list[tuple[str, dict[str, Any]]] = []
 
 
 @pytest.fixture(autouse=True)
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+def fresh_state(channel_layer: Any) -> None:
     calls.clear()
 
 

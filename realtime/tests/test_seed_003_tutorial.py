@@ -21,12 +21,7 @@ from realtime.layers import Channel, Group, get_channel_layer
 from realtime.routing import ProtocolTypeRouter, URLRouter, route
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def memory_layer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.InMemoryChannelLayer"}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layer")]
 
 
 class consumers:  # the reader's consumers module

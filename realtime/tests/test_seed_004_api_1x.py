@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from realtime.routing import FilterRouter, ProtocolTypeRouter, route
 from realtime.security.websockets import allowed_hosts_only
 from realtime.sessions import channel_and_http_session, channel_session, http_session
 from realtime.testing import ApplicationCommunicator, WebsocketCommunicator
+from realtime.tests.helpers import wait_until
 from realtime.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,12 +50,6 @@ async def running(worker: Worker) -> AsyncIterator[None]:
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)
-
-
-async def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 # Consumers ------------------------------------------------------------------------------------------

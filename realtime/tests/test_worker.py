@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -21,6 +21,7 @@ from realtime.layers import channel_layers
 from realtime.layers.memory import InMemoryChannelLayer
 from realtime.layers.redis import RedisChannelLayer
 from realtime.routing import ChannelNameRouter, ProtocolTypeRouter
+from realtime.tests.helpers import wait_until
 from realtime.worker import (
     DEAD_LETTER_MESSAGE_TYPE,
     RETRIES_KEY,
@@ -94,12 +95,6 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task]:
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 def job_worker(layer, channels=("jobs",), **worker_options) -> tuple[Worker, list, list]:
