@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from realtime.layers.redis import LayerUnavailableError, RedisChannelLayer
-from realtime.tests.helpers import nothing_arrives, receive
+from realtime.tests.helpers import nothing_arrives, receive, wait_until
 from tests.servers import free_port, stop_process, wait_for_port
 
 PEER = Path(__file__).with_name("layer_peer.py")
@@ -98,6 +98,16 @@ async def make_layer(redis_server) -> AsyncIterator[Any]:
         await layer.close()
 
 
+async def wait_until_subscribed(url: str, topic: bytes | str, subscribers: int) -> None:
+    """Wait (bounded) until `topic` has exactly `subscribers` pub/sub subscribers on the Redis at
+    `url`: another process, or this one's pub/sub loop, has acted on what it was told."""
+    admin = redis.Redis.from_url(url)
+    try:
+        await wait_until(lambda: admin.pubsub_numsub(topic)[0][1] == subscribers, timeout=10)
+    finally:
+        admin.close()
+
+
 def client_connections(url: str) -> list[dict[str, Any]]:
     """The clients connected to the Redis at ``url``, without the one asking."""
     admin = redis.Redis.from_url(url)
@@ -141,11 +151,12 @@ async def test_membership_changed_by_another_process_reaches_the_owner(
     peers.append(owner := Peer(redis_server.url, "listen"))
     channel = (await owner.next())["channel"]
     await layer.group_add("room.remote", channel)
-    await asyncio.sleep(0.2)  # the owner subscribes when its inbox tells it
+    # The owner subscribes to the group's topic when its inbox tells it.
+    await wait_until_subscribed(redis_server.url, layer.keys.group_topic("room.remote"), 1)
     await layer.group_send("room.remote", {"type": "joined.remotely"})
     assert (await owner.next())["message"] == {"type": "joined.remotely"}
     await layer.group_discard("room.remote", channel)
-    await asyncio.sleep(0.2)
+    await wait_until_subscribed(redis_server.url, layer.keys.group_topic("room.remote"), 0)
     await layer.group_send("room.remote", {"type": "after.discard"})
     await layer.send(channel, {"type": "direct.still.works"})
     assert (await owner.next())["message"] == {"type": "direct.still.works"}
@@ -164,11 +175,8 @@ async def test_membership_added_while_the_owner_is_cut_off_arrives_on_reconnect(
     admin.client_kill_filter(_type="pubsub")
     admin.close()
     await view.group_add("room.later", channel)
-    for _ in range(50):
-        if "room.later" in client.groups:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: "room.later" in client.groups, timeout=10)
+    await wait_until_subscribed(fresh_redis.url, owner.keys.group_topic("room.later"), 1)
     await view.group_send("room.later", {"type": "after.reconnect"})
     assert (await receive(owner, channel))["type"] == "after.reconnect"
 
@@ -181,15 +189,14 @@ async def test_a_remotely_added_membership_left_locally_stays_left_after_a_recon
     channel = await owner.new_channel()
     client = owner._client()
     await view.group_add("room.left", channel)
-    for _ in range(50):
-        if "room.left" in client.groups:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: "room.left" in client.groups, timeout=10)
     await owner.group_discard("room.left", channel)  # the consumer leaves by itself
     admin = redis.Redis.from_url(fresh_redis.url)
     admin.client_kill_filter(_type="pubsub")
     admin.close()
-    await asyncio.sleep(1)  # reconnected and re-read its memberships
+    # Reconnected: subscribed to its inbox again, which makes it re-read its memberships (a
+    # wrongly kept one would be back within the half second nothing_arrives waits below).
+    await wait_until_subscribed(fresh_redis.url, client.inbox, 1)
     await view.group_send("room.left", {"type": "not.for.leavers"})
     assert await nothing_arrives(owner, channel, 0.5)
 
