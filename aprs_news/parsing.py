@@ -21,6 +21,7 @@ from typing import Any
 import aprslib
 
 from aprs_news.models import GENERAL_GROUP, NewsItem
+from realtime.text import storable
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -60,7 +61,10 @@ def decode_line(data: bytes) -> str:
 
 def parse_packet(raw: str) -> NewsPacket | None:
     """Decode one packet line: its news, None if it carries none; UnparseablePacket otherwise."""
-    line = raw.rstrip("\r\n")
+    # A character no database can store (a NUL from a broken station or TNC) is replaced, not
+    # the packet dropped: the rest of the line may be good news. The stored raw line and the news
+    # text show U+FFFD where the character was.
+    line = storable(raw.rstrip("\r\n"))
     if not line or line.startswith("#"):
         raise UnparseablePacket(f"not a packet: {line[:80]!r}")
     try:

@@ -32,6 +32,7 @@ from notifications import protocol
 from notifications.models import Notification
 from realtime.db import database_sync_to_async
 from realtime.layers import get_channel_layer
+from realtime.text import unstorable_character
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ def _recipient_ids(users: Any) -> list[int]:
 
 
 def _checked_fields(verb: str, text: str, url: str) -> tuple[str, str, str]:
+    for name, value in (("verb", verb), ("text", text), ("url", url)):
+        character = unstorable_character(value)
+        if character is not None:
+            raise ValueError(f"{name} must not contain the character {character}, got {value!r}")
     if not verb or len(verb) > MAX_VERB_LENGTH:
         raise ValueError(f"verb must be 1-{MAX_VERB_LENGTH} characters, got {verb!r}")
     if len(url) > MAX_URL_LENGTH:
