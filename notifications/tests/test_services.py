@@ -153,3 +153,16 @@ def test_notify_saves_even_when_the_live_push_fails(
         [saved] = notify(ann, verb="mention", text="kept though the layer is down")
     assert Notification.objects.get(pk=saved.pk).text == "kept though the layer is down"
     assert "could not push 1 notification events" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_second_notification_of_one_fanout_for_one_user(ann):
+    from django.db import IntegrityError
+
+    Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="a" * 32)
+    with pytest.raises(IntegrityError):
+        Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="a" * 32)
+    Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="b" * 32)
+    Notification.objects.create(recipient=ann, verb="v", text="t")  # direct notify(): no fan-out
+    Notification.objects.create(recipient=ann, verb="v", text="t")
+    assert Notification.objects.filter(recipient=ann).count() == 4
