@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -166,3 +167,47 @@ def test_the_database_refuses_a_second_notification_of_one_fanout_for_one_user(a
     Notification.objects.create(recipient=ann, verb="v", text="t")  # direct notify(): no fan-out
     Notification.objects.create(recipient=ann, verb="v", text="t")
     assert Notification.objects.filter(recipient=ann).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_run_again_pushes_what_a_dead_worker_saved_but_never_pushed(
+    channel_layer, ann, bob
+):
+    fanout_id = "c" * 32
+    message = {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": fanout_id,
+        "verb": "announcement",
+        "text": "hello all",
+        "url": "",
+        "actor_id": None,
+        "after_user_id": 0,
+    }
+    # The first worker saved both and pushed ann's only, then died before marking bob's pushed.
+    saved = {
+        user.pk: Notification.objects.create(
+            recipient=user, verb="announcement", text="hello all", fanout_id=fanout_id,
+            push_pending=user == bob,
+        )
+        for user in (ann, bob)
+    }  # fmt: skip
+
+    async def run_again_and_listen() -> dict[int, list[dict]]:
+        inboxes = {}
+        for user in (ann, bob):
+            inboxes[user.pk] = await channel_layer.new_channel()
+            await channel_layer.group_add(protocol.user_group(user.pk), inboxes[user.pk])
+        await database_sync_to_async(run_fanout_batch)(message)
+        received: dict[int, list[dict]] = {ann.pk: [], bob.pk: []}
+        for pk, inbox in inboxes.items():
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    received[pk].append(await asyncio.wait_for(channel_layer.receive(inbox), 0.2))
+        return received
+
+    received = async_to_sync(run_again_and_listen)()
+    assert received[ann.pk] == []
+    assert [m["notification"]["id"] for m in received[bob.pk]] == [saved[bob.pk].pk]
+    assert Notification.objects.filter(fanout_id=fanout_id).count() == 2
+    assert not Notification.objects.filter(push_pending=True).exists()
+    assert async_to_sync(run_again_and_listen)() == {ann.pk: [], bob.pk: []}
