@@ -293,7 +293,7 @@ class PublicChatConsumer(ChatSocket):
     async def tick(self) -> None:
         if self.user.is_authenticated:
             now = time.monotonic()
-            if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.HEARTBEAT_SECONDS:
+            if now - getattr(self, "heartbeat_at", 0.0) >= presence_module.heartbeat_seconds():
                 self.heartbeat_at = now
                 await presence.join(self.room.slug, self.connection_id, self.user.get_username())
 

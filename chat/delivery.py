@@ -12,7 +12,8 @@ An event committed just before such a look is most likely still on its way over 
 sockets are compared with the seqs read DELIVERY_GRACE_SECONDS earlier: without that, every resync
 of a busy room sent every socket on a trip to the database for the events in flight (200 sockets,
 200 reads every 10 s), holding up their live deliveries meanwhile. It also gives each socket its
-`tick()` (presence heartbeat, console statistics).
+`tick()` (presence heartbeat, console statistics), and sweeps the presence of the rooms its
+sockets show, so that a process that died loses its users on every open page (chat.presence).
 
 The sockets (chat.consumers.ChatSocket) offer: `loop`, `channel_layer`, `last_seq` (room -> seq),
 `catch_up_to(current_seqs)` and `tick()`.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from chat import protocol, services
 from chat.models import Room
+from chat.presence import presence, presence_announcer
 from realtime.db import database_sync_to_async
 
 if TYPE_CHECKING:
@@ -92,6 +94,18 @@ class SocketWatch:
                     await socket.tick()
                 except Exception:
                     logger.exception("chat: periodic work of a socket failed")
+            try:
+                await self._sweep_presence(sockets)
+            except Exception:
+                logger.exception("chat: sweeping expired presence failed")
+
+    @staticmethod
+    async def _sweep_presence(sockets: list[ChatSocket]) -> None:
+        """Delete the expired presence entries (of processes that died) in the rooms these
+        sockets show, and announce each room that lost someone to every process's sockets."""
+        layers = {room: s.channel_layer for s in sockets for room in s.last_seq}
+        for room in await presence.sweep(layers):
+            presence_announcer.changed(layers[room], room)
 
     async def _catch_up(self, sockets: list[ChatSocket], resync: bool) -> None:
         """Bring sockets up to the database: those on a layer that dropped something since the

@@ -76,7 +76,19 @@ REALTIME_CONSUME_LATER_MAX_RETRIES = int(
 )
 # Chat: messages one user may post in one room per window, "<count>/<seconds>".
 CHAT_RATE_LIMIT = os.environ.get("SWITCHBOARD_CHAT_RATE_LIMIT", "10/5")
+# Chat presence across processes (with REDIS_URL): every open room socket refreshes its entry
+# every HEARTBEAT seconds; the entries of a process that died expire TTL seconds after their last
+# refresh, and the open pages are then told. TTL must be longer than the heartbeat.
+CHAT_PRESENCE_HEARTBEAT_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_HEARTBEAT", "30"))
+CHAT_PRESENCE_TTL_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_TTL", "90"))
 # ---------------------------------------------------------------------------------------------
+
+if not 0 < CHAT_PRESENCE_HEARTBEAT_SECONDS < CHAT_PRESENCE_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "SWITCHBOARD_PRESENCE_HEARTBEAT must be positive and shorter than SWITCHBOARD_PRESENCE_TTL "
+        f"(else present users flicker out), got {CHAT_PRESENCE_HEARTBEAT_SECONDS} and "
+        f"{CHAT_PRESENCE_TTL_SECONDS}"
+    )
 
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(

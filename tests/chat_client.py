@@ -46,6 +46,7 @@ class ChatClient:
         self.duplicates: list[int] = []
         self.out_of_order: list[tuple[int, int]] = []  # (seq seen, after seq)
         self.errors: list[dict[str, Any]] = []
+        self.present: list[str] = []  # the room's users, as the last presence frame listed them
         self.close_codes: list[int | None] = []
         self.connects = 0
         self.last_id = 0
@@ -110,6 +111,8 @@ class ChatClient:
             self._message(frame)
         elif kind == protocol.ERROR:
             self.errors.append(frame)
+        elif kind == protocol.PRESENCE:
+            self.present = frame.get("users", [])
 
     def _message(self, message: dict[str, Any]) -> None:
         message_id = message["id"]

@@ -35,14 +35,12 @@ async def test_two_processes_see_each_others_users_through_redis(settings, fresh
     assert await process_a.users("general") == ["alice"]
 
 
-async def test_connections_of_a_dead_process_expire(settings, fresh_redis, monkeypatch):
-    import chat.presence
-
+async def test_connections_of_a_dead_process_expire(settings, fresh_redis):
     settings.REDIS_URL = fresh_redis.url
-    monkeypatch.setattr(chat.presence, "TTL_SECONDS", -1)  # as if the heartbeat stopped long ago
+    settings.CHAT_PRESENCE_TTL_SECONDS = -1  # as if the heartbeat stopped long ago
     dead = Presence()
     await dead.join("general", "d1", "ghost")
-    monkeypatch.setattr(chat.presence, "TTL_SECONDS", 90)
+    settings.CHAT_PRESENCE_TTL_SECONDS = 90
     alive = Presence()
     await alive.join("general", "a1", "alice")
     assert await alive.users("general") == ["alice"]
@@ -72,3 +70,18 @@ async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_r
     clients = await observer.client_list()
     await observer.aclose()
     assert len(clients) <= MAX_CONNECTIONS + 1  # the pool, and the observer itself
+
+
+async def test_a_sweep_names_each_room_that_lost_a_dead_connection_once(settings, fresh_redis):
+    settings.REDIS_URL = fresh_redis.url
+    settings.CHAT_PRESENCE_TTL_SECONDS = -1  # the dead process's last heartbeat is long past
+    dead = Presence()
+    await dead.join("general", "d1", "ghost")
+    await dead.join("random", "d2", "ghost")
+    settings.CHAT_PRESENCE_TTL_SECONDS = 90
+    alive, other = Presence(), Presence()
+    await alive.join("general", "a1", "alice")
+    assert await alive.users("general") == ["alice"]  # readers skip the expired entry at once
+    assert await alive.sweep(["general", "random", "quiet"]) == ["general", "random"]
+    assert await other.sweep(["general", "random"]) == []  # already swept: announced once
+    assert await alive.users_in(["general", "random"]) == {"general": ["alice"], "random": []}
