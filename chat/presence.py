@@ -74,7 +74,7 @@ class Presence:
                     )
                     # A room nobody's live process looks at any more is never swept: let the
                     # whole set go once its last entry is long expired.
-                    pipe.pexpire(self._key(room), int(ttl * 2000))
+                    pipe.pexpire(self._key(room), int((ttl + heartbeat_seconds()) * 2000))
                     await pipe.execute()
             except (RedisError, OSError):
                 logger.warning("presence: Redis unavailable, joining %s locally only", room)

@@ -1,5 +1,7 @@
 """Presence: who is in a room, in one process or, through Redis, across processes."""
 
+import asyncio
+
 import pytest
 
 from chat.presence import Presence
@@ -37,9 +39,10 @@ async def test_two_processes_see_each_others_users_through_redis(settings, fresh
 
 async def test_connections_of_a_dead_process_expire(settings, fresh_redis):
     settings.REDIS_URL = fresh_redis.url
-    settings.CHAT_PRESENCE_TTL_SECONDS = -1  # as if the heartbeat stopped long ago
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.05  # the heartbeat stops: its process died
     dead = Presence()
     await dead.join("general", "d1", "ghost")
+    await asyncio.sleep(0.1)  # the entry's time runs out
     settings.CHAT_PRESENCE_TTL_SECONDS = 90
     alive = Presence()
     await alive.join("general", "a1", "alice")
@@ -56,7 +59,6 @@ async def test_unusual_usernames_survive_the_redis_round_trip(settings, fresh_re
 
 async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_redis):
     """200 sockets joining at once wait for a pooled connection instead of opening 200."""
-    import asyncio
 
     import redis.asyncio
 
@@ -74,10 +76,11 @@ async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_r
 
 async def test_a_sweep_names_each_room_that_lost_a_dead_connection_once(settings, fresh_redis):
     settings.REDIS_URL = fresh_redis.url
-    settings.CHAT_PRESENCE_TTL_SECONDS = -1  # the dead process's last heartbeat is long past
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.05  # the heartbeat stops: its process died
     dead = Presence()
     await dead.join("general", "d1", "ghost")
     await dead.join("random", "d2", "ghost")
+    await asyncio.sleep(0.1)  # the entries' time runs out
     settings.CHAT_PRESENCE_TTL_SECONDS = 90
     alive, other = Presence(), Presence()
     await alive.join("general", "a1", "alice")
