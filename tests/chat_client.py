@@ -47,6 +47,9 @@ class ChatClient:
         self.out_of_order: list[tuple[int, int]] = []  # (seq seen, after seq)
         self.errors: list[dict[str, Any]] = []
         self.present: list[str] = []  # the room's users, as the last presence frame listed them
+        # This client's messages the server acknowledged (their frame came back, live or in a
+        # replay): client_id -> message id.
+        self.acknowledged: dict[str, int] = {}
         self.close_codes: list[int | None] = []
         self.connects = 0
         self.last_id = 0
@@ -116,6 +119,9 @@ class ChatClient:
 
     def _message(self, message: dict[str, Any]) -> None:
         message_id = message["id"]
+        client_id = message.get("client_id") or ""
+        if client_id.startswith(f"{self.name}-"):
+            self.acknowledged[client_id] = message_id
         if message_id in self.frames:
             self.duplicates.append(message_id)
             return
@@ -140,6 +146,13 @@ class ChatClient:
         except websockets.exceptions.WebSocketException:
             return False
         return True
+
+    async def drop(self) -> None:
+        """Cut the connection without a closing handshake, as a network failure would; the
+        client reconnects by itself with `?after=`."""
+        socket = self._socket
+        if socket is not None:
+            socket.transport.abort()
 
     async def send_raw(self, data: str) -> None:
         if self._socket is None:
