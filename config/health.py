@@ -6,7 +6,9 @@
                         "channel_layer": "TimeoutError: no round trip within 2.0s"}}
     GET /metrics   Prometheus text format: realtime_open_connections, realtime_connections_total,
                    realtime_messages_routed_total, realtime_long_polls_waiting (realtime.metrics),
-                   realtime_layer_dropped_total (the channel layer's stats()["dropped"])
+                   realtime_layer_dropped_total (the channel layer's stats()["dropped"]),
+                   chat_catch_up_events_total (room events chat sockets had to read from the
+                   database: the layer lost or reordered them)
 
 Readiness checks the database with `SELECT 1` and the channel layer with a group_send/receive
 round trip on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops
@@ -116,6 +118,21 @@ class LayerStatsCollector:
         yield dropped
 
 
+class ChatCatchUpCollector:
+    """Exports how many room events this process's chat sockets got from the database because
+    the channel layer did not bring them (chat.delivery.catch_up_reader)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from chat.delivery import catch_up_reader
+
+        caught_up = CounterMetricFamily(
+            "chat_catch_up_events",
+            "Room events chat sockets got from the database instead of the channel layer.",
+        )
+        caught_up.add_metric([], catch_up_reader.events_caught_up)
+        yield caught_up
+
+
 _registered = False
 
 
@@ -124,6 +141,7 @@ def _register_collectors() -> None:
     if not _registered:
         REGISTRY.register(MetricsCollector())
         REGISTRY.register(LayerStatsCollector())
+        REGISTRY.register(ChatCatchUpCollector())
         _registered = True
 
 
