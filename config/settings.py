@@ -46,6 +46,9 @@ CHANNEL_LAYER_ENCRYPTION_KEY = os.environ.get("SWITCHBOARD_LAYER_ENCRYPTION_KEY"
 # Seconds before messages taken by a worker that died (unacknowledged) return to their queue; our
 # Redis layer only. Empty: the layer's default (30).
 CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
+# Messages one channel of the Redis layer holds before it drops (a slow socket misses broadcasts
+# and catches up from the database). Empty: the layer's default (100).
+CHANNEL_LAYER_CAPACITY = os.environ.get("SWITCHBOARD_LAYER_CAPACITY", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -174,6 +177,8 @@ if REDIS_URL:
         _layer_config["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
     if CHANNEL_LAYER_ENCRYPTION_KEY:
         _layer_config["symmetric_encryption_keys"] = [CHANNEL_LAYER_ENCRYPTION_KEY]
+    if CHANNEL_LAYER_CAPACITY:
+        _layer_config["capacity"] = int(CHANNEL_LAYER_CAPACITY)
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
         _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
     CHANNEL_LAYERS = {

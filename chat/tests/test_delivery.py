@@ -65,7 +65,8 @@ async def test_thousand_members_each_get_every_message_in_order_despite_drops(
     expected = [event.frame["id"] for event in events]
     received = await asyncio.gather(*(receive_messages(m, len(expected)) for m in members))
     assert all(ids == expected for ids in received)
-    assert all(await asyncio.gather(*(m.receive_nothing(0.3) for m in members[:20])))
+    # Nothing more (a duplicate, a late copy of a caught-up event) for any member.
+    assert all(await asyncio.gather(*(m.receive_nothing(0.3) for m in members)))
     await asyncio.gather(*(m.disconnect() for m in members))
 
 
