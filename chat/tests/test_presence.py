@@ -88,3 +88,36 @@ async def test_a_sweep_names_each_room_that_lost_a_dead_connection_once(settings
     assert await alive.sweep(["general", "random", "quiet"]) == ["general", "random"]
     assert await other.sweep(["general", "random"]) == []  # already swept: announced once
     assert await alive.users_in(["general", "random"]) == {"general": ["alice"], "random": []}
+
+
+async def test_without_redis_presence_answers_from_this_process_and_never_raises(
+    settings, fresh_redis
+):
+    """Redis stops: joining, leaving, reading and sweeping go on, from this process's own view
+    of the rooms (presence degrades; the chat does not break)."""
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await presence.join("general", "c1", "alice")
+    fresh_redis.stop()
+    await presence.join("general", "c2", "bob")
+    assert await presence.users("general") == ["alice", "bob"]
+    await presence.leave("general", "c1", "alice")
+    assert await presence.users_in(["general"]) == {"general": ["bob"]}
+    assert await presence.sweep(["general"]) == []
+
+
+async def test_an_announcement_the_layer_refuses_is_logged_not_raised(settings, caplog):
+    from chat.presence import PresenceAnnouncer
+
+    settings.REDIS_URL = ""
+
+    class BrokenLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("layer down")
+
+    announcer = PresenceAnnouncer()
+    announcer.changed(BrokenLayer(), "general")
+    task = announcer._pending["general"]
+    await asyncio.wait_for(task, 2)  # finishes instead of raising
+    assert "could not announce presence in general" in caplog.text
+    assert announcer._pending == {}
