@@ -121,3 +121,38 @@ async def test_an_announcement_the_layer_refuses_is_logged_not_raised(settings, 
     await asyncio.wait_for(task, 2)  # finishes instead of raising
     assert "could not announce presence in general" in caplog.text
     assert announcer._pending == {}
+
+
+async def test_a_rooms_presence_set_outlives_the_gap_between_two_heartbeats(settings, fresh_redis):
+    """The set's own expiry is a clean-up for rooms nobody watches: it must never remove a live
+    member between two heartbeats."""
+    import redis.asyncio
+
+    settings.REDIS_URL = fresh_redis.url
+    await Presence().join("general", "c1", "alice")
+    observer = redis.asyncio.Redis.from_url(fresh_redis.url)
+    remaining_ms = await observer.pttl(Presence._key("general"))
+    await observer.aclose()
+    heartbeat_ms = settings.CHAT_PRESENCE_HEARTBEAT_SECONDS * 1000
+    assert remaining_ms > heartbeat_ms + settings.CHAT_PRESENCE_TTL_SECONDS * 1000
+
+
+async def test_changes_in_quick_succession_are_announced_once(settings):
+    from chat import protocol
+    from chat.presence import PresenceAnnouncer
+
+    settings.REDIS_URL = ""
+    sent: list[tuple[str, dict]] = []
+
+    class RecordingLayer:
+        async def group_send(self, group, message):
+            sent.append((group, message))
+
+    layer, announcer = RecordingLayer(), PresenceAnnouncer()
+    for _ in range(5):
+        announcer.changed(layer, "general")
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert [group for group, _ in sent] == [protocol.room_group("general"), protocol.ADMIN_GROUP]
+    announcer.changed(layer, "general")  # a change after the announcement is announced again
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert len(sent) == 4
