@@ -211,3 +211,48 @@ def test_a_batch_run_again_pushes_what_a_dead_worker_saved_but_never_pushed(
     assert Notification.objects.filter(fanout_id=fanout_id).count() == 2
     assert not Notification.objects.filter(push_pending=True).exists()
     assert async_to_sync(run_again_and_listen)() == {ann.pk: [], bob.pk: []}
+
+
+@pytest.mark.django_db
+def test_notify_accepts_fields_of_exactly_the_maximum_length(ann):
+    from notifications.services import MAX_URL_LENGTH, MAX_VERB_LENGTH
+
+    url = "/" + "a" * (MAX_URL_LENGTH - 1)
+    assert notify(ann, verb="v" * MAX_VERB_LENGTH, text="t", url=url)[0].pk
+    with pytest.raises(ValueError, match="verb"):
+        notify(ann, verb="v" * (MAX_VERB_LENGTH + 1), text="t")
+    with pytest.raises(ValueError, match="url"):
+        notify(ann, verb="v", text="t", url=url + "a")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fanout_push_the_layer_refuses_stays_pending_for_the_next_run(
+    channel_layer, ann, monkeypatch
+):
+    message = {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": "d" * 32,
+        "verb": "announcement",
+        "text": "hello all",
+        "url": "",
+        "actor_id": None,
+        "after_user_id": 0,
+    }
+
+    async def refuse(group, event):
+        raise ConnectionError("layer down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(channel_layer, "group_send", refuse)
+        run_fanout_batch(message)
+    assert Notification.objects.filter(push_pending=True).count() == 1  # saved, not pushed
+
+    async def listen() -> list[dict]:
+        inbox = await channel_layer.new_channel()
+        await channel_layer.group_add(protocol.user_group(ann.pk), inbox)
+        await database_sync_to_async(run_fanout_batch)(message)
+        return [await asyncio.wait_for(channel_layer.receive(inbox), 2)]
+
+    [pushed] = async_to_sync(listen)()
+    assert pushed["notification"]["text"] == "hello all"
+    assert not Notification.objects.filter(push_pending=True).exists()
