@@ -228,6 +228,8 @@ def test_notify_accepts_fields_of_exactly_the_maximum_length(ann):
         notify(ann, verb="v" * (MAX_VERB_LENGTH + 1), text="t")
     with pytest.raises(ValueError, match="url"):
         notify(ann, verb="v", text="t", url=url + "a")
+    [whole] = notify(ann, verb="v", text="x" * MAX_TEXT_LENGTH)
+    assert whole.text == "x" * MAX_TEXT_LENGTH  # shortened only when longer
 
 
 @pytest.mark.django_db(transaction=True)
@@ -261,3 +263,16 @@ def test_a_fanout_push_the_layer_refuses_stays_pending_for_the_next_run(
     [pushed] = async_to_sync(listen)()
     assert pushed["notification"]["text"] == "hello all"
     assert not Notification.objects.filter(push_pending=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_feed_of_exactly_one_page_says_nothing_more_is_waiting(ann):
+    from notifications.services import notifications_after
+
+    for n in range(protocol.POLL_MAX_NOTIFICATIONS):
+        notify(ann, verb="v", text=f"more {n}")
+    page, has_more = notifications_after(ann.pk, 0)
+    assert (len(page), has_more) == (protocol.POLL_MAX_NOTIFICATIONS, False)
+    notify(ann, verb="v", text="one too many")
+    page, has_more = notifications_after(ann.pk, 0)
+    assert (len(page), has_more) == (protocol.POLL_MAX_NOTIFICATIONS, True)
