@@ -130,3 +130,23 @@ async def test_resync_leaves_alone_events_still_on_their_way(
     assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
     assert reads == []
     await reader.disconnect()
+
+
+async def test_sockets_that_missed_the_same_range_share_one_database_read(
+    channel_layer, room, alice, monkeypatch
+):
+    reads = []
+    real_read = chat.delivery._events_between_slug
+
+    def counted_read(*args):
+        reads.append(args)
+        return real_read(*args)
+
+    monkeypatch.setattr(chat.delivery, "_events_between_slug", counted_read)
+    events = [await apost(room, alice, f"missed {n}") for n in range(3)]
+    reader = chat.delivery.CatchUpReader()
+    first, last = events[0].seq - 1, events[-1].seq
+    texts = await asyncio.gather(*(reader.frames("general", first, last) for _ in range(10)))
+    assert len(reads) == 1
+    assert all(t == texts[0] and len(t) == 3 for t in texts)
+    assert reader.events_caught_up == 30  # three events for each of the ten sockets
