@@ -24,7 +24,7 @@ TIMEOUT="${MUTANT_TIMEOUT:-300}"
 declare -A MODULES=(
   [presence]="chat/presence.py|chat/tests/test_presence.py chat/tests/test_consumers.py -k 'presence or heartbeat or present'"
   [fanout]="notifications/services.py|notifications/tests/test_services.py notifications/tests/test_consumers.py notifications/tests/test_poll.py tests/test_unstorable_text.py -k 'not socket'"
-  [delivery]="chat/delivery.py|chat/tests/test_delivery.py"
+  [delivery]="chat/delivery.py|chat/tests/test_delivery.py chat/tests/test_consumers.py::test_heartbeat_keeps_a_quiet_member_present_in_redis"
   [worker]="realtime/worker.py|realtime/tests/test_worker.py"
   [redis-layer]="realtime/layers/redis.py|realtime/tests/test_layers_redis.py realtime/tests/test_layers_conformance.py"
 )

@@ -150,3 +150,56 @@ async def test_sockets_that_missed_the_same_range_share_one_database_read(
     assert len(reads) == 1
     assert all(t == texts[0] and len(t) == 3 for t in texts)
     assert reader.events_caught_up == 30  # three events for each of the ten sockets
+
+
+class FakeSocket:
+    """What SocketWatch needs of a chat socket; counts its ticks, may fail them."""
+
+    def __init__(self, layer, failing: bool = False) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.channel_layer = layer
+        self.last_seq: dict[str, int] = {}
+        self.failing = failing
+        self.ticks = 0
+
+    async def catch_up_to(self, current: dict[str, int]) -> None:
+        pass
+
+    async def tick(self) -> None:
+        self.ticks += 1
+        if self.failing:
+            raise RuntimeError("this socket's periodic work failed")
+
+
+async def test_a_socket_whose_periodic_work_fails_stops_no_other_socket(
+    channel_layer, monkeypatch, caplog
+):
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.02)
+    watch = chat.delivery.SocketWatch()
+    broken, healthy = FakeSocket(channel_layer, failing=True), FakeSocket(channel_layer)
+    watch.add(broken)
+    watch.add(healthy)
+    deadline = asyncio.get_running_loop().time() + 5
+    while healthy.ticks < 5 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert healthy.ticks >= 5 and broken.ticks >= 5
+    assert "periodic work of a socket failed" in caplog.text
+    watch.discard(broken)
+    watch.discard(healthy)
+
+
+async def test_the_watch_reads_the_database_only_when_something_was_dropped_or_a_resync_is_due(
+    channel_layer, room, alice, monkeypatch
+):
+    """A quiet, healthy room costs no database reads between resyncs."""
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.02)
+    monkeypatch.setattr(chat.delivery, "RESYNC_SECONDS", 3600)
+    reads = []
+    real_seqs = chat.delivery._seqs_of
+    monkeypatch.setattr(
+        chat.delivery, "_seqs_of", lambda rooms: reads.append(rooms) or real_seqs(rooms)
+    )
+    socket, _ = await join_room("general", alice)
+    await asyncio.sleep(0.3)  # some fifteen checks
+    assert reads == []
+    await socket.disconnect()
