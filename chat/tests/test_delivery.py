@@ -2,6 +2,7 @@
 database and deliver every message once, in order, even in a busy room of 1,000."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -203,3 +204,25 @@ async def test_the_watch_reads_the_database_only_when_something_was_dropped_or_a
     await asyncio.sleep(0.3)  # some fifteen checks
     assert reads == []
     await socket.disconnect()
+
+
+async def test_the_watch_tells_the_rooms_its_sockets_show_when_a_dead_processs_user_expires(
+    channel_layer, settings, fresh_redis, monkeypatch
+):
+    from chat.presence import Presence
+
+    settings.REDIS_URL = fresh_redis.url
+    monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.05)
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.05  # the dead process's last heartbeat
+    await Presence().join("general", "dead-1", "ghost")
+    settings.CHAT_PRESENCE_TTL_SECONDS = 90
+    inbox = await channel_layer.new_channel()
+    await channel_layer.group_add(protocol.room_group("general"), inbox)
+    observer = FakeSocket(channel_layer)
+    observer.last_seq = {"general": 0, "quiet": 0}
+    watch = chat.delivery.SocketWatch()
+    watch.add(observer)
+    event = await asyncio.wait_for(channel_layer.receive(inbox), 5)
+    watch.discard(observer)
+    frame = json.loads(event["text"])
+    assert (frame["type"], frame["room"], frame["users"]) == (protocol.PRESENCE, "general", [])
