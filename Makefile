@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup system-deps lint typecheck pytest docs bench clean
+.PHONY: run test setup system-deps lint typecheck pytest docs bench mutants clean
 
 ## run: set up, migrate, load demo data and serve everything on http://127.0.0.1:8000
 run: setup
@@ -44,6 +44,11 @@ pytest: setup
 bench: setup system-deps
 	$(BIN)/python bench/layers.py
 	$(BIN)/python bench/chat_stack.py
+
+## mutants: mutation testing (cosmic-ray) of the modules behind the reliability promises; slow,
+## never part of `make test`. MUTANTS=presence (or fanout, delivery, worker, redis-layer) runs one.
+mutants: setup system-deps
+	BIN=$(abspath $(BIN)) bash scripts/mutants.sh $(MUTANTS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 var site

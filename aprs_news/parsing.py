@@ -30,6 +30,7 @@ from aprs_news.models import GENERAL_GROUP, NewsItem
 from aprs_news.protocol import EVENT_PACKET, SCOPE_TYPE
 from realtime.message import Message
 from realtime.routing import FilterRouter, route
+from realtime.text import storable
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -70,7 +71,10 @@ def decode_line(data: bytes) -> str:
 def decode_packet(raw: str) -> dict[str, Any]:
     """aprslib's decoding of one packet line (a third-party packet's inner packet, with the
     whole line as ``raw``); UnparseablePacket when it is not a packet."""
-    line = raw.rstrip("\r\n")
+    # A character no database can store (a NUL from a broken station or TNC) is replaced, not
+    # the packet dropped: the rest of the line may be good news. The stored raw line and the news
+    # text show U+FFFD where the character was.
+    line = storable(raw.rstrip("\r\n"))
     if not line or line.startswith("#"):
         raise UnparseablePacket(f"not a packet: {line[:80]!r}")
     try:

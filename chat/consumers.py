@@ -262,7 +262,7 @@ class PublicChatConsumer(ChatSocket):
     async def tick(self) -> None:
         if self.user.is_authenticated:
             now = time.monotonic()
-            if now - self.heartbeat_at >= presence_module.HEARTBEAT_SECONDS:
+            if now - self.heartbeat_at >= presence_module.heartbeat_seconds():
                 self.heartbeat_at = now
                 async with self.presence_lock:
                     if not self.left:

@@ -3,8 +3,13 @@
 Each open room socket of a logged-in user is one *connection* ``(room, connection id, username)``;
 a room's users are the distinct usernames of its connections. With REDIS_URL set, connections
 live in one Redis sorted set per room, scored by when they expire: a socket refreshes its entry
-every HEARTBEAT_SECONDS, so the connections of a process that died vanish after TTL_SECONDS. Without
-Redis they live in this process, which then is the only one.
+every heartbeat (settings.CHAT_PRESENCE_HEARTBEAT_SECONDS), so the connections of a process that
+died stop counting once their score passes (settings.CHAT_PRESENCE_TTL_SECONDS after their last
+refresh). Readers skip expired entries; `sweep`, run by every live process for the rooms its
+sockets show (chat.delivery.SocketWatch), deletes them and names the rooms that lost someone, so
+that their open pages are told (a crashed process cannot say goodbye for its users). Whichever
+process deletes an entry announces it; the deletion is atomic, so exactly one does. Without Redis
+connections live in this process, which then is the only one.
 
 Every method is safe to call from the event loop; `users_in` is also called from Django views
 (through async_to_sync). A Redis failure is logged and answered from this process's own view of
@@ -21,6 +26,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import protocol
@@ -29,9 +35,17 @@ from chat.redis_connection import KEY_PREFIX, shared_redis
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 30.0
-TTL_SECONDS = 90.0
 _SEPARATOR = "\x1f"
+
+
+def heartbeat_seconds() -> float:
+    """How often an open room socket refreshes its presence entry."""
+    return float(settings.CHAT_PRESENCE_HEARTBEAT_SECONDS)
+
+
+def ttl_seconds() -> float:
+    """How long after its last refresh an entry stops counting."""
+    return float(settings.CHAT_PRESENCE_TTL_SECONDS)
 
 
 class Presence:
@@ -51,11 +65,17 @@ class Presence:
             self._local.setdefault(room, {})[connection_id] = username
         redis = shared_redis()
         if redis is not None:
+            ttl = ttl_seconds()
             try:
-                await redis.zadd(
-                    self._key(room),
-                    {f"{username}{_SEPARATOR}{connection_id}": time.time() + TTL_SECONDS},
-                )
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.zadd(
+                        self._key(room),
+                        {f"{username}{_SEPARATOR}{connection_id}": time.time() + ttl},
+                    )
+                    # A room nobody's live process looks at any more is never swept: let the
+                    # whole set go once its last entry is long expired.
+                    pipe.pexpire(self._key(room), int((ttl + heartbeat_seconds()) * 2000))
+                    await pipe.execute()
             except (RedisError, OSError):
                 logger.warning("presence: Redis unavailable, joining %s locally only", room)
 
@@ -73,18 +93,20 @@ class Presence:
             return local_before, local_after
         key = self._key(room)
         now = time.time()
+        ttl = ttl_seconds()
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.zremrangebyscore(key, "-inf", now)
                 pipe.zrange(key, 0, -1)
-                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + TTL_SECONDS})
+                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
+                pipe.pexpire(key, int((ttl + heartbeat_seconds()) * 2000))  # as join() does
                 pipe.zrange(key, 0, -1)
                 replies = await pipe.execute()
         except (RedisError, OSError):
             logger.warning("presence: Redis unavailable, joining %s locally only", room)
             return local_before, local_after
         before, after = (
-            sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]}) for i in (1, 3)
+            sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]}) for i in (1, 4)
         )
         return before, after
 
@@ -111,11 +133,10 @@ class Presence:
                 now = time.time()
                 async with redis.pipeline(transaction=False) as pipe:
                     for room in rooms:
-                        pipe.zremrangebyscore(self._key(room), "-inf", now)
-                        pipe.zrange(self._key(room), 0, -1)
+                        pipe.zrangebyscore(self._key(room), now, "+inf")
                     replies = await pipe.execute()
                 return {
-                    room: sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[2 * i + 1]})
+                    room: sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]})
                     for i, room in enumerate(rooms)
                 }
             except (RedisError, OSError):
@@ -126,6 +147,24 @@ class Presence:
     async def users(self, room: str) -> list[str]:
         """The sorted distinct usernames present in `room`."""
         return (await self.users_in([room]))[room]
+
+    async def sweep(self, rooms: Iterable[str]) -> list[str]:
+        """Delete the expired connections of `rooms` (those of processes that died); return the
+        rooms that lost any, which the caller announces. Without Redis, or when Redis fails,
+        nothing expires: []."""
+        rooms = sorted(set(rooms))
+        redis = shared_redis()
+        if redis is None or not rooms:
+            return []
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.zremrangebyscore(self._key(room), "-inf", time.time())
+                removed = await pipe.execute()
+        except (RedisError, OSError):
+            logger.warning("presence: Redis unavailable, expired connections stay until later")
+            return []
+        return [room for room, count in zip(rooms, removed, strict=True) if count]
 
 
 presence = Presence()

@@ -41,6 +41,7 @@ from chat.models import (
 )
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
+from realtime.text import unstorable_character
 
 logger = logging.getLogger(__name__)
 
@@ -348,10 +349,20 @@ def recent_messages(viewer: Any, limit: int = protocol.HISTORY_PAGE_SIZE) -> lis
 # --- Changing ----------------------------------------------------------------------------------
 
 
+def check_storable(value: str, field: str) -> str:
+    """`value`, or ChatError(invalid) when it holds a character no database can store (NUL, a
+    lone surrogate; see realtime.text): refused before any query runs."""
+    character = unstorable_character(value)
+    if character is not None:
+        raise ChatError(protocol.INVALID, f"'{field}' must not contain the character {character}.")
+    return value
+
+
 def check_text(text: Any) -> str:
     """The text of a message or announcement, or ChatError (invalid, empty, too_long)."""
     if not isinstance(text, str):
         raise ChatError(protocol.INVALID, "'text' must be a string.")
+    check_storable(text, "text")
     if not text.strip():
         raise ChatError(protocol.EMPTY, "A message needs some text.")
     if len(text) > protocol.MAX_TEXT_LENGTH:
@@ -652,6 +663,7 @@ def check_client_id(client_id: Any) -> str:
             protocol.INVALID,
             f"'client_id' must be a string of at most {protocol.MAX_CLIENT_ID_LENGTH} characters.",
         )
+    check_storable(client_id, "client_id")
     return client_id
 
 
@@ -659,8 +671,11 @@ def check_mute(username: Any, room_slug: Any, minutes: Any) -> None:
     """The fields of a mute request, or ChatError(invalid)."""
     if not isinstance(username, str) or not username:
         raise ChatError(protocol.INVALID, "'user' must be a username.")
+    check_storable(username, "user")
     if room_slug is not None and not isinstance(room_slug, str):
         raise ChatError(protocol.INVALID, "'room' must be a room slug or null.")
+    if room_slug is not None:
+        check_storable(room_slug, "room")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ChatError(protocol.INVALID, "'minutes' must be an integer.")
     if not 1 <= minutes <= protocol.MAX_MUTE_MINUTES:

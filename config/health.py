@@ -7,7 +7,9 @@
     GET /metrics   Prometheus text format: realtime_open_connections, realtime_connections_total,
                    realtime_messages_routed_total, realtime_long_polls_waiting (realtime.metrics),
                    realtime_layer_dropped_total (the channel layer's stats()["dropped"]),
-                   realtime_readiness_failure{check, error} (why the last /readyz failed)
+                   realtime_readiness_failure{check, error} (why the last /readyz failed),
+                   chat_catch_up_events_total (room events chat sockets had to read from the
+                   database: the layer lost or reordered them)
 
 /readyz is public (load balancers call it from wherever they run), so it says only which check
 fails; what went wrong (an exception's text can name hosts, ports and users) is logged and shown
@@ -153,6 +155,21 @@ class LayerStatsCollector:
         yield dropped
 
 
+class ChatCatchUpCollector:
+    """Exports how many room events this process's chat sockets got from the database because
+    the channel layer did not bring them (chat.delivery.catch_up_reader)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from chat.delivery import catch_up_reader
+
+        caught_up = CounterMetricFamily(
+            "chat_catch_up_events",
+            "Room events chat sockets got from the database instead of the channel layer.",
+        )
+        caught_up.add_metric([], catch_up_reader.events_caught_up)
+        yield caught_up
+
+
 _registered = False
 
 
@@ -162,6 +179,7 @@ def _register_collectors() -> None:
         REGISTRY.register(MetricsCollector())
         REGISTRY.register(LayerStatsCollector())
         REGISTRY.register(ReadinessCollector())
+        REGISTRY.register(ChatCatchUpCollector())
         _registered = True
 
 

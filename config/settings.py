@@ -71,6 +71,9 @@ CHANNEL_LAYER_WORKER_LEASE = os.environ.get("SWITCHBOARD_WORKER_LEASE", "")
 # several independent servers to shard over (comma-separated URLs), or any node of a Redis Cluster.
 CHANNEL_LAYER_HOSTS = _env_list("SWITCHBOARD_LAYER_HOSTS", "")
 CHANNEL_LAYER_CLUSTER = os.environ.get("SWITCHBOARD_LAYER_CLUSTER", "")
+# Messages one channel of the Redis layer holds before it drops (a slow socket misses broadcasts
+# and catches up from the database). Empty: the layer's default (100).
+CHANNEL_LAYER_CAPACITY = os.environ.get("SWITCHBOARD_LAYER_CAPACITY", "")
 SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 # Production redirects plain HTTP to HTTPS (the proxy says which it was in X-Forwarded-Proto).
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -144,6 +147,11 @@ REALTIME_ALLOWED_ORIGINS = (
 # Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
 REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
 REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
+# Chat presence across processes (with REDIS_URL): every open room socket refreshes its entry
+# every HEARTBEAT seconds; the entries of a process that died expire TTL seconds after their last
+# refresh, and the open pages are then told. TTL must be longer than the heartbeat.
+CHAT_PRESENCE_HEARTBEAT_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_HEARTBEAT", "30"))
+CHAT_PRESENCE_TTL_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_TTL", "90"))
 # ---------------------------------------------------------------------------------------------
 
 if REALTIME_STRICT_ORIGINS and any(
@@ -153,6 +161,13 @@ if REALTIME_STRICT_ORIGINS and any(
         "With SWITCHBOARD_STRICT_ORIGINS on, every allowed origin needs its scheme "
         f"(https://chat.example.com), got {REALTIME_ALLOWED_ORIGINS!r}"
     )
+if not 0 < CHAT_PRESENCE_HEARTBEAT_SECONDS < CHAT_PRESENCE_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "SWITCHBOARD_PRESENCE_HEARTBEAT must be positive and shorter than SWITCHBOARD_PRESENCE_TTL "
+        f"(else present users flicker out), got {CHAT_PRESENCE_HEARTBEAT_SECONDS} and "
+        f"{CHAT_PRESENCE_TTL_SECONDS}"
+    )
+
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Switchboard refuses the built-in "
@@ -263,6 +278,8 @@ if REDIS_URL:
         _layer_config["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
     if CHANNEL_LAYER_ENCRYPTION_KEYS:
         _layer_config["symmetric_encryption_keys"] = CHANNEL_LAYER_ENCRYPTION_KEYS
+    if CHANNEL_LAYER_CAPACITY:
+        _layer_config["capacity"] = int(CHANNEL_LAYER_CAPACITY)
     if CHANNEL_LAYER_WORKER_LEASE and CHANNEL_LAYER_IMPLEMENTATION == "switchboard":
         _layer_config["worker_lease"] = float(CHANNEL_LAYER_WORKER_LEASE)
     if (

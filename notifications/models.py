@@ -39,12 +39,23 @@ class Notification(models.Model):
     # Set on notifications made by one notify_all() fan-out, so a re-delivered batch is not
     # notified twice; blank for direct notify() calls.
     fanout_id = models.CharField(max_length=32, blank=True, db_index=True)
+    # A fan-out notification saved but not yet pushed live: the worker that saved it may die
+    # before its push, and the batch delivered again then pushes what is still pending.
+    push_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["recipient", "read"], name="notif_recipient_read"),
             models.Index(fields=["recipient", "-id"], name="notif_recipient_id"),
+        ]
+        constraints = [
+            # One notification per fan-out and recipient, whatever two workers on one batch do.
+            models.UniqueConstraint(
+                fields=["fanout_id", "recipient"],
+                condition=~models.Q(fanout_id=""),
+                name="notif_one_per_fanout_recipient",
+            ),
         ]
 
     def __str__(self) -> str:

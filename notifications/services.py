@@ -32,6 +32,7 @@ from notifications import protocol
 from notifications.models import Notification
 from realtime.db import database_sync_to_async
 from realtime.layers import get_channel_layer
+from realtime.text import unstorable_character
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ def _recipient_ids(users: Any) -> list[int]:
 
 
 def _checked_fields(verb: str, text: str, url: str) -> tuple[str, str, str]:
+    for name, value in (("verb", verb), ("text", text), ("url", url)):
+        character = unstorable_character(value)
+        if character is not None:
+            raise ValueError(f"{name} must not contain the character {character}, got {value!r}")
     if not verb or len(verb) > MAX_VERB_LENGTH:
         raise ValueError(f"verb must be 1-{MAX_VERB_LENGTH} characters, got {verb!r}")
     if len(url) > MAX_URL_LENGTH:
@@ -92,18 +97,23 @@ def _create(recipient_ids: list[int], **fields: Any) -> list[Notification]:
     lock there.) FOR NO KEY UPDATE: rows that merely reference a user (chat messages, other
     notifications) are not held up."""
     with transaction.atomic():
-        list(
-            get_user_model()
-            .objects.filter(pk__in=recipient_ids)
-            .order_by("pk")
-            .select_for_update(no_key=True)
-            .values_list("pk", flat=True)
-        )
+        _lock_recipients(recipient_ids)
         created = Notification.objects.bulk_create(
             [Notification(recipient_id=pk, **fields) for pk in recipient_ids]
         )
         transaction.on_commit(lambda: push_created(created))
     return created
+
+
+def _lock_recipients(recipient_ids: list[int]) -> None:
+    """Lock the recipients' user rows until the transaction ends (see _create)."""
+    list(
+        get_user_model()
+        .objects.filter(pk__in=recipient_ids)
+        .order_by("pk")
+        .select_for_update(no_key=True)
+        .values_list("pk", flat=True)
+    )
 
 
 async def anotify(
@@ -151,8 +161,15 @@ async def anotify_all(*, verb: str, text: str, url: str = "", actor: Any = None)
 
 def run_fanout_batch(message: dict) -> dict | None:
     """Notify the next batch of active users after `after_user_id`; return the message for the
-    batch after it, or None when this was the last. Users that already got this fan-out (a batch
-    delivered twice after a worker crash) are skipped."""
+    batch after it, or None when this was the last.
+
+    A batch may run more than once: again after the worker that took it died (its lease ran
+    out), or on two workers at once when one stalled past its lease. Each recipient still gets
+    one notification: the ones already saved are read after taking the recipients' row locks
+    (a second run waits for the first to commit, then sees its rows), and a unique constraint
+    on (fanout_id, recipient) stands behind that. Every run then pushes what this batch saved
+    and nobody pushed yet (`push_pending`), so recipients whose notifications were saved by a
+    worker that died before its push still get them live."""
     try:
         fanout_id = str(message["fanout_id"])
         after_user_id = int(message["after_user_id"])
@@ -160,23 +177,57 @@ def run_fanout_batch(message: dict) -> dict | None:
         actor_id = message.get("actor_id")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed fan-out message {message!r}: {exc}") from exc
+    if not fanout_id:
+        raise ValueError(f"malformed fan-out message {message!r}: empty fanout_id")
     users = get_user_model().objects.filter(is_active=True, pk__gt=after_user_id)
     if actor_id is not None:
         users = users.exclude(pk=actor_id)  # nobody is notified of what they did themselves
     user_ids = list(users.order_by("pk").values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE])
     if not user_ids:
         return None
-    done = set(
-        Notification.objects.filter(fanout_id=fanout_id, recipient_id__in=user_ids).values_list(
-            "recipient_id", flat=True
-        )
-    )
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    recipients = [pk for pk in user_ids if pk not in done]
-    _create(recipients, actor=actor, verb=verb, text=text, url=url, fanout_id=fanout_id)
+    with transaction.atomic():
+        _lock_recipients(user_ids)
+        done = set(
+            Notification.objects.filter(fanout_id=fanout_id, recipient_id__in=user_ids).values_list(
+                "recipient_id", flat=True
+            )
+        )
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    recipient_id=pk,
+                    actor=actor,
+                    verb=verb,
+                    text=text,
+                    url=url,
+                    fanout_id=fanout_id,
+                    push_pending=True,
+                )
+                for pk in user_ids
+                if pk not in done
+            ]
+        )
+        transaction.on_commit(lambda: push_pending(fanout_id, user_ids))
     if len(user_ids) < protocol.FANOUT_BATCH_SIZE:
         return None
     return {**message, "after_user_id": user_ids[-1]}
+
+
+def push_pending(fanout_id: str, user_ids: list[int]) -> int:
+    """Push the fan-out's notifications for `user_ids` that were saved and not pushed yet, then
+    mark them pushed; returns how many were pushed. Pushing comes first: a worker that dies
+    between the two leaves them pending and the next run pushes them again (at least once; the
+    browser shows a notification id once)."""
+    pending = list(
+        Notification.objects.filter(
+            fanout_id=fanout_id, recipient_id__in=user_ids, push_pending=True
+        ).select_related("actor")
+    )
+    if not pending or not push_created(pending):
+        return 0
+    Notification.objects.filter(pk__in=[n.pk for n in pending]).update(push_pending=False)
+    return len(pending)
 
 
 def notifications_after(user_id: int, after: int) -> tuple[list[dict[str, Any]], bool]:
@@ -231,12 +282,13 @@ def _push_unread(user_id: int) -> int:
     return count
 
 
-def push_created(notifications: list[Notification]) -> None:
-    """Send each notification, with its recipient's new unread count, to the recipient's group."""
+def push_created(notifications: list[Notification]) -> bool:
+    """Send each notification, with its recipient's new unread count, to the recipient's group;
+    False when the layer failed (logged; see _group_send_all)."""
     if not notifications:
-        return
+        return True
     counts = unread_counts({n.recipient_id for n in notifications})
-    _group_send_all(
+    return _group_send_all(
         [
             (
                 protocol.user_group(n.recipient_id),
@@ -251,12 +303,13 @@ def push_created(notifications: list[Notification]) -> None:
     )
 
 
-def _group_send_all(messages: list[tuple[str, dict]]) -> None:
-    """Send group messages from sync code in one trip to the event loop. A failing layer is
-    logged, not raised: the notifications are saved and clients catch up on their next read."""
+def _group_send_all(messages: list[tuple[str, dict]]) -> bool:
+    """Send group messages from sync code in one trip to the event loop; whether they went. A
+    failing layer is logged, not raised: the notifications are saved and clients catch up on
+    their next read."""
     layer = get_channel_layer()
     if layer is None:
-        return
+        return True
 
     async def send_all() -> None:
         for group, message in messages:
@@ -266,3 +319,5 @@ def _group_send_all(messages: list[tuple[str, dict]]) -> None:
         async_to_sync(send_all)()
     except Exception:
         logger.exception("could not push %d notification events", len(messages))
+        return False
+    return True

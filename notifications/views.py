@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from notifications import protocol, services
 from notifications.authentication import api_login_required, error_response
 from notifications.models import AccessToken, Notification
+from realtime.text import unstorable_character
 
 TOKEN_NAME_MAX = AccessToken._meta.get_field("name").max_length
 
@@ -139,6 +140,8 @@ def token_settings(request: HttpRequest) -> HttpResponse:
         name = request.POST.get("name", "").strip()
         if not name or len(name) > TOKEN_NAME_MAX:
             error = f"Give the token a name of 1 to {TOKEN_NAME_MAX} characters."
+        elif (character := unstorable_character(name)) is not None:
+            error = f"A token name cannot contain the character {character}."
         else:
             _, new_token = AccessToken.issue(request.user, name)
     tokens = AccessToken.objects.filter(user=request.user)

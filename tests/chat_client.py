@@ -46,6 +46,10 @@ class ChatClient:
         self.duplicates: list[int] = []
         self.out_of_order: list[tuple[int, int]] = []  # (seq seen, after seq)
         self.errors: list[dict[str, Any]] = []
+        self.present: list[str] = []  # the room's users, as the last presence frame listed them
+        # This client's messages the server acknowledged (their frame came back, live or in a
+        # replay): client_id -> message id.
+        self.acknowledged: dict[str, int] = {}
         self.close_codes: list[int | None] = []
         self.connects = 0
         self.last_id = 0
@@ -110,9 +114,14 @@ class ChatClient:
             self._message(frame)
         elif kind == protocol.ERROR:
             self.errors.append(frame)
+        elif kind == protocol.PRESENCE:
+            self.present = frame.get("users", [])
 
     def _message(self, message: dict[str, Any]) -> None:
         message_id = message["id"]
+        client_id = message.get("client_id") or ""
+        if client_id.startswith(f"{self.name}-"):
+            self.acknowledged[client_id] = message_id
         if message_id in self.frames:
             self.duplicates.append(message_id)
             return
@@ -137,6 +146,13 @@ class ChatClient:
         except websockets.exceptions.WebSocketException:
             return False
         return True
+
+    async def drop(self) -> None:
+        """Cut the connection without a closing handshake, as a network failure would; the
+        client reconnects by itself with `?after=`."""
+        socket = self._socket
+        if socket is not None:
+            socket.transport.abort()
 
     async def send_raw(self, data: str) -> None:
         if self._socket is None:

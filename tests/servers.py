@@ -436,10 +436,14 @@ class LiveServer:
         return json.loads(self.shell(code).strip().splitlines()[-1])
 
     def start_daphne(
-        self, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> int:
-        """Start one more `manage.py serve` (plus `args`) on a free port; returns the port."""
-        port = free_port()
+        """Start one more `manage.py serve` (plus `args`) on `port` (e.g. where a stopped one
+        listened) or a free port; returns the port."""
+        port = port or free_port()
         log = open(self.directory / f"daphne-{port}.log", "w")  # noqa: SIM115
         process = subprocess.Popen(
             [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -452,6 +456,14 @@ class LiveServer:
         self.processes.append(process)
         self.ports.append(port)
         return port
+
+    def restart_daphne(self, port: int) -> None:
+        """Stop the Daphne on `port` (SIGTERM: it drains, its sockets close) and start a new one
+        there."""
+        index = self.ports.index(port)
+        stop_process(self.processes[index])
+        del self.processes[index], self.ports[index]
+        self.start_daphne(port=port)
 
     def start_process(self, *args: str, name: str = "proc") -> subprocess.Popen:
         """Start another manage.py process (a worker, the APRS gateway) on the same database."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from aprs_news.models import NewsItem
 from chat import protocol as chat_protocol
 from notifications import protocol as notification_protocol
 from notifications.consumers import NotificationConsumer
+from notifications.models import Notification
 from realtime.db import database_sync_to_async
 from realtime.generic import frames as frames_protocol
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
@@ -275,10 +277,11 @@ async def chat_socket(user, path: str) -> WebsocketCommunicator:
 
     communicator = WebsocketCommunicator(routed, path)
     assert (await communicator.connect())[0]
-    # The opening history frame (on a loaded machine it may come later than a quiet spell).
-    while frame_of(await next_event(communicator))["type"] != chat_protocol.HISTORY:
+    # The opening frames: history first (it may take a while on PostgreSQL), then presence and
+    # the console's snapshot.
+    while frame_of(await next_event(communicator, timeout=5))["type"] != chat_protocol.HISTORY:
         pass
-    await drain(communicator, quiet=0.1)  # presence, the rest of the console snapshot
+    await drain(communicator, quiet=0.1)
     return communicator
 
 
@@ -468,3 +471,291 @@ async def test_aprs_consumer_survives_random_lines_and_still_records_news(channe
     await communicator.wait(timeout=5)  # re-raises anything the consumer died of
     exists = database_sync_to_async(NewsItem.objects.filter(text__contains=marker).exists)
     assert await exists(), "a valid bulletin after random lines was not recorded"
+
+
+# -- valid-shaped frames: real ids, real text, answers predicted, effects read from the database --
+
+MISSING_ID = 2**31 - 1
+ID_REFS = st.sampled_from(["own", "other", "missing"])
+FUZZ_TEXT = st.text(max_size=40) | st.sampled_from(
+    ["hello", "hi @fuzz-moderator", "   ", "x" * (chat_protocol.MAX_TEXT_LENGTH + 1), "a\x00b"]
+)
+VALID_SHAPED_ROOM_FRAMES = st.one_of(
+    st.builds(
+        lambda text, client_id: {
+            "type": chat_protocol.MESSAGE,
+            "text": text,
+            "client_id": client_id,
+        },
+        FUZZ_TEXT,
+        st.text(max_size=8),
+    ),
+    st.builds(
+        lambda ref, text: {"type": chat_protocol.EDIT, "id": ref, "text": text}, ID_REFS, FUZZ_TEXT
+    ),
+    st.builds(lambda ref: {"type": chat_protocol.DELETE, "id": ref}, ID_REFS),
+    st.builds(lambda ref: {"type": chat_protocol.READ, "id": ref}, ID_REFS),
+    st.builds(lambda ref: {"type": chat_protocol.HISTORY, "before": ref}, ID_REFS),
+    st.just({"type": chat_protocol.TYPING}),
+)
+VALID_SHAPED_CONSOLE_FRAMES = st.one_of(
+    st.builds(lambda text: {"type": chat_protocol.ANNOUNCE, "text": text}, FUZZ_TEXT),
+    st.builds(
+        lambda user, room, minutes: {
+            "type": chat_protocol.MUTE, "user": user, "room": room, "minutes": minutes
+        },
+        st.sampled_from(["fuzz-member", "nobody-here", "nul\x00name"]),
+        st.sampled_from([FUZZ_ROOM, None, "no-such-room"]),
+        st.integers(min_value=-2, max_value=chat_protocol.MAX_MUTE_MINUTES + 2),
+    ),
+    st.builds(lambda ref: {"type": chat_protocol.DELETE, "id": ref}, ID_REFS),
+)  # fmt: skip
+
+
+def text_problem(text: str) -> str | None:
+    """The error code chat gives for this message text, None when it is a valid one."""
+    if "\x00" in text:
+        return chat_protocol.INVALID
+    if not text.strip():
+        return chat_protocol.EMPTY
+    if len(text) > chat_protocol.MAX_TEXT_LENGTH:
+        return chat_protocol.TOO_LONG
+    return None
+
+
+@pytest.fixture(autouse=True)
+def no_error_logs(caplog):
+    """Fails any fuzz test during which anything logged an ERROR (a traceback the client never
+    saw, a failure answered as if it were the client's fault)."""
+    caplog.set_level(logging.ERROR)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors][:5]
+
+
+@pytest.fixture
+def generous_rate_limit(settings):
+    from chat import ratelimit
+
+    settings.CHAT_RATE_LIMIT = "100000/1"
+    ratelimit._limiter = None
+    yield
+    ratelimit._limiter = None
+
+
+def _message_ids(user, room_slug: str = FUZZ_ROOM) -> dict[str, int]:
+    """The ids the refs stand for now: `own` the user's latest visible message (or a missing
+    id), `other` the latest visible message by someone else."""
+    from chat.models import Message
+
+    visible = Message.objects.filter(room__slug=room_slug, deleted__isnull=True).order_by("-id")
+    own = visible.filter(user=user).values_list("id", flat=True).first()
+    other = visible.exclude(user=user).values_list("id", flat=True).first()
+    return {"own": own or MISSING_ID, "other": other or MISSING_ID, "missing": MISSING_ID}
+
+
+async def answers_until_marker(communicator: WebsocketCommunicator) -> list[dict]:
+    """Every frame the socket sends until the answer to a marker (a non-JSON frame): all the
+    answers to what was sent before it, each one checked."""
+    await communicator.send_to(text_data="marker, not json")
+    frames = []
+    while True:
+        event = await next_event(communicator, timeout=5)
+        assert_chat_answers([event])
+        frame = frame_of(event)
+        assert not (
+            frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.SERVER_ERROR
+        ), frame
+        if frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.BAD_JSON:
+            return frames
+        frames.append(frame)
+
+
+async def wait_for_answer(communicator: WebsocketCommunicator, answers: list[dict], wanted) -> dict:
+    """The first answer `wanted` accepts: among `answers`, or (a room event comes over the layer
+    and may follow the marker's direct answer) read next, each frame on the way checked."""
+    for answer in answers:
+        if wanted(answer):
+            return answer
+    while True:
+        event = await next_event(communicator, timeout=5)
+        assert_chat_answers([event])
+        frame = frame_of(event)
+        assert frame["type"] != chat_protocol.ERROR, frame
+        answers.append(frame)
+        if wanted(frame):
+            return frame
+
+
+@pytest.fixture
+def others_message(chat_room, moderator):
+    from chat.services import post_message
+
+    return post_message(moderator, chat_room, "someone else's words").frame["id"]
+
+
+@FUZZ
+@given(frames=st.lists(VALID_SHAPED_ROOM_FRAMES, min_size=1, max_size=5))
+async def test_chat_room_carries_out_valid_shaped_frames_and_refuses_the_rest(
+    channel_layer, chat_room, member, others_message, generous_rate_limit, frames
+):
+    from chat.models import Message
+
+    communicator = await chat_socket(member, f"/ws/chat/{FUZZ_ROOM}/")
+    for frame in frames:
+        refs = await database_sync_to_async(_message_ids)(member)
+        for field in ("id", "before"):
+            if field in frame:
+                frame = {**frame, field: refs[frame[field]]}
+        await communicator.send_json_to(frame)
+        answers = await answers_until_marker(communicator)
+        errors = [a["code"] for a in answers if a["type"] == chat_protocol.ERROR]
+        kind, target = frame["type"], frame.get("id")
+        row = None
+        if target is not None:
+            row = await database_sync_to_async(Message.objects.filter(pk=target).first)()
+        if kind == chat_protocol.MESSAGE:
+            problem = text_problem(frame["text"]) or (
+                chat_protocol.INVALID if "\x00" in frame["client_id"] else None
+            )
+            if problem:
+                assert errors == [problem], (frame, answers)
+                continue
+            assert errors == [], (frame, answers)
+            echo = await wait_for_answer(
+                communicator,
+                answers,
+                lambda a, f=frame: (
+                    a["type"] == chat_protocol.MESSAGE
+                    and a["client_id"] == f["client_id"]
+                    and a["text"] == f["text"]
+                ),
+            )
+            saved = await database_sync_to_async(Message.objects.get)(pk=echo["id"])
+            assert (saved.text, saved.user_id) == (frame["text"], member.pk)
+        elif kind == chat_protocol.EDIT:
+            problem = text_problem(frame["text"])
+            if problem is None and target == MISSING_ID:
+                problem = chat_protocol.NOT_FOUND
+            elif problem is None and row.user_id != member.pk:
+                problem = chat_protocol.NOT_ALLOWED
+            assert errors == ([problem] if problem else []), (frame, answers)
+            if problem is None:
+                assert row.text == frame["text"] and row.edited is not None
+                await wait_for_answer(
+                    communicator,
+                    answers,
+                    lambda a, t=target: a["type"] == chat_protocol.EDITED and a["id"] == t,
+                )
+        elif kind == chat_protocol.DELETE:
+            if target == MISSING_ID:
+                assert errors == [chat_protocol.NOT_FOUND], (frame, answers)
+            elif row.user_id != member.pk:
+                assert errors == [chat_protocol.NOT_ALLOWED], (frame, answers)
+                assert row.deleted is None
+            else:
+                assert errors == [] and row.deleted is not None, (frame, answers)
+                await wait_for_answer(
+                    communicator,
+                    answers,
+                    lambda a, t=target: a["type"] == chat_protocol.DELETED and a["id"] == t,
+                )
+        elif kind == chat_protocol.HISTORY:
+            assert errors == [] and any(a["type"] == chat_protocol.HISTORY for a in answers)
+        else:  # read, typing: carried out without an answer of their own
+            assert errors == [], (frame, answers)
+    await communicator.disconnect()
+
+
+@FUZZ
+@given(frames=st.lists(VALID_SHAPED_CONSOLE_FRAMES, min_size=1, max_size=4))
+async def test_staff_console_carries_out_valid_shaped_actions_and_refuses_the_rest(
+    channel_layer, chat_room, moderator, member, generous_rate_limit, frames
+):
+    from chat.models import Message, Mute
+    from chat.services import post_message
+
+    def members_message() -> None:
+        Mute.objects.filter(user=member).delete()  # a mute of an earlier frame would refuse it
+        post_message(member, chat_room, "a member's words")
+
+    communicator = await chat_socket(moderator, "/ws/chat/admin/")
+    for frame in frames:
+        await database_sync_to_async(members_message)()
+        if frame["type"] == chat_protocol.DELETE:
+            refs = await database_sync_to_async(_message_ids)(moderator)
+            frame = {**frame, "id": refs[frame["id"]]}
+        mutes_before = await database_sync_to_async(Mute.objects.count)()
+        await communicator.send_json_to(frame)
+        answers = await answers_until_marker(communicator)
+        errors = [a["code"] for a in answers if a["type"] == chat_protocol.ERROR]
+        if frame["type"] == chat_protocol.ANNOUNCE:
+            problem = text_problem(frame["text"])
+            assert errors == ([problem] if problem else []), (frame, answers)
+            if problem is None:
+                announced = database_sync_to_async(
+                    Message.objects.filter(
+                        kind=chat_protocol.KIND_ANNOUNCEMENT, text=frame["text"]
+                    ).exists
+                )
+                assert await announced()
+        elif frame["type"] == chat_protocol.MUTE:
+            if (
+                "\x00" in frame["user"]
+                or not 1 <= frame["minutes"] <= chat_protocol.MAX_MUTE_MINUTES
+            ):
+                problem = chat_protocol.INVALID
+            elif frame["user"] != member.username or frame["room"] == "no-such-room":
+                problem = chat_protocol.NOT_FOUND
+            else:
+                problem = None
+            assert errors == ([problem] if problem else []), (frame, answers)
+            mutes = await database_sync_to_async(Mute.objects.count)()
+            assert mutes == mutes_before + (problem is None)
+        else:
+            if frame["id"] == MISSING_ID:
+                assert errors == [chat_protocol.NOT_FOUND], (frame, answers)
+            else:
+                assert errors == [], (frame, answers)
+                row = await database_sync_to_async(Message.objects.get)(pk=frame["id"])
+                assert row.deleted is not None
+    await communicator.disconnect()
+
+
+@FUZZ
+@given(
+    picks=st.lists(
+        st.lists(st.integers(min_value=0, max_value=5), max_size=4) | st.none(), max_size=4
+    )
+)
+async def test_notification_stream_marks_real_ids_read_and_reports_the_true_count(
+    channel_layer, member, moderator, picks
+):
+    """Reads of the member's real notification ids (mixed with a stranger's and missing ones),
+    or read_all (None): each is answered with the unread count the database holds."""
+    from notifications import notify
+
+    def seed() -> list[int]:
+        mine = [n.pk for n in notify(member, verb="fuzz", text="for the member")]
+        mine += [n.pk for n in notify(member, verb="fuzz", text="another")]
+        theirs = [n.pk for n in notify(moderator, verb="fuzz", text="for someone else")]
+        return [*mine, *theirs, MISSING_ID]
+
+    ids = await database_sync_to_async(seed)()
+    communicator = await notification_socket(member)
+    unread = database_sync_to_async(
+        lambda: Notification.objects.filter(recipient=member, read=False).count()
+    )
+    for pick in picks:
+        if pick is None:
+            frame = {"type": notification_protocol.READ_ALL}
+        else:
+            frame = {"type": notification_protocol.READ, "ids": [ids[i % len(ids)] for i in pick]}
+        await communicator.send_json_to(frame)
+        answer = frame_of(await next_event(communicator))
+        assert answer == {"type": notification_protocol.UNREAD, "count": await unread()}, frame
+    others_unread = database_sync_to_async(
+        lambda: Notification.objects.filter(recipient=moderator, read=False).count()
+    )
+    assert await others_unread() > 0  # a stranger's ids never mark their notifications
+    await communicator.disconnect()

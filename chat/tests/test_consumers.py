@@ -398,13 +398,12 @@ async def test_heartbeat_keeps_a_quiet_member_present_in_redis(
     import asyncio
 
     import chat.delivery
-    import chat.presence
     from chat.presence import Presence
 
     settings.REDIS_URL = fresh_redis.url
     monkeypatch.setattr(chat.delivery, "CHECK_SECONDS", 0.1)
-    monkeypatch.setattr(chat.presence, "HEARTBEAT_SECONDS", 0.2)
-    monkeypatch.setattr(chat.presence, "TTL_SECONDS", 0.6)
+    settings.CHAT_PRESENCE_HEARTBEAT_SECONDS = 0.2
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.6
     socket, _ = await join_room("general", alice)
     await asyncio.sleep(1.5)  # well past the TTL of the first entry
     assert await Presence().users("general") == ["alice"]  # another process's view

@@ -1,5 +1,7 @@
 """Presence: who is in a room, in one process or, through Redis, across processes."""
 
+import asyncio
+
 import pytest
 
 from chat.presence import Presence
@@ -35,14 +37,13 @@ async def test_two_processes_see_each_others_users_through_redis(settings, fresh
     assert await process_a.users("general") == ["alice"]
 
 
-async def test_connections_of_a_dead_process_expire(settings, fresh_redis, monkeypatch):
-    import chat.presence
-
+async def test_connections_of_a_dead_process_expire(settings, fresh_redis):
     settings.REDIS_URL = fresh_redis.url
-    monkeypatch.setattr(chat.presence, "TTL_SECONDS", -1)  # as if the heartbeat stopped long ago
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.05  # the heartbeat stops: its process died
     dead = Presence()
     await dead.join("general", "d1", "ghost")
-    monkeypatch.setattr(chat.presence, "TTL_SECONDS", 90)
+    await asyncio.sleep(0.1)  # the entry's time runs out
+    settings.CHAT_PRESENCE_TTL_SECONDS = 90
     alive = Presence()
     await alive.join("general", "a1", "alice")
     assert await alive.users("general") == ["alice"]
@@ -58,7 +59,6 @@ async def test_unusual_usernames_survive_the_redis_round_trip(settings, fresh_re
 
 async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_redis):
     """200 sockets joining at once wait for a pooled connection instead of opening 200."""
-    import asyncio
 
     import redis.asyncio
 
@@ -72,3 +72,87 @@ async def test_a_burst_of_joins_shares_a_few_redis_connections(settings, fresh_r
     clients = await observer.client_list()
     await observer.aclose()
     assert len(clients) <= MAX_CONNECTIONS + 1  # the pool, and the observer itself
+
+
+async def test_a_sweep_names_each_room_that_lost_a_dead_connection_once(settings, fresh_redis):
+    settings.REDIS_URL = fresh_redis.url
+    settings.CHAT_PRESENCE_TTL_SECONDS = 0.05  # the heartbeat stops: its process died
+    dead = Presence()
+    await dead.join("general", "d1", "ghost")
+    await dead.join("random", "d2", "ghost")
+    await asyncio.sleep(0.1)  # the entries' time runs out
+    settings.CHAT_PRESENCE_TTL_SECONDS = 90
+    alive, other = Presence(), Presence()
+    await alive.join("general", "a1", "alice")
+    assert await alive.users("general") == ["alice"]  # readers skip the expired entry at once
+    assert await alive.sweep(["general", "random", "quiet"]) == ["general", "random"]
+    assert await other.sweep(["general", "random"]) == []  # already swept: announced once
+    assert await alive.users_in(["general", "random"]) == {"general": ["alice"], "random": []}
+
+
+async def test_without_redis_presence_answers_from_this_process_and_never_raises(
+    settings, fresh_redis
+):
+    """Redis stops: joining, leaving, reading and sweeping go on, from this process's own view
+    of the rooms (presence degrades; the chat does not break)."""
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await presence.join("general", "c1", "alice")
+    fresh_redis.stop()
+    await presence.join("general", "c2", "bob")
+    assert await presence.users("general") == ["alice", "bob"]
+    await presence.leave("general", "c1", "alice")
+    assert await presence.users_in(["general"]) == {"general": ["bob"]}
+    assert await presence.sweep(["general"]) == []
+
+
+async def test_an_announcement_the_layer_refuses_is_logged_not_raised(settings, caplog):
+    from chat.presence import PresenceAnnouncer
+
+    settings.REDIS_URL = ""
+
+    class BrokenLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("layer down")
+
+    announcer = PresenceAnnouncer()
+    announcer.changed(BrokenLayer(), "general")
+    task = announcer._pending["general"]
+    await asyncio.wait_for(task, 2)  # finishes instead of raising
+    assert "could not announce presence in general" in caplog.text
+    assert announcer._pending == {}
+
+
+async def test_a_rooms_presence_set_outlives_the_gap_between_two_heartbeats(settings, fresh_redis):
+    """The set's own expiry is a clean-up for rooms nobody watches: it must never remove a live
+    member between two heartbeats."""
+    import redis.asyncio
+
+    settings.REDIS_URL = fresh_redis.url
+    await Presence().join("general", "c1", "alice")
+    observer = redis.asyncio.Redis.from_url(fresh_redis.url)
+    remaining_ms = await observer.pttl(Presence._key("general"))
+    await observer.aclose()
+    heartbeat_ms = settings.CHAT_PRESENCE_HEARTBEAT_SECONDS * 1000
+    assert remaining_ms > heartbeat_ms + settings.CHAT_PRESENCE_TTL_SECONDS * 1000
+
+
+async def test_changes_in_quick_succession_are_announced_once(settings):
+    from chat import protocol
+    from chat.presence import PresenceAnnouncer
+
+    settings.REDIS_URL = ""
+    sent: list[tuple[str, dict]] = []
+
+    class RecordingLayer:
+        async def group_send(self, group, message):
+            sent.append((group, message))
+
+    layer, announcer = RecordingLayer(), PresenceAnnouncer()
+    for _ in range(5):
+        announcer.changed(layer, "general")
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert [group for group, _ in sent] == [protocol.room_group("general"), protocol.ADMIN_GROUP]
+    announcer.changed(layer, "general")  # a change after the announcement is announced again
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert len(sent) == 4

@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -68,7 +69,12 @@ def test_a_fanout_batch_delivered_twice_notifies_each_user_once(ann):
     following = run_fanout_batch(message)
     assert run_fanout_batch(message) == following  # the re-delivery adds nothing
     assert Notification.objects.count() == protocol.FANOUT_BATCH_SIZE
-    assert following["after_user_id"] > 0
+    first_batch = list(
+        get_user_model()
+        .objects.order_by("pk")
+        .values_list("pk", flat=True)[: protocol.FANOUT_BATCH_SIZE]
+    )
+    assert following["after_user_id"] == first_batch[-1]  # the next batch starts after it
     assert run_fanout_batch(following) is None
     total = get_user_model().objects.count()
     assert Notification.objects.filter(fanout_id="f" * 32).count() == total - 1  # all but ann
@@ -171,3 +177,120 @@ def test_notify_saves_even_when_the_live_push_fails(
         [saved] = notify(ann, verb="mention", text="kept though the layer is down")
     assert Notification.objects.get(pk=saved.pk).text == "kept though the layer is down"
     assert "could not push 1 notification events" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_second_notification_of_one_fanout_for_one_user(ann):
+    from django.db import IntegrityError
+
+    Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="a" * 32)
+    with pytest.raises(IntegrityError):
+        Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="a" * 32)
+    Notification.objects.create(recipient=ann, verb="v", text="t", fanout_id="b" * 32)
+    Notification.objects.create(recipient=ann, verb="v", text="t")  # direct notify(): no fan-out
+    Notification.objects.create(recipient=ann, verb="v", text="t")
+    assert Notification.objects.filter(recipient=ann).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_run_again_pushes_what_a_dead_worker_saved_but_never_pushed(
+    channel_layer, ann, bob
+):
+    fanout_id = "c" * 32
+    message = {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": fanout_id,
+        "verb": "announcement",
+        "text": "hello all",
+        "url": "",
+        "actor_id": None,
+        "after_user_id": 0,
+    }
+    # The first worker saved both and pushed ann's only, then died before marking bob's pushed.
+    saved = {
+        user.pk: Notification.objects.create(
+            recipient=user, verb="announcement", text="hello all", fanout_id=fanout_id,
+            push_pending=user == bob,
+        )
+        for user in (ann, bob)
+    }  # fmt: skip
+
+    async def run_again_and_listen() -> dict[int, list[dict]]:
+        inboxes = {}
+        for user in (ann, bob):
+            inboxes[user.pk] = await channel_layer.new_channel()
+            await channel_layer.group_add(protocol.user_group(user.pk), inboxes[user.pk])
+        await database_sync_to_async(run_fanout_batch)(message)
+        received: dict[int, list[dict]] = {ann.pk: [], bob.pk: []}
+        for pk, inbox in inboxes.items():
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    received[pk].append(await asyncio.wait_for(channel_layer.receive(inbox), 0.2))
+        return received
+
+    received = async_to_sync(run_again_and_listen)()
+    assert received[ann.pk] == []
+    assert [m["notification"]["id"] for m in received[bob.pk]] == [saved[bob.pk].pk]
+    assert Notification.objects.filter(fanout_id=fanout_id).count() == 2
+    assert not Notification.objects.filter(push_pending=True).exists()
+    assert async_to_sync(run_again_and_listen)() == {ann.pk: [], bob.pk: []}
+
+
+@pytest.mark.django_db
+def test_notify_accepts_fields_of_exactly_the_maximum_length(ann):
+    from notifications.services import MAX_URL_LENGTH, MAX_VERB_LENGTH
+
+    url = "/" + "a" * (MAX_URL_LENGTH - 1)
+    assert notify(ann, verb="v" * MAX_VERB_LENGTH, text="t", url=url)[0].pk
+    with pytest.raises(ValueError, match="verb"):
+        notify(ann, verb="v" * (MAX_VERB_LENGTH + 1), text="t")
+    with pytest.raises(ValueError, match="url"):
+        notify(ann, verb="v", text="t", url=url + "a")
+    [whole] = notify(ann, verb="v", text="x" * MAX_TEXT_LENGTH)
+    assert whole.text == "x" * MAX_TEXT_LENGTH  # shortened only when longer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fanout_push_the_layer_refuses_stays_pending_for_the_next_run(
+    channel_layer, ann, monkeypatch
+):
+    message = {
+        "type": protocol.EVENT_FANOUT,
+        "fanout_id": "d" * 32,
+        "verb": "announcement",
+        "text": "hello all",
+        "url": "",
+        "actor_id": None,
+        "after_user_id": 0,
+    }
+
+    async def refuse(group, event):
+        raise ConnectionError("layer down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(channel_layer, "group_send", refuse)
+        run_fanout_batch(message)
+    assert Notification.objects.filter(push_pending=True).count() == 1  # saved, not pushed
+
+    async def listen() -> list[dict]:
+        inbox = await channel_layer.new_channel()
+        await channel_layer.group_add(protocol.user_group(ann.pk), inbox)
+        await database_sync_to_async(run_fanout_batch)(message)
+        return [await asyncio.wait_for(channel_layer.receive(inbox), 2)]
+
+    [pushed] = async_to_sync(listen)()
+    assert pushed["notification"]["text"] == "hello all"
+    assert not Notification.objects.filter(push_pending=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_feed_of_exactly_one_page_says_nothing_more_is_waiting(ann):
+    from notifications.services import notifications_after
+
+    for n in range(protocol.POLL_MAX_NOTIFICATIONS):
+        notify(ann, verb="v", text=f"more {n}")
+    page, has_more = notifications_after(ann.pk, 0)
+    assert (len(page), has_more) == (protocol.POLL_MAX_NOTIFICATIONS, False)
+    notify(ann, verb="v", text="one too many")
+    page, has_more = notifications_after(ann.pk, 0)
+    assert (len(page), has_more) == (protocol.POLL_MAX_NOTIFICATIONS, True)

@@ -457,3 +457,36 @@ def test_the_web_process_runs_the_worker_itself_only_where_it_can_reach_the_laye
 def test_an_unknown_in_process_worker_mode_is_refused_naming_it():
     with pytest.raises(ValueError, match="'sometimes'"):
         inprocess_worker_wanted("sometimes", InMemoryChannelLayer())
+
+
+class UnreachableAckingLayer(UnreachableForAWhileLayer):
+    """A durable layer (acknowledgements) that becomes unreachable for sends."""
+
+    def __init__(self, sends: int) -> None:
+        super().__init__(sends=sends)
+        self.acked: list = []
+
+    async def receive_with_ack(self, channel):
+        message = await self.receive(channel)
+
+        async def ack() -> None:
+            self.acked.append(message["name"])
+
+        return message, ack
+
+
+async def test_a_deferred_message_the_layer_cannot_take_back_is_not_acknowledged_on_stop(caplog):
+    """ConsumeLater while the layer refuses the re-queue, then a stop: acknowledging the message
+    would lose it; left unacknowledged, the durable layer delivers it again to the next worker."""
+    layer = UnreachableAckingLayer(sends=10**6)
+    worker, attempts, _ = job_worker(layer)
+    await layer.send("jobs", job("deferred", behaviour="later", until=1))
+    layer.armed = True
+    with caplog.at_level(logging.ERROR, logger="realtime.worker"):
+        async with running(worker):
+            await wait_until(
+                lambda: "Re-queueing a message on channel 'jobs' failed" in caplog.text
+            )
+    assert attempts == [("jobs", "deferred", 0)]
+    assert "stopping with it unacknowledged" in caplog.text
+    assert layer.acked == []
