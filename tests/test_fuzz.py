@@ -566,7 +566,7 @@ async def answers_until_marker(communicator: WebsocketCommunicator) -> list[dict
         assert not (
             frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.SERVER_ERROR
         ), frame
-        if frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.BAD_JSON:
+        if frame["type"] == chat_protocol.ERROR and frame["code"] == chat_protocol.MALFORMED:
             return frames
         frames.append(frame)
 

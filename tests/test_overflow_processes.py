@@ -21,7 +21,8 @@ import time
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from chat.models import Room
-from chat.services import broadcast_room_event, post_message, room_event_message
+from chat.broadcast import broadcast_room_event, room_event_message
+from chat.services import post_message
 from realtime.layers import get_channel_layer
 
 author = get_user_model().objects.get_or_create(username="burster")[0]
