@@ -125,3 +125,62 @@ async def apost(room, user, text: str):
     from realtime.db import database_sync_to_async
 
     return await database_sync_to_async(post_message)(user, room, text)
+
+
+# --- Room pages in Chromium (the browser tests) -------------------------------------------------
+
+BROWSER_TIMEOUT = 10_000  # ms a browser test waits for anything on a page
+
+
+@pytest.fixture
+def open_page(site, browser, request):
+    """open_page(user, path=ROOM_PAGE, check_csp=True, **context_options) -> a page in its own
+    browser context, logged in as `user`, a key of the module's `site` fixture (its live server
+    and {username: session key}). `path` defaults to the module's ROOM_PAGE (else "/"). A page
+    with a connection badge is returned once its socket is live. Every page runs under the site's
+    Content-Security-Policy: a violation fails the test (`check_csp=False` for a page that is
+    Django's own DEBUG error page, whose inline styles the policy blocks)."""
+    from playwright.sync_api import expect
+
+    from conftest import watch_pages
+
+    server, keys = site
+    default_path = getattr(request.module, "ROOM_PAGE", "/")
+    contexts, problems = [], []
+
+    def open_(user: str, path: str | None = None, check_csp: bool = True, **context_options):
+        context = browser.new_context(**context_options)
+        if check_csp:
+            problems.append(watch_pages(context))
+        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(BROWSER_TIMEOUT)
+        page.goto(server.url + (path or default_path))
+        badge = page.locator("[data-connection-state]")
+        if badge.count():
+            expect(badge).to_have_attribute("data-state", "open")
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert [p.csp_violations for p in problems if p.csp_violations] == []
+
+
+def say(page, text: str) -> None:
+    """Type `text` into the room page's composer and send it."""
+    page.fill("[data-composer-text]", text)
+    page.press("[data-composer-text]", "Enter")
+
+
+def message(page, text: str):
+    """The text of a delivered (not pending) message containing `text`."""
+    return page.locator(".message:not(.is-pending) .message-text", has_text=text)
+
+
+def message_item(page, text: str):
+    """The delivered message whose text contains `text` (its whole list item)."""
+    return page.locator(
+        ".message:not(.is-pending)", has=page.locator(".message-text", has_text=text)
+    )

@@ -3,9 +3,10 @@
 import pytest
 from playwright.sync_api import expect
 
-from conftest import watch_pages
+from chat.tests.conftest import BROWSER_TIMEOUT as TIMEOUT
+from chat.tests.conftest import message, say
 
-TIMEOUT = 10_000
+ROOM_PAGE = "/rooms/browser/"  # what open_page(user) opens
 
 
 @pytest.fixture(scope="module")
@@ -21,39 +22,6 @@ def site(live_server):
         "boss": live_server.create_user("boss", staff=True),
     }
     return live_server, keys
-
-
-@pytest.fixture
-def open_page(site, browser):
-    """open_page(user, path) -> a page in its own browser context, logged in as `user`."""
-    server, keys = site
-    contexts = []
-    problems = []
-
-    def open_(user: str, path: str = "/rooms/browser/", **context_options):
-        context = browser.new_context(**context_options)
-        problems.append(watch_pages(context))
-        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        page.goto(server.url + path)
-        expect(page.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-    assert [p.csp_violations for p in problems if p.csp_violations] == []
-
-
-def say(page, text: str) -> None:
-    page.fill("[data-composer-text]", text)
-    page.press("[data-composer-text]", "Enter")
-
-
-def message(page, text: str):
-    return page.locator(".message:not(.is-pending) .message-text", has_text=text)
 
 
 def test_two_people_chat_with_each_other(open_page):

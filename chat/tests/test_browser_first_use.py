@@ -13,11 +13,11 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.tests import test_browser
-from chat.tests.test_browser import TIMEOUT, message, say
+from chat.tests.conftest import BROWSER_TIMEOUT as TIMEOUT
+from chat.tests.conftest import message, say
 
-# The room page tests' fixtures: a live server with a room and people logged in, and their pages.
+# The room page tests' live server with a room and people logged in (open_page: chat/tests/conftest.py).
 site = test_browser.site
-open_page = test_browser.open_page
 
 
 class SocketSwitch:

@@ -3,7 +3,10 @@
 import pytest
 from playwright.sync_api import expect
 
-TIMEOUT = 10_000
+from chat.tests.conftest import message_item, say
+
+ROOM_PAGE = "/rooms/replies/"  # what open_page(user) opens
+
 THUMBS = "👍"
 
 
@@ -16,37 +19,6 @@ def site(live_server):
     # limit (per user and room) for a few seconds.
     keys = {name: live_server.create_user(name) for name in ("hana", "ivan", "jo", "kim")}
     return live_server, keys
-
-
-@pytest.fixture
-def open_page(site, browser):
-    server, keys = site
-    contexts = []
-
-    def open_(user: str, path: str = "/rooms/replies/"):
-        context = browser.new_context()
-        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        page.goto(server.url + path)
-        expect(page.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def say(page, text: str) -> None:
-    page.fill("[data-composer-text]", text)
-    page.press("[data-composer-text]", "Enter")
-
-
-def message_item(page, text: str):
-    return page.locator(
-        ".message:not(.is-pending)", has=page.locator(".message-text", has_text=text)
-    )
 
 
 def test_reply_quotes_the_original_and_jumps_to_it(open_page):

@@ -4,7 +4,9 @@ two people side by side."""
 import pytest
 from playwright.sync_api import expect
 
-TIMEOUT = 10_000
+from chat.tests.conftest import message, say
+
+ROOM_PAGE = "/rooms/text/"  # what open_page(user) opens
 
 
 @pytest.fixture(scope="module")
@@ -16,46 +18,17 @@ def site(live_server):
     return live_server, keys
 
 
-@pytest.fixture
-def open_page(site, browser):
-    server, keys = site
-    contexts = []
-
-    def open_(user: str, path: str = "/rooms/text/"):
-        context = browser.new_context()
-        context.add_cookies([{"name": "sessionid", "value": keys[user], "url": server.url}])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT)
-        page.goto(server.url + path)
-        expect(page.locator("[data-connection-state]")).to_have_attribute("data-state", "open")
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def send(page, text: str) -> None:
-    page.fill("[data-composer-text]", text)
-    page.press("[data-composer-text]", "Enter")
-
-
-def text_of(page, needle: str):
-    return page.locator(".message:not(.is-pending) .message-text", has_text=needle)
-
-
 def test_markdown_subset_and_links_render_as_elements_never_html(open_page):
     jack, kate = open_page("jack"), open_page("kate")
     kate.evaluate("window.__pwned = false")
-    send(
+    say(
         jack,
         "**bold** and *italic* and _also_ and `a<b>` in snake_case_name\n"
         "> quoted <img src=x onerror='window.__pwned=true'>\n"
         "```\nif (a < b) { **not bold** }\n```\n"
         "see https://example.com/path_(x). or javascript:alert(1) or http://localhost/a?b=1",
     )
-    shown = text_of(kate, "snake_case_name")
+    shown = message(kate, "snake_case_name")
     expect(shown.locator("strong")).to_have_text("bold")
     expect(shown.locator("em")).to_have_text(["italic", "also"])
     expect(shown.locator("code.md-code")).to_have_text("a<b>")
@@ -80,8 +53,8 @@ def test_at_autocomplete_offers_the_rooms_people(open_page):
     kate = open_page("kate")
     expect(jack.locator("[data-people]")).to_contain_text("kate")
     katherine = open_page("katherine")
-    send(katherine, "hello from katherine")
-    expect(text_of(jack, "hello from katherine")).to_be_visible()
+    say(katherine, "hello from katherine")
+    expect(message(jack, "hello from katherine")).to_be_visible()
 
     jack.locator("[data-composer-text]").press_sequentially("thanks @ka")
     menu = jack.locator(".mention-menu")
@@ -95,7 +68,7 @@ def test_at_autocomplete_offers_the_rooms_people(open_page):
     expect(menu.locator("li").first).to_have_text("kate")
     jack.press("[data-composer-text]", "Tab")
     jack.press("[data-composer-text]", "Enter")  # the menu is closed: this sends
-    sent = text_of(kate, "thanks @katherine and @kate")
+    sent = message(kate, "thanks @katherine and @kate")
     expect(sent.locator(".mention")).to_have_text(["@katherine", "@kate"])
     expect(kate.locator(".message.mentions-me", has_text="thanks")).to_have_count(1)
 
