@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,31 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout}s")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def daphne_serving(application: str, log_directory: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    """Plain `daphne` serving `application` (a dotted "module:attribute" path) on a free port of
+    127.0.0.1, with DEBUG settings and no Redis; yields (port, process) and stops it after."""
+    port = free_port()
+    log = open(log_directory / "daphne.log", "w")  # noqa: SIM115
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process=process)
+        yield port, process
+    finally:
+        stop_process(process)
+        log.close()
 
 
 def login_session_code(username_expression: str = "u") -> str:

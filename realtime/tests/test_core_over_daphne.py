@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.servers import PYTHON, ROOT, free_port, stop_process, wait_for_port
+from tests.servers import daphne_serving
 
 
 class Daphne:
@@ -39,26 +38,9 @@ class Daphne:
 
 @pytest.fixture(scope="module")
 def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")  # noqa: SIM115
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "realtime.tests.core_server_app:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, process=process)
-        yield Daphne(port, process)
-    finally:
-        stop_process(process)
-        log.close()
+    directory = tmp_path_factory.mktemp("daphne")
+    with daphne_serving("realtime.tests.core_server_app:application", directory) as served:
+        yield Daphne(*served)
 
 
 async def open_poll(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -5,8 +5,6 @@ Serves realtime/tests/message_server_app.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 
@@ -14,31 +12,14 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.servers import PYTHON, ROOT, free_port, stop_process, wait_for_port
+from tests.servers import daphne_serving
 
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "w")  # noqa: SIM115
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "realtime.tests.message_server_app:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, process=process)
+    directory = tmp_path_factory.mktemp("daphne")
+    with daphne_serving("realtime.tests.message_server_app:application", directory) as (port, _):
         yield port
-    finally:
-        stop_process(process)
-        log.close()
 
 
 def test_a_frame_reaches_everyone_in_the_room_and_nobody_else(port: int) -> None:
