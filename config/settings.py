@@ -54,6 +54,9 @@ SECRET_KEY_FALLBACKS = _env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+# PostgreSQL connections one process keeps in Django's connection pool (0: no pool, a connection
+# per request or consumer call, e.g. behind PgBouncer).
+DATABASE_POOL_SIZE = _env_int("SWITCHBOARD_DB_POOL_SIZE", 10)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Which Redis channel layer REDIS_URL selects: "switchboard" (ours), "channels_redis" or
 # "channels_redis_pubsub" (the reference implementations, for comparison and migration).
@@ -253,6 +256,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every page request runs its synchronous view in a thread of its own, so a
+    # persistent connection (CONN_MAX_AGE) is never reused: each request opened a new one and
+    # left it open until its thread's garbage was collected. Django's pool (psycopg_pool) bounds
+    # a process's connections instead and hands them out per request and per consumer call.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASE_POOL_SIZE:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DATABASE_POOL_SIZE),
+            "max_size": DATABASE_POOL_SIZE,
+            "timeout": 10,  # seconds a request waits for a free connection before it fails
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if (CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER) and not REDIS_URL:
