@@ -56,7 +56,7 @@ def process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise UnsupportedFile(
-                    f"The image is {width}×{height} pixels; at most {MAX_PIXELS // 1_000_000} "
+                    f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} "
                     "megapixels are accepted."
                 )
             image.load()
