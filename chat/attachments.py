@@ -79,8 +79,9 @@ def check_ids(value: Any) -> list[int]:
 
 def claim(user: Any, room: Room, message: Message, ids: list[int]) -> list[dict]:
     """Attach the uploads `ids` to the new `message` (call inside its transaction) and return
-    their frame entries in that order; ChatError(not_found) when any of them is not the user's
-    own unattached upload to `room` (the caller's transaction then rolls the message back)."""
+    their frame entries; ChatError(not_found) when any of them is not the user's
+    own unattached upload to `room` (the caller's transaction then rolls the message back).
+    Frames list a message's attachments in the order they were uploaded, here as in history."""
     from chat.services import ChatError
 
     if not ids:
@@ -94,8 +95,7 @@ def claim(user: Any, room: Room, message: Message, ids: list[int]) -> list[dict]
             "An attachment is not available: upload it again (an upload can be attached once, "
             "by its uploader, in the room it was uploaded to).",
         )
-    rows = {row.pk: row for row in Attachment.objects.filter(pk__in=ids)}
-    return [entry(rows[pk]) for pk in ids]
+    return [entry(row) for row in Attachment.objects.filter(pk__in=ids).order_by("id")]
 
 
 def may_download(user: Any, attachment: Attachment) -> bool:
