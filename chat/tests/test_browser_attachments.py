@@ -41,9 +41,7 @@ def ready_chips(page):
     return page.locator(".attachment-chip:not(.is-uploading):not(.is-failed)")
 
 
-def test_an_image_and_a_file_reach_the_other_reader_who_downloads_the_file(
-    open_page, tmp_path
-):
+def test_an_image_and_a_file_reach_the_other_reader_who_downloads_the_file(open_page, tmp_path):
     picture, agenda = tmp_path / "harbour.png", tmp_path / "agenda.txt"
     picture.write_bytes(harbour_png())
     agenda.write_bytes(AGENDA)
@@ -77,7 +75,9 @@ def test_an_image_and_a_file_reach_the_other_reader_who_downloads_the_file(
     lena.set_viewport_size({"width": 1280, "height": 720})
     lena.set_input_files("[data-attach-input]", [str(agenda)])  # the next one, waiting to be sent
     expect(ready_chips(lena)).to_have_count(1)
-    expect(message_item(lena, "the agenda for Friday").locator(".attachment-image img")).to_be_visible()
+    expect(
+        message_item(lena, "the agenda for Friday").locator(".attachment-image img")
+    ).to_be_visible()
     lena.screenshot(path=str(out / "chat-attachments.png"))
     assert (out / "chat-attachments.png").stat().st_size > 10_000
 
