@@ -18,6 +18,7 @@ ETag), so a removed member's browser does not keep showing what the server now r
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import (
     FileResponse,
@@ -51,7 +52,7 @@ def upload(request: HttpRequest, slug: str) -> JsonResponse:
     if room is None or not access.can_read(request.user, room):
         return _refusal(404, f"There is no room {slug!r}.")
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > uploads.max_bytes() + 64 * 1024:  # the file and the form around it
+    if declared > uploads.max_bytes() + settings.CHAT_ATTACHMENT_FORM_OVERHEAD:
         return _refusal(413, uploads.too_large().detail)
     files = request.FILES.getlist("file")
     if len(files) != 1:

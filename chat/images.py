@@ -11,7 +11,8 @@ would cost more than it is worth), and only its first frame becomes the thumbnai
 
 Decompression bombs: a small file may declare a huge canvas. The pixel count is read from the
 header and refused over MAX_PIXELS before any pixel is decoded (Pillow's own, higher limit,
-DecompressionBombError, is caught too).
+DecompressionBombError, is caught too). No global Pillow setting is changed: uploads are handled
+in several threads at once.
 
 Thumbnails are WebP, at most THUMBNAIL_MAX_SIDE pixels on a side, never larger than the image.
 """
@@ -19,7 +20,6 @@ Thumbnails are WebP, at most THUMBNAIL_MAX_SIDE pixels on a side, never larger t
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -50,19 +50,17 @@ def process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
     expected = _PILLOW_FORMATS[file_type]
     file.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file, formats=[expected])
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise UnsupportedFile(
-                    f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} "
-                    "megapixels are accepted."
-                )
-            image.load()
+        image = Image.open(file, formats=[expected])  # reads the header only
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise UnsupportedFile(
+                f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} "
+                "megapixels are accepted."
+            )
+        image.load()
     except UnsupportedFile:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise UnsupportedFile("The image has too many pixels to be accepted.") from None
     except Exception:
         raise UnsupportedFile(

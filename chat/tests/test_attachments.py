@@ -324,3 +324,22 @@ def test_serve_refuses_an_oversized_upload_before_reading_it_and_reads_a_large_o
     assert (
         status_of_post(live_server.port, "/rooms/general/attachments/", three_mb, three_mb) == 403
     )
+
+
+def test_unsent_uploads_older_than_a_day_are_removed_by_the_command(room, alice, media_root):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    stale = uploaded(alice, room, "forgotten.txt", b"never sent\n")
+    fresh = uploaded(alice, room, "draft.txt", b"about to be sent\n")
+    sent = uploaded(alice, room, "sent.txt", b"sent long ago\n")
+    services.post_message(alice, room, "old", attachment_ids=[sent["id"]])
+    a_day_ago = timezone.now() - timedelta(days=1, minutes=1)
+    Attachment.objects.filter(pk__in=[stale["id"], sent["id"]]).update(created=a_day_ago)
+    output = io.StringIO()
+    call_command("remove_unsent_attachments", stdout=output)
+    assert output.getvalue().strip() == "Removed 1 unsent upload."
+    assert sorted(Attachment.objects.values_list("pk", flat=True)) == [fresh["id"], sent["id"]]
+    assert len(stored_files(media_root)) == 2
