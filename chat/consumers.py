@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
-from chat import access, broadcast, protocol, services
+from chat import access, attachments, broadcast, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
@@ -308,7 +308,8 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_message(self, frame: dict) -> None:
         self.require_login()
-        services.check_text(frame.get("text"))
+        files = attachments.check_ids(frame.get("attachments"))
+        services.check_text(frame.get("text"), allow_empty=bool(files))
         await self.require_rate()
         if frame.get("reply_to") is not None:
             services.check_message_id(frame.get("reply_to"), "reply_to")
@@ -318,6 +319,7 @@ class PublicChatConsumer(ChatSocket):
             frame.get("text"),
             frame.get("client_id") or "",
             reply_to=frame.get("reply_to"),
+            attachment_ids=files,
         )
         if event.echo:  # a retry of a message already stored: answer this socket only
             for echo in event.echo:

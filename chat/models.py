@@ -210,6 +210,47 @@ class Reaction(models.Model):
         return f"{self.username} {self.emoji} on {self.message_id}"
 
 
+class Attachment(models.Model):
+    """A file someone uploaded to a room (chat.uploads), then attached to one message of theirs.
+
+    Until a message claims it (``message`` set, once, by chat.attachments.claim) only its uploader
+    sees it; afterwards whoever may read the room, for as long as the message is not deleted
+    (chat.attachment_views checks both on every request). The stored names are under a random
+    ``key``, never the uploader's file name, so a path in storage tells nothing and cannot be
+    guessed; ``content_type`` is what the content was found to be, not what the client said.
+    """
+
+    key = models.CharField(max_length=40, unique=True, editable=False)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_attachments"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=protocol.MAX_ATTACHMENT_NAME_LENGTH)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    file = models.FileField(max_length=200)
+    thumbnail = models.FileField(max_length=200, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["uploader", "message"], name="chat_attachment_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size} bytes) in #{self.room_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type in protocol.IMAGE_CONTENT_TYPES
+
+
 class ReadMarker(models.Model):
     """The newest message a member has seen in a room (for unread counts and the divider)."""
 

@@ -26,6 +26,22 @@ room event that carries them all::
 
     {"type": "reactions", "id": 8, "room": "general", "reactions": [{"emoji": "👍",
      "users": ["bob"]}], "seq": 17}
+A ``message`` frame also carries ``attachments``: the files posted with it (an empty list for
+most messages)::
+
+    "attachments": [{"id": 3, "name": "harbour.jpg", "size": 482113, "content_type": "image/jpeg",
+                     "url": "/attachments/3/", "thumbnail_url": "/attachments/3/thumbnail/",
+                     "width": 1600, "height": 1200},
+                    {"id": 4, "name": "minutes.pdf", "size": 90211,
+                     "content_type": "application/pdf", "url": "/attachments/4/",
+                     "thumbnail_url": null, "width": null, "height": null}]
+
+A file is uploaded over HTTP first (``POST /rooms/<room>/attachments/``, a multipart form with one
+``file``; docs/protocols/chat.md), which answers its entry as above; the client then sends
+``message`` with ``"attachments": [3, 4]`` (ids of its own uploads to this room not attached to
+any message yet, at most MAX_ATTACHMENTS_PER_MESSAGE; the text may then be empty). Anything else
+is refused with ``not_found`` and nothing is posted.
+
 The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
 with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
 only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
@@ -151,6 +167,11 @@ QUOTE_LENGTH = 200  # characters of the original a reply's quote carries
 REACTION_EMOJI = ("👍", "❤️", "😂", "🎉", "😮", "👀")
 MAX_DM_PEOPLE = 8  # everyone in a direct message, its creator included
 MAX_ROOM_TITLE_LENGTH = 100
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+MAX_ATTACHMENT_NAME_LENGTH = 200  # characters of a file's name as shown (longer ones are cut)
+# Attachments of these types are shown as images, with a thumbnail (the others are downloads).
+IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+THUMBNAIL_MAX_SIDE = 480  # pixels: a thumbnail fits in a square this big
 
 # --- Rooms -------------------------------------------------------------------------------------
 ROOM_SLUG_PATTERN = r"[A-Za-z0-9_-]{1,50}"

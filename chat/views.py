@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from chat import access, broadcast, membership, protocol, search, services
+from chat import access, broadcast, membership, protocol, search, services, uploads
 from chat.models import Membership, Room
 from chat.presence import presence
 from chat.services import ChatError
@@ -91,6 +91,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "room": room,
             "rooms": services.rooms_with_unread(request.user),
             "max_text_length": protocol.MAX_TEXT_LENGTH,
+            "attachment_max_bytes": uploads.max_bytes(),
             "edit_window_seconds": int(protocol.EDIT_WINDOW.total_seconds()),
             "reaction_emoji_json": json.dumps(protocol.REACTION_EMOJI),
             "members": people,

@@ -99,6 +99,9 @@ EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "switchboard@localhost")
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Uploaded files (chat attachments), written through Django's default storage. Never served
+# from here directly: chat.attachment_views checks every request (docs/apps/chat.md).
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # The all-in-one server (`manage.py serve`) replays this APRS capture so /news/ is alive out of the
 # box; empty disables it. Production runs `manage.py aprs_gateway` against APRS-IS instead.
 APRS_REPLAY_FILE = os.environ.get(
@@ -137,6 +140,9 @@ CACHE_URL = os.environ.get("SWITCHBOARD_CACHE_URL", "") or REDIS_URL
 # Request bodies, in bytes: the largest `manage.py serve` reads at all (refused with 413 before it
 # is buffered; 0: no limit), and the largest the core's own HTTP endpoints (the long-poll) accept.
 REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
+# Chat attachments: the largest file one upload may carry, in bytes (docs/apps/chat.md,
+# "Attachments"). The upload URL alone gets a request body limit to match (below).
+CHAT_ATTACHMENT_MAX_BYTES = _env_int("SWITCHBOARD_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1)
 REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
 # WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
 # REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for
@@ -156,6 +162,14 @@ REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
 CHAT_PRESENCE_HEARTBEAT_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_HEARTBEAT", "30"))
 CHAT_PRESENCE_TTL_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_TTL", "90"))
 # ---------------------------------------------------------------------------------------------
+
+# An attachment upload is a multipart form: the file plus its field headers and the boundaries.
+# Only its URL may carry a body that large; every other request keeps REALTIME_MAX_REQUEST_BODY
+# (realtime.request_body reads these per-path limits before it buffers a byte).
+CHAT_ATTACHMENT_FORM_OVERHEAD = 64 * 1024
+REALTIME_REQUEST_BODY_LIMITS = [
+    (r"^/rooms/[^/]+/attachments/$", CHAT_ATTACHMENT_MAX_BYTES + CHAT_ATTACHMENT_FORM_OVERHEAD)
+]
 
 if REALTIME_STRICT_ORIGINS and any(
     "://" not in origin and origin != "*" for origin in REALTIME_ALLOWED_ORIGINS

@@ -257,3 +257,22 @@ def test_deployment_files_point_at_the_deployment_page_that_exists():
         assert pointers, f"{name} points at no documentation"
         for pointer in pointers:
             assert (ROOT / pointer).is_file(), f"{name} points at {pointer}, which does not exist"
+
+
+def test_nginx_lets_attachment_uploads_through_and_serves_no_files_itself():
+    """Uploads may be as large as the setting allows on their URL alone; downloads always reach
+    the access-checked view (an nginx `root` or `alias` for media would bypass it)."""
+    from django.conf import settings
+
+    block = nginx_location("~ ^/rooms/[^/]+/attachments/$")
+    megabytes = int(re.search(r"client_max_body_size\s+(\d+)m;", block).group(1))
+    needed = settings.CHAT_ATTACHMENT_MAX_BYTES + settings.CHAT_ATTACHMENT_FORM_OVERHEAD
+    assert megabytes * 1024 * 1024 >= needed
+    assert "proxy_pass http://switchboard;" in block
+    assert not re.search(r"^\s*(root|alias)\s", NGINX, re.MULTILINE)
+
+
+def test_compose_web_processes_share_one_media_volume():
+    for name in web_services():
+        assert "media:/app/var/media" in SERVICES[name]["volumes"], name
+    assert "media" in COMPOSE["volumes"]

@@ -15,10 +15,10 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver
 
 from chat import access, broadcast, membership, protocol, services
-from chat.models import MemberEvent, Membership, Room
+from chat.models import Attachment, MemberEvent, Membership, Room
 from chat.presence import presence
 from chat.services import ChatError
-from chat.tests.conftest import join_room, make_user, next_of_type, open_socket
+from chat.tests.conftest import join_room, make_user, next_of_type, open_socket, png_bytes, upload
 from notifications.models import Notification
 from realtime.db import database_sync_to_async
 
@@ -261,6 +261,38 @@ def test_members_api_is_404_for_non_members(secret, alice, carol):
     assert client_for(None).get(url).status_code == 404
     people = client_for(alice).get(url).json()["members"]
     assert {(p["user"], p["role"]) for p in people} == {("alice", "owner"), ("bob", "member")}
+
+
+def _shared_file(room, owner, media_root) -> dict:
+    """A text file `owner` uploaded to `room` and posted there; its frame entry."""
+    response = upload(client_for(owner), room.slug, "plans.txt", b"the secret plans\n")
+    assert response.status_code == 201
+    entry = response.json()["attachment"]
+    services.post_message(owner, room, "plans attached", attachment_ids=[entry["id"]])
+    return entry
+
+
+def test_attachments_of_a_private_room_are_404_for_non_members(
+    secret, alice, bob, carol, media_root
+):
+    entry = _shared_file(secret, alice, media_root)
+    assert client_for(bob).get(entry["url"]).status_code == 200
+    for outsider in (carol, None):
+        assert client_for(outsider).get(entry["url"]).status_code == 404
+    refused = upload(client_for(carol), secret.slug, "mine.txt", b"let me in\n")
+    assert refused.status_code == 404
+    assert Attachment.objects.count() == 1
+
+
+def test_a_removed_member_loses_access_to_the_rooms_attachments(secret, alice, bob, media_root):
+    picture = upload(client_for(alice), secret.slug, "map.png", png_bytes()).json()["attachment"]
+    services.post_message(alice, secret, "the map", attachment_ids=[picture["id"]])
+    reader = client_for(bob)
+    assert reader.get(picture["thumbnail_url"]).status_code == 200
+    membership.remove(alice, secret, "bob")
+    assert reader.get(picture["url"]).status_code == 404
+    assert reader.get(picture["thumbnail_url"]).status_code == 404
+    assert upload(reader, secret.slug, "late.txt", b"too late\n").status_code == 404
 
 
 @pytest.mark.parametrize("action", ["invite", "leave", "remove"])
@@ -510,6 +542,9 @@ MEMBERSHIP_TESTED = {
     "chat/direct/new/": "test_creating_a_room_and_a_dm_through_the_forms",
     "console/": "test_console_page_lists_only_readable_rooms_in_its_sidebar",
     "api/chat/rooms/": "test_room_list_and_counts_api_hide_rooms_the_user_cannot_read",
+    "rooms/<str:slug>/attachments/": "test_attachments_of_a_private_room_are_404_for_non_members",
+    "attachments/<int:pk>/": "test_a_removed_member_loses_access_to_the_rooms_attachments",
+    "attachments/<int:pk>/thumbnail/": "test_a_removed_member_loses_access_to_the_rooms_attachments",
     "api/chat/rooms/<str:slug>/members/": "test_members_api_is_404_for_non_members",
     "admin/": "test_admin_lists_private_messages_only_with_the_permission",
     "search/": "test_search_page_leaves_out_rooms_the_user_cannot_read",
