@@ -157,6 +157,7 @@ async def test_a_malformed_layer_event_is_dropped_and_the_socket_stays_up(
     await communicator.wait(0.1)  # it never ends by itself: cancelled
 
 
+@pytest.mark.django_db  # a sync consumer's handlers close stale database connections
 async def test_a_sync_consumer_drops_a_layer_frame_before_accept(layer: Any) -> None:
     communicator, channel = await connected(SyncPlain, layer, accept=False)
     await layer.send(channel, {"type": "websocket.send", "text": "too early"})
