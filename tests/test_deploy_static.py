@@ -74,18 +74,26 @@ def serve_options(arguments: list[str]) -> dict:
     return vars(command.create_parser("manage.py", "serve").parse_args(arguments))
 
 
-def test_compose_runs_two_draining_web_processes_on_the_real_application():
+def test_compose_runs_one_scalable_service_of_draining_web_processes():
     from django.conf import settings
 
     web = web_services()
-    assert len(web) == 2, f"expected two web services, got {sorted(web)}"
-    for arguments in web.values():
-        options = serve_options(arguments)
-        assert options["application"] is None  # settings.ASGI_APPLICATION
-        assert settings.ASGI_APPLICATION == "config.asgi.application"
-        assert options["host"] == "0.0.0.0" and options["port"] == 8000
-        assert options["proxy_headers"] and options["no_worker"] and options["no_services"]
+    assert list(web) == ["web"], f"expected one web service to scale, got {sorted(web)}"
+    options = serve_options(web["web"])
+    assert options["application"] is None  # settings.ASGI_APPLICATION
+    assert settings.ASGI_APPLICATION == "config.asgi.application"
+    assert options["host"] == "0.0.0.0" and options["port"] == 8000
+    assert options["proxy_headers"] and options["no_worker"] and options["no_services"]
     assert COMPOSE["x-app"]["stop_grace_period"] == "30s"
+    service = SERVICES["web"]
+    # Two by default, one per core; SWITCHBOARD_WEB_REPLICAS (or --scale web=N) changes it.
+    assert service["deploy"]["replicas"] == "${SWITCHBOARD_WEB_REPLICAS:-2}"
+    # `--scale` refuses a fixed container name, and replicas cannot share a published host port.
+    assert "container_name" not in service and "ports" not in service
+    assert service["expose"] == ["8000"]
+    assert SERVICES["nginx"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+    example = (ROOT / "deploy" / "env.example").read_text()
+    assert re.search(r"^SWITCHBOARD_WEB_REPLICAS=2$", example, re.MULTILINE)
 
 
 def test_compose_has_worker_gateway_redis_and_postgres_with_volumes():
@@ -198,10 +206,16 @@ def test_nginx_ws_location_covers_every_websocket_route():
         assert pattern.lstrip("^/").startswith("ws/"), f"{pattern} is outside nginx's /ws/"
 
 
-def test_nginx_balances_over_the_compose_web_services():
+def test_nginx_balances_over_every_replica_of_the_compose_web_service():
+    """One `server web:8000` line: nginx resolves it to every replica's address (Docker's DNS);
+    tests/test_nginx_proxy.py runs the config with that line as one line per process."""
     upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", NGINX, re.DOTALL).group(1)
-    servers = re.findall(r"server\s+([\w-]+):8000", upstream)
-    assert sorted(servers) == sorted(web_services())
+    lines = [line.strip() for line in upstream.splitlines() if not line.strip().startswith("#")]
+    servers = [line for line in lines if line.startswith("server ")]
+    assert servers == ["server web:8000 max_fails=3 fail_timeout=10s;"]
+    assert list(web_services()) == ["web"]
+    # Connection counts and failures shared by nginx's workers, so least_conn sees them all.
+    assert "least_conn;" in lines and re.search(r"^zone \w+ \d+k;$", "\n".join(lines), re.M)
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in SERVICES["nginx"]["volumes"]
 
 
