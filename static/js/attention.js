@@ -25,7 +25,7 @@ const hidden = () => document.visibilityState !== "visible";
 
 export class Attention {
   /**
-   * @param {HTMLElement} app  the #chat-app element (data-room, data-kind, data-notify-level)
+   * @param {HTMLElement} app  the #chat-app element (data-room, data-kind, data-notify)
    * @param {object} options   me: your username; roomName: how this room is called;
    *                           send(frame) -> bool: send on the room socket;
    *                           onOpenMessage(id): show message `id` of this room.
@@ -33,7 +33,7 @@ export class Attention {
   constructor(app, { me, roomName, send, onOpenMessage }) {
     this.room = app.dataset.room;
     this.kind = app.dataset.kind;
-    this.level = app.dataset.notifyLevel || "mentions";
+    this.level = app.dataset.notify || "mentions";
     this.me = me;
     this.roomName = roomName;
     this.send = send;

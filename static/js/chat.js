@@ -491,7 +491,8 @@ const socket = new ReconnectingSocket(
 
 const attention = new Attention(app, {
   me: ME,
-  roomName: (app.querySelector(".chat-header h1")?.textContent || ROOM).trim(),
+  roomName:
+    app.dataset.kind === "public" ? `#${ROOM}` : (app.querySelector(".chat-header h1")?.textContent || ROOM).trim(),
   send: (frame) => socket.send(frame),
   onOpenMessage: (id) => jumpToMessage(id),
 });
