@@ -89,7 +89,9 @@ def _still_wanted(row: PendingMail) -> bool:
         return False
     if attention.mail_delay(reader) == 0:
         return False
-    marker = ReadMarker.objects.filter(user=reader, room=room).values_list("last_read_id", flat=True)
+    marker = ReadMarker.objects.filter(user=reader, room=room).values_list(
+        "last_read_id", flat=True
+    )
     return (marker.first() or 0) < message.pk
 
 

@@ -6,49 +6,128 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0004_message_search'),
+        ("chat", "0004_message_search"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MailSetting',
+            name="MailSetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delay_minutes', models.PositiveIntegerField()),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='chat_mail_setting', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("delay_minutes", models.PositiveIntegerField()),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chat_mail_setting",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='NotifySetting',
+            name="NotifySetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.CharField(choices=[('all', 'Every message'), ('mentions', 'Mentions and direct messages'), ('nothing', 'Nothing')], max_length=10)),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notify_settings', to='chat.room')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "level",
+                    models.CharField(
+                        choices=[
+                            ("all", "Every message"),
+                            ("mentions", "Mentions and direct messages"),
+                            ("nothing", "Nothing"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notify_settings",
+                        to="chat.room",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'room'), name='chat_notify_setting_user_room')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "room"), name="chat_notify_setting_user_room"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PendingMail',
+            name="PendingMail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(choices=[('mention', 'Mention'), ('dm', 'Direct message')], max_length=10)),
-                ('due', models.DateTimeField()),
-                ('claim', models.CharField(blank=True, max_length=32)),
-                ('mailed', models.DateTimeField(blank=True, null=True)),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.message')),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.room')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[("mention", "Mention"), ("dm", "Direct message")], max_length=10
+                    ),
+                ),
+                ("due", models.DateTimeField()),
+                ("claim", models.CharField(blank=True, max_length=32)),
+                ("mailed", models.DateTimeField(blank=True, null=True)),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.message",
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.room",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['mailed', 'due'], name='chat_pending_mail_due')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'message'), name='chat_pending_mail_message')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["mailed", "due"], name="chat_pending_mail_due")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "message"), name="chat_pending_mail_message"
+                    )
+                ],
             },
         ),
     ]
