@@ -114,11 +114,10 @@ def set_mail_delay(user: Any, value: Any) -> int:
     return minutes
 
 
-def message_posted(author: Any, event: RoomEvent) -> None:
-    """After a message is saved and broadcast: the bell notification of its mentions, and a
-    pending e-mail for each reader it asks the attention of (see the module docstring). The
-    consumer calls this only for a message with a mention or in a DM."""
-    room = Room.objects.get(slug=event.room)
+def message_posted(author: Any, room: Room, event: RoomEvent) -> None:
+    """After a message of `room` is saved and broadcast: the bell notification of its mentions,
+    and a pending e-mail for each reader it asks the attention of (see the module docstring).
+    The consumer calls this only for a message with a mention or in a DM."""
     access.require_member(author, room)
     mentioned = services.mention_recipients(author, room, event.frame["text"])
     services.notify_mentioned(author, event, mentioned)

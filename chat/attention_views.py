@@ -19,15 +19,22 @@ from chat.models import NotifySetting
 from chat.services import ChatError
 
 LEVEL_PREFIX = "level-"  # form fields: level-<room slug> = a notify level
-DELAY_LABELS = {0: "Never", 5: "After 5 minutes", 15: "After 15 minutes", 60: "After 1 hour"}
+DELAY_LABELS = {
+    0: "Never",
+    5: "After 5 minutes",
+    15: "After 15 minutes",
+    60: "After 1 hour",
+    24 * 60: "After 1 day",
+}
 
 
 def _delay_label(minutes: int) -> str:
-    return DELAY_LABELS.get(minutes) or f"After {minutes // 60} hours"
+    return DELAY_LABELS.get(minutes) or f"After {minutes} minutes"
 
 
 @login_required
 def notification_settings(request: HttpRequest) -> HttpResponse:
+    """GET: the form; POST: save it (all or nothing) and come back with a flash message."""
     if request.method == "POST":
         try:
             _save(request)

@@ -322,7 +322,7 @@ class PublicChatConsumer(ChatSocket):
         await self.publish(event)
         if self.room.kind == protocol.ROOM_DM or services.mentioned_usernames(event.frame["text"]):
             try:
-                await database_sync_to_async(attention.message_posted)(self.user, event)
+                await database_sync_to_async(attention.message_posted)(self.user, self.room, event)
             except Exception:
                 logger.exception("could not notify mentions of message %s", event.frame["id"])
 

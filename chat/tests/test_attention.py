@@ -32,7 +32,7 @@ def carol(transactional_db):
 def post(author, room, text):
     """Post as the room socket does: save, then let chat.attention see it."""
     event = services.post_message(author, room, text)
-    attention.message_posted(author, event)
+    attention.message_posted(author, room, event)
     return event
 
 

@@ -155,7 +155,7 @@ def test_a_dm_and_a_mention_in_other_rooms_notify_a_hidden_tab(open_page, site):
         "User = get_user_model()\n"
         "sam = User.objects.get(username='sam')\n"
         "dm, _ = membership.open_dm(sam, 'rae')\n"
-        "attention.message_posted(sam, services.post_message(sam, dm, 'lunch at noon?'))"
+        "attention.message_posted(sam, dm, services.post_message(sam, dm, 'lunch at noon?'))"
     )
     rae.evaluate("__setHidden(true)")
     expect(rae).to_have_title(f"(2) {TITLE}")
@@ -173,3 +173,13 @@ def test_attention_panel_renders_for_the_docs(open_page, tmp_path):
     nia.locator("[data-notify-menu] summary").click()
     expect(nia.locator(".notify-panel")).to_be_visible()
     nia.screenshot(path=str(out / "chat-attention.png"))
+
+
+def test_the_notifications_menu_fits_a_phone(open_page):
+    nia = open_page("nia", viewport={"width": 390, "height": 800})
+    nia.locator("[data-notify-menu] summary").click()
+    panel = nia.locator(".notify-panel")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert nia.evaluate("document.documentElement.scrollWidth") <= 390
