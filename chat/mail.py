@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 KEEP_MAILED = timedelta(days=7)
 EXCERPT_LENGTH = 300  # characters of a message an e-mail quotes
+MAX_LISTED = 20  # messages one e-mail lists; it counts the rest
 
 
 def sweep(now: Any = None) -> int:
@@ -117,7 +118,7 @@ def _message(rows: list[PendingMail], connection: Any) -> mail.EmailMessage:
     else:
         subject = f"{len(rows)} unread messages for you on Switchboard"
     lines = [f"Hello {reader.get_username()},", "", "You have not read these yet:", ""]
-    for row in rows:
+    for row in rows[:MAX_LISTED]:
         text = row.message.text
         if len(text) > EXCERPT_LENGTH:
             text = text[: EXCERPT_LENGTH - 1] + "…"
@@ -128,6 +129,8 @@ def _message(rows: list[PendingMail], connection: Any) -> mail.EmailMessage:
             f"  {site_url()}{row.room.get_absolute_url()}#message-{row.message.pk}",
             "",
         ]
+    if len(rows) > MAX_LISTED:
+        lines += [f"…and {len(rows) - MAX_LISTED} more.", ""]
     lines += [
         "Choose what you are e-mailed about, and after how long:",
         f"{site_url()}/chat/notifications/",

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat import attention, membership, protocol, services
-from chat.mail import sweep
+from chat.mail import MAX_LISTED, sweep
 from chat.models import NotifySetting, PendingMail
 from chat.services import ChatError
 from chat.tests.conftest import join_room, make_user, next_of_type
@@ -238,3 +238,14 @@ async def test_the_room_socket_records_mentions_and_dm_messages(room, alice, bob
     await dm_socket.disconnect()
     assert await database_sync_to_async(sweep)(later(20)) == 1
     assert len(django_mail.outbox) == 1
+
+
+def test_a_long_unread_dm_is_one_mail_that_lists_the_first_messages(alice, bob, mailoutbox):
+    dm, _ = membership.open_dm(alice, "bob")
+    for index in range(MAX_LISTED + 5):
+        post(alice, dm, f"line {index}")
+    assert sweep(later(20)) == 1
+    [sent] = mailoutbox
+    assert sent.subject == f"{MAX_LISTED + 5} unread messages for you on Switchboard"
+    assert f"line {MAX_LISTED - 1}\n" in sent.body and f"line {MAX_LISTED}\n" not in sent.body
+    assert "…and 5 more." in sent.body
