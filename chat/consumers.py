@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
-from chat import access, attachments, broadcast, protocol, services
+from chat import access, attachments, attention, broadcast, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
@@ -326,9 +326,9 @@ class PublicChatConsumer(ChatSocket):
                 await self.send_frame(echo)
             return
         await self.publish(event)
-        if services.mentioned_usernames(event.frame["text"]):
+        if self.room.kind == protocol.ROOM_DM or services.mentioned_usernames(event.frame["text"]):
             try:
-                await database_sync_to_async(services.notify_mentions)(self.user, event)
+                await database_sync_to_async(attention.message_posted)(self.user, self.room, event)
             except Exception:
                 logger.exception("could not notify mentions of message %s", event.frame["id"])
 
@@ -388,6 +388,13 @@ class PublicChatConsumer(ChatSocket):
         )
         if event is not None:
             await self.publish(event)
+
+    async def handle_notify(self, frame: dict) -> None:
+        """The reader's choice of what of this room notifies them (chat.attention)."""
+        self.require_login()
+        chosen = attention.check_level(frame.get("level"))
+        await database_sync_to_async(attention.set_level)(self.user, self.room, chosen)
+        await self.send_frame({"type": protocol.NOTIFY, "room": self.room.slug, "level": chosen})
 
     async def handle_read(self, frame: dict) -> None:
         self.require_login()

@@ -325,3 +325,70 @@ class AuditEntry(models.Model):
             "detail": self.detail,
             "ts": self.created.isoformat(),
         }
+
+
+class NotifySetting(models.Model):
+    """What of one room notifies one reader (protocol.NOTIFY_LEVELS). No row: the default,
+    mentions and DMs (chat.attention reads and writes these)."""
+
+    LEVEL_CHOICES = [
+        (protocol.NOTIFY_ALL, "Every message"),
+        (protocol.NOTIFY_MENTIONS, "Mentions and direct messages"),
+        (protocol.NOTIFY_NOTHING, "Nothing"),
+    ]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="notify_settings")
+    level = models.CharField(max_length=10, choices=LEVEL_CHOICES)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="chat_notify_setting_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in #{self.room_id}: {self.level}"
+
+
+class MailSetting(models.Model):
+    """How long one person's mentions and DMs may stay unread before they are e-mailed (minutes,
+    one of protocol.MAIL_DELAY_MINUTES; 0: never). No row: the default delay."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_mail_setting"
+    )
+    delay_minutes = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: mail after {self.delay_minutes} min"
+
+
+class PendingMail(models.Model):
+    """A mention or DM message one person may be e-mailed about once `due` has passed (chat.mail).
+
+    The sweep that takes a row sets `claim` (its own token) and `mailed` in one UPDATE before it
+    sends, so a row is taken once, by one sweep, even across restarts and concurrent sweeps; a
+    send that fails gives the rows back. Rows found read (or no longer readable) are deleted."""
+
+    REASON_MENTION = "mention"
+    REASON_DM = "dm"
+    REASON_CHOICES = [(REASON_MENTION, "Mention"), (REASON_DM, "Direct message")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=REASON_CHOICES)
+    due = models.DateTimeField()
+    claim = models.CharField(max_length=32, blank=True)
+    mailed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="chat_pending_mail_message")
+        ]
+        indexes = [models.Index(fields=["mailed", "due"], name="chat_pending_mail_due")]
+
+    def __str__(self) -> str:
+        state = f"mailed {self.mailed:%Y-%m-%d %H:%M}" if self.mailed else f"due {self.due}"
+        return f"{self.user_id} about message {self.message_id} ({self.reason}), {state}"

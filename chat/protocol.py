@@ -72,6 +72,13 @@ Actions: ``invited``, ``joined`` (accepted, or added when a room or DM is create
 with 4403 at once, in every process (the layer event ``chat.access_lost`` to the account's group).
 The staff console gets the message events of private rooms only with the permission
 ``chat.view_private_messages`` (see docs/apps/chat.md for the policy).
+
+What of a room notifies its reader (desktop notifications, mention notifications in the bell,
+e-mail about unread mentions and DMs: `chat.attention`) is the reader's choice per room, one of
+NOTIFY_LEVELS. A logged-in member sets it on the room socket and gets the same frame back::
+
+    {"type": "notify", "level": "all"}                       (client -> server)
+    {"type": "notify", "room": "general", "level": "all"}    (server -> client)
 """
 
 from __future__ import annotations
@@ -92,8 +99,11 @@ REACT = "react"  # {"type": "react", "id": 8, "emoji": "👍"}: add your reactio
 UNREACT = "unreact"  # the same fields: take your reaction back
 MUTE = "mute"  # console only
 ANNOUNCE = "announce"  # console only
+NOTIFY = "notify"  # {"type": "notify", "level": "mentions"}: what of this room notifies you
 
-ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT})
+ROOM_CLIENT_TYPES = frozenset(
+    {MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT, NOTIFY}
+)
 CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 
 # --- Frame types, server -> client -------------------------------------------------------------
@@ -172,6 +182,18 @@ MAX_ATTACHMENT_NAME_LENGTH = 200  # characters of a file's name as shown (longer
 # Attachments of these types are shown as images, with a thumbnail (the others are downloads).
 IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 THUMBNAIL_MAX_SIDE = 480  # pixels: a thumbnail fits in a square this big
+
+# --- Attention (chat.attention, chat.mail) ------------------------------------------------------
+# What of a room notifies one reader: every message by others, only mentions of them (and every
+# message of a DM), or nothing (no desktop notification, no mention in the bell, no e-mail).
+NOTIFY_ALL = "all"
+NOTIFY_MENTIONS = "mentions"
+NOTIFY_NOTHING = "nothing"
+NOTIFY_LEVELS = (NOTIFY_ALL, NOTIFY_MENTIONS, NOTIFY_NOTHING)
+DEFAULT_NOTIFY_LEVEL = NOTIFY_MENTIONS
+# Minutes a mention or DM may stay unread before it is e-mailed (0: never), the user's choice.
+MAIL_DELAY_MINUTES = (0, 5, 15, 60, 24 * 60)
+DEFAULT_MAIL_DELAY_MINUTES = 15
 
 # --- Rooms -------------------------------------------------------------------------------------
 ROOM_SLUG_PATTERN = r"[A-Za-z0-9_-]{1,50}"

@@ -814,22 +814,36 @@ def mentioned_usernames(text: str) -> set[str]:
     return set(MENTION_RE.findall(text))
 
 
-def notify_mentions(author: Any, event: RoomEvent) -> int:
-    """Notify every existing user named as @name in the message (not the author) who may read
-    the room: in a private room or DM only its joined members; returns how many were notified."""
-    room = Room.objects.get(slug=event.room)
-    access.require_member(author, room)
-    names = mentioned_usernames(event.frame["text"]) - {author.get_username()}
+def mention_recipients(author: Any, room: Room, text: str) -> list:
+    """Every existing active user named as @name in `text` (not the author) who may read `room`
+    (in a private room or DM only its joined members) and has not silenced it (chat.attention)."""
+    from chat.attention import without_silenced  # chat.attention imports this module
+
+    names = mentioned_usernames(text) - {author.get_username()}
     if not names:
-        return 0
+        return []
     users = get_user_model().objects.filter(username__in=names, is_active=True)
     if not room.is_public:
         users = users.filter(
             chat_memberships__room=room, chat_memberships__state=Membership.STATE_JOINED
         )
-    users = list(users)
+    return without_silenced(list(users), room)
+
+
+def notify_mentions(author: Any, event: RoomEvent) -> int:
+    """Notify (the bell) every user `mention_recipients` finds in the message; returns how many
+    were notified."""
+    room = Room.objects.get(slug=event.room)
+    access.require_member(author, room)
+    users = mention_recipients(author, room, event.frame["text"])
+    notify_mentioned(author, event, users)
+    return len(users)
+
+
+def notify_mentioned(author: Any, event: RoomEvent, users: list) -> None:
+    """The bell notification of a mention, for `users` (as mention_recipients found them)."""
     if not users:
-        return 0
+        return
     notify(
         users,
         verb="mention",
@@ -837,4 +851,3 @@ def notify_mentions(author: Any, event: RoomEvent) -> int:
         url=f"/rooms/{event.room}/#message-{event.frame['id']}",
         actor=author,
     )
-    return len(users)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from chat import attachment_views, views
+from chat import attachment_views, attention_views, views
 
 app_name = "chat"
 
@@ -28,4 +28,9 @@ urlpatterns = [
     path("api/chat/rooms/<str:slug>/members/", views.room_members, name="room_members"),
     path("search/", views.search_page, name="search"),
     path("api/chat/search/", views.search_api, name="search_api"),
+    path(
+        "chat/notifications/",
+        attention_views.notification_settings,
+        name="notification_settings",
+    ),
 ]

@@ -98,6 +98,13 @@ EMAIL_URL = os.environ.get("DJANGO_EMAIL_URL", "")
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "switchboard@localhost")
+# The site's public address, for links in e-mails sent outside a request (unread mentions).
+SITE_URL = os.environ.get("SWITCHBOARD_SITE_URL", "") or (
+    CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS else "http://127.0.0.1:8000"
+)
+# Seconds between sweeps for unread mentions and DMs to e-mail (chat.mail); 0: `manage.py serve`
+# runs none (run `manage.py send_unread_mail` elsewhere).
+CHAT_MAIL_SWEEP_SECONDS = _env_int("SWITCHBOARD_MAIL_SWEEP_SECONDS", 60)
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Uploaded files (chat attachments), written through Django's default storage. Never served
 # from here directly: chat.attachment_views checks every request (docs/apps/chat.md).
@@ -422,7 +429,7 @@ if not DEBUG:
 
 # Extra protocol servers `manage.py serve` runs beside Daphne in the same event loop: dotted paths
 # to `async def service(application) -> None`, cancelled at shutdown.
-REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay"]
+REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay", "chat.mail.embedded_sweeper"]
 
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")

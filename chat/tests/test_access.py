@@ -14,8 +14,8 @@ from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
-from chat import access, broadcast, membership, protocol, services
-from chat.models import Attachment, MemberEvent, Membership, Room
+from chat import access, attention, broadcast, membership, protocol, services
+from chat.models import Attachment, MemberEvent, Membership, NotifySetting, Room
 from chat.presence import presence
 from chat.services import ChatError
 from chat.tests.conftest import join_room, make_user, next_of_type, open_socket, png_bytes, upload
@@ -321,6 +321,22 @@ def test_creating_a_room_and_a_dm_through_the_forms(alice, bob):
     assert "There is no user" in refused_page.content.decode()
 
 
+def test_notify_settings_refuse_rooms_the_user_cannot_read(secret, room, carol):
+    client = client_for(carol)
+    page = client.get("/chat/notifications/").content.decode()
+    assert f'name="level-{room.slug}"' in page and secret.slug not in page
+    response = client.post(
+        "/chat/notifications/",
+        {f"level-{room.slug}": protocol.NOTIFY_ALL, f"level-{secret.slug}": protocol.NOTIFY_ALL},
+        follow=True,
+    )
+    assert "You cannot choose for the room" in response.content.decode()
+    # Refused as a whole: not even the public room's level changed.
+    assert NotifySetting.objects.filter(user=carol).count() == 0
+    assert refused(attention.set_level, carol, secret, protocol.NOTIFY_ALL) == protocol.NOT_MEMBER
+    assert refused(attention.set_level, AnonymousUser(), room, "all") == protocol.LOGIN_REQUIRED
+
+
 def test_invite_then_accept_through_the_forms(secret, alice, carol):
     client_for(alice).post(f"/rooms/{secret.slug}/invite/", {"username": "carol"})
     assert "Secret plans" in client_for(carol).get("/").content.decode()  # the invitation
@@ -548,6 +564,7 @@ MEMBERSHIP_TESTED = {
     "api/chat/rooms/<str:slug>/members/": "test_members_api_is_404_for_non_members",
     "admin/": "test_admin_lists_private_messages_only_with_the_permission",
     "search/": "test_search_page_leaves_out_rooms_the_user_cannot_read",
+    "chat/notifications/": "test_notify_settings_refuse_rooms_the_user_cannot_read",
     "api/chat/search/": "test_search_api_leaves_out_rooms_the_user_cannot_read",
     "ws/chat/admin/": "test_presence_of_a_private_room_reaches_only_permitted_consoles",
     "ws/chat/<room>/": "test_non_member_socket_is_closed_4403_before_joining",

@@ -17,6 +17,8 @@
  *   reactions (reactions.js) on every message, for logged-in readers.
  * - Attachments (attachments.js): the attach button, a drop on the composer or a pasted image
  *   upload at once; the message then names the finished uploads, and may have no text.
+ * - The unread count in the tab title, desktop notifications and this room's notify level
+ *   (attention.js), fed with the live messages and what is unread here.
  */
 
 import { DEFAULT_FINAL_CODES, ReconnectingSocket, wsUrl } from "./socket.js";
@@ -28,6 +30,7 @@ import { openPicker, renderReactions } from "./reactions.js";
 import { jumpTo, markQuotesDeleted, renderQuote, ReplyComposer } from "./replies.js";
 import { attachMentionComplete } from "./mention-complete.js";
 import { AttachmentTray, renderAttachments } from "./attachments.js";
+import { Attention } from "./attention.js";
 
 const app = document.getElementById("chat-app");
 const ROOM = app.dataset.room;
@@ -224,8 +227,17 @@ function placeDivider() {
 }
 
 function markRead() {
-  if (!ME || document.visibilityState !== "visible" || !nearBottom()) return;
-  if (lastId > readSent && socket.send({ type: "read", id: lastId })) readSent = lastId;
+  const reading = ME && document.visibilityState === "visible" && nearBottom();
+  if (reading && lastId > readSent && socket.send({ type: "read", id: lastId })) readSent = lastId;
+  showUnread();
+}
+
+/** Tell attention.js how many messages by others here are past what you have read. */
+function showUnread() {
+  if (!ME || lastRead === null) return;
+  let unread = 0;
+  for (const { frame } of messages.values()) if (frame.id > readSent && frame.user !== ME) unread += 1;
+  attention.setRoomUnread(unread);
 }
 
 function onHistory(frame) {
@@ -419,7 +431,9 @@ function onFrame(frame) {
       break;
     case "message": {
       const stick = nearBottom() || frame.user === ME;
+      const known = messages.has(frame.id);
       addMessage(frame, { flash: frame.user !== ME });
+      if (!known && frame.user !== ME) attention.messageArrived(frame);
       if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
       typists.delete(frame.user);
       renderTyping();
@@ -446,6 +460,7 @@ function onFrame(frame) {
         if (editing === frame.id) cancelEdit();
       }
       markQuotesDeleted(list, frame.id);
+      showUnread();
       if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
       break;
     }
@@ -460,6 +475,9 @@ function onFrame(frame) {
     }
     case "presence":
       onPresence(frame);
+      break;
+    case "notify":
+      attention.onNotifyFrame(frame);
       break;
     case "typing":
       onTyping(frame);
@@ -497,6 +515,14 @@ const socket = new ReconnectingSocket(
     },
   },
 );
+
+const attention = new Attention(app, {
+  me: ME,
+  roomName:
+    app.dataset.kind === "public" ? `#${ROOM}` : (app.querySelector(".chat-header h1")?.textContent || ROOM).trim(),
+  send: (frame) => socket.send(frame),
+  onOpenMessage: (id) => jumpToMessage(id),
+});
 
 // --- Sending --------------------------------------------------------------------------------
 
