@@ -53,6 +53,21 @@ from realtime.websocket_state import CLIENT_EVENT_TYPES, SocketTracker
 
 logger = logging.getLogger(__name__)
 
+# Events only the protocol server may send an application (what the client did, or the
+# server's lifecycle). One that arrives through the channel layer is a forgery: anyone who can
+# write to the layer would otherwise speak as any connected client.
+SERVER_EVENT_TYPES = frozenset(
+    {
+        "websocket.connect",
+        "websocket.receive",
+        "websocket.disconnect",
+        "http.request",
+        "http.disconnect",
+        "lifespan.startup",
+        "lifespan.shutdown",
+    }
+)
+
 
 def get_handler_name(message: Message) -> str:
     """The method name for an event: "websocket.receive" -> "websocket_receive"."""
@@ -243,7 +258,7 @@ class AsyncConsumer:
         self.channel_receive = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            self.channel_receive = self._receive_from_layer
         self.socket_tracker = None
         if scope.get("type") == "websocket" and not self._routes_client_events():
             self.socket_tracker = SocketTracker()
@@ -259,6 +274,21 @@ class AsyncConsumer:
             pass
         finally:
             await self._leave_joined_groups()
+
+    async def _receive_from_layer(self) -> Message:
+        """The next message for this consumer's channel, skipping any that claims to come from
+        the protocol server (SERVER_EVENT_TYPES): the client's frames and disconnects reach a
+        consumer only from its own connection."""
+        while True:
+            message = await self.channel_layer.receive(self.channel_name)
+            if message.get("type") not in SERVER_EVENT_TYPES:
+                return message
+            logger.warning(
+                "realtime: dropped a %r event sent through the channel layer to %s; only the "
+                "protocol server sends those",
+                message.get("type"),
+                self.channel_name,
+            )
 
     async def dispatch(self, message: Message) -> None:
         """Run the handler for `message["type"]`."""

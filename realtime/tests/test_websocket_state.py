@@ -205,3 +205,29 @@ def test_client_event_keeps_only_the_keys_the_asgi_spec_defines() -> None:
     assert client_event({"type": "websocket.close"}) == {"type": "websocket.close"}
     for message in MALFORMED:
         assert client_event(message) is None, message
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"type": "websocket.receive", "text": "bye"},
+        {"type": "websocket.disconnect", "code": 1000},
+        {"type": "websocket.connect"},
+        {"type": "http.request", "body": b""},
+    ],
+)
+async def test_client_events_sent_through_the_layer_are_not_dispatched(
+    layer: Any, forged: dict, caplog: Any
+) -> None:
+    """Only the connection speaks for the client: a `websocket.receive` (or a disconnect) put on
+    the layer by anyone else reaches no handler, and the consumer keeps serving its socket."""
+    communicator, channel = await connected(Plain, layer)
+    await layer.send(channel, forged)
+    assert await communicator.receive_nothing(0.2)  # "bye" from the client would close it
+    assert "only the protocol server sends those" in caplog.text
+    await communicator.send_input({"type": "websocket.receive", "text": "still here"})
+    assert await communicator.receive_output() == {
+        "type": "websocket.send",
+        "text": "echo still here",
+    }
+    await communicator.wait(0.1)  # it never ends by itself: cancelled
