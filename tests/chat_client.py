@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,9 @@ class ChatClient:
         self.last_id = 0
         self.last_seq = 0
         self._sent = 0
+        # Like the page's newClientId(): unique per message, also across several clients of one
+        # user (the server saves one message per user, room and client_id).
+        self._client_prefix = f"{name}-{uuid.uuid4().hex[:8]}"
         self._socket: Any = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -120,7 +124,7 @@ class ChatClient:
     def _message(self, message: dict[str, Any]) -> None:
         message_id = message["id"]
         client_id = message.get("client_id") or ""
-        if client_id.startswith(f"{self.name}-"):
+        if client_id.startswith(f"{self._client_prefix}-"):
             self.acknowledged[client_id] = message_id
         if message_id in self.frames:
             self.duplicates.append(message_id)
@@ -140,7 +144,11 @@ class ChatClient:
         if socket is None:
             return False
         self._sent += 1
-        frame = {"type": protocol.MESSAGE, "text": text, "client_id": f"{self.name}-{self._sent}"}
+        frame = {
+            "type": protocol.MESSAGE,
+            "text": text,
+            "client_id": f"{self._client_prefix}-{self._sent}",
+        }
         try:
             await socket.send(json.dumps(frame))
         except websockets.exceptions.WebSocketException:
