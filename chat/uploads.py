@@ -9,8 +9,10 @@
 4. Its content is of an accepted type (chat.file_types); an image is opened, stripped of its
    metadata and given a thumbnail (chat.images).
 5. The bytes go to Django's default storage (``MEDIA_ROOT`` with the default file system storage;
-   any storage backend works) under a random key, then the row is saved. If saving the row fails
-   the files are deleted again: nothing is stored for a refused or failed upload.
+   any storage backend works) under a random key, then the row is saved, named as uploaded but
+   with an extension of its type (chat.file_types: ``run.bat`` holding text is ``run.bat.txt``).
+   If saving the row fails the files are deleted again: nothing is stored for a refused or
+   failed upload.
 
 A refusal is `UploadRefused` with the HTTP status the upload view answers and a message for
 people.
@@ -127,7 +129,7 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
             key=key,
             room=room,
             uploader=user,
-            name=clean_name(upload.name),
+            name=file_type.name_for(clean_name(upload.name)),
             content_type=file_type.content_type,
             size=len(processed.data) if processed is not None else upload.size,
             file=saved[0],

@@ -20,6 +20,7 @@ from chat import protocol, services
 from chat.models import Attachment, Message
 from chat.services import ChatError
 from chat.tests.conftest import join_room, next_of_type, png_bytes, upload
+from chat.uploads import clean_name
 from realtime.request_body import max_request_body
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("media_root")]
@@ -343,3 +344,51 @@ def test_unsent_uploads_older_than_a_day_are_removed_by_the_command(room, alice,
     assert output.getvalue().strip() == "Removed 1 unsent upload."
     assert sorted(Attachment.objects.values_list("pk", flat=True)) == [fresh["id"], sent["id"]]
     assert len(stored_files(media_root)) == 2
+
+
+# --- attacks -----------------------------------------------------------------------------------
+
+
+def gif_html_polyglot() -> bytes:
+    """A real GIF (Pillow reads it) followed by a page with script: kept byte for byte, as GIFs
+    are not re-encoded."""
+    output = io.BytesIO()
+    Image.new("P", (8, 8)).save(output, "GIF")
+    return output.getvalue() + b"<html><script>alert(document.cookie)</script></html>"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "shown_as"),
+    [
+        ("run.bat", b"del /q C:\\*\r\n", "run.bat.txt"),
+        ("page.html", b"hello\n<script>alert(1)</script>\n", "page.html.txt"),
+        ("drawing.svg", b"x <svg onload=alert(1)>", "drawing.svg.txt"),
+        ("README", b"plain words\n", "README.txt"),
+        ("Notes.TXT", b"plain words\n", "Notes.TXT"),
+        ("cat.html", gif_html_polyglot(), "cat.html.gif"),
+        ("tool.jar", b"PK\x05\x06" + b"\x00" * 18, "tool.jar.zip"),
+        ("report.docx", b"PK\x05\x06" + b"\x00" * 18, "report.docx"),
+        ("x" * 300 + ".exe", b"plain words\n", "x" * 196 + ".txt"),
+    ],
+    ids=["bat", "html", "svg", "no-extension", "txt", "gif-polyglot", "jar", "docx", "long-exe"],
+)
+def test_a_file_is_named_with_an_extension_of_its_type(room, alice, bob, name, data, shown_as):
+    """A download is opened by its extension: text saved as run.bat runs as commands when
+    double-clicked, a GIF saved as cat.html opens as a page and runs its script."""
+    entry = uploaded(alice, room, name, data)
+    assert entry["name"] == shown_as
+    services.post_message(alice, room, "have a look", attachment_ids=[entry["id"]])
+    download = client_for(bob).get(entry["url"])
+    assert download["Content-Disposition"].endswith(f'filename="{shown_as}"')
+    assert download["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in download["Content-Security-Policy"]
+
+
+def test_quotes_and_line_breaks_in_a_name_cannot_break_the_download_header(room, alice):
+    entry = uploaded(alice, room, 'say "hi"; filename=x.html.txt', b"words\n")
+    download = client_for(alice).get(entry["url"])
+    assert download["Content-Disposition"] == (
+        'attachment; filename="say \\"hi\\"; filename=x.html.txt"'
+    )
+    # Browsers send a line break in a name percent-encoded; one sent raw is dropped.
+    assert clean_name("a\r\nSet-Cookie: x=1.txt") == "aSet-Cookie: x=1.txt"
