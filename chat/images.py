@@ -14,12 +14,20 @@ header and refused over MAX_PIXELS before any pixel is decoded (Pillow's own, hi
 DecompressionBombError, is caught too). No global Pillow setting is changed: uploads are handled
 in several threads at once.
 
+Decoding is the costly part: a 130 KB PNG of one colour can declare 39 megapixels, and decoding,
+re-saving and thumbnailing it took 2 seconds and 460 MB. So at most MAX_DECODING images are
+processed at once in a process (others wait up to DECODE_WAIT_SECONDS, then `ImagesBusy`), and
+the pixels are copied as little as possible (the thumbnail is made from the decoded image itself,
+the orientation is applied only when the EXIF asks for it): a handful of such uploads at once
+would otherwise take all the memory of a small server.
+
 Thumbnails are WebP, at most THUMBNAIL_MAX_SIDE pixels on a side, never larger than the image.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -29,8 +37,15 @@ from chat import protocol
 from chat.file_types import GIF, JPEG, PNG, WEBP, FileType, UnsupportedFile
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: more than any phone camera, far below a bomb
+MAX_DECODING = 2  # images decoded at once in one process
+DECODE_WAIT_SECONDS = 30.0
+_decoding = threading.BoundedSemaphore(MAX_DECODING)
 _PILLOW_FORMATS = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
 _EXIF_ORIENTATION = 0x0112
+
+
+class ImagesBusy(Exception):
+    """No decoding slot came free within DECODE_WAIT_SECONDS; the upload may be tried again."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,17 @@ class ProcessedImage:
 
 def process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
     """Check, strip and thumbnail the image in `file`, whose first bytes said `file_type`; raises
-    UnsupportedFile when it is not a readable image of that type or has too many pixels."""
+    UnsupportedFile when it is not a readable image of that type or has too many pixels, and
+    ImagesBusy when MAX_DECODING others are being processed for longer than DECODE_WAIT_SECONDS."""
+    if not _decoding.acquire(timeout=DECODE_WAIT_SECONDS):
+        raise ImagesBusy("The server is busy with other images; try again in a moment.")
+    try:
+        return _process(file, file_type)
+    finally:
+        _decoding.release()
+
+
+def _process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
     expected = _PILLOW_FORMATS[file_type]
     file.seek(0)
     try:
@@ -67,13 +92,20 @@ def process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
             f"The file starts like a {file_type.label} but could not be read as one."
         ) from None
     animated = getattr(image, "is_animated", False)
-    oriented = ImageOps.exif_transpose(image)
-    data = _original(file, image, oriented, expected, animated)
-    return ProcessedImage(data, _thumbnail(oriented), oriented.width, oriented.height)
+    turned = image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
+    oriented = ImageOps.exif_transpose(image) if turned else image
+    data = _original(file, image, oriented, expected, animated, turned)
+    width, height = oriented.size
+    return ProcessedImage(data, _thumbnail(oriented), width, height)
 
 
 def _original(
-    file: BinaryIO, image: Image.Image, oriented: Image.Image, kind: str, animated: bool
+    file: BinaryIO,
+    image: Image.Image,
+    oriented: Image.Image,
+    kind: str,
+    animated: bool,
+    turned: bool,
 ) -> bytes:
     """The bytes to store for the uploaded image: metadata removed (see the module docstring)."""
     if kind == "GIF" or animated:
@@ -84,7 +116,6 @@ def _original(
     if image.info.get("icc_profile"):
         options["icc_profile"] = image.info["icc_profile"]
     if kind == "JPEG":
-        turned = image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
         if turned:
             oriented.save(output, "JPEG", quality=92, **options)
         else:
@@ -97,9 +128,12 @@ def _original(
 
 
 def _thumbnail(image: Image.Image) -> bytes:
-    """A WebP of the (first frame of the) image, fitting THUMBNAIL_MAX_SIDE, without metadata."""
+    """A WebP of the (first frame of the) image, fitting THUMBNAIL_MAX_SIDE, without metadata.
+    Shrinks `image` itself when it is RGB or RGBA already (no copy of a large image's pixels):
+    call it last."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    small = image.convert("RGBA" if has_alpha else "RGB")
+    mode = "RGBA" if has_alpha else "RGB"
+    small = image if image.mode == mode else image.convert(mode)
     side = protocol.THUMBNAIL_MAX_SIDE
     small.thumbnail((side, side), Image.Resampling.LANCZOS)
     output = io.BytesIO()

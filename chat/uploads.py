@@ -112,6 +112,8 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
             processed = images.process(upload, file_type)
     except file_types.UnsupportedFile as refusal:
         raise UploadRefused(415, str(refusal)) from None
+    except images.ImagesBusy as busy:
+        raise UploadRefused(503, str(busy)) from None
     if processed is not None and len(processed.data) > max_bytes():
         raise too_large(len(processed.data))
 

@@ -392,3 +392,26 @@ def test_quotes_and_line_breaks_in_a_name_cannot_break_the_download_header(room,
     )
     # Browsers send a line break in a name percent-encoded; one sent raw is dropped.
     assert clean_name("a\r\nSet-Cookie: x=1.txt") == "aSet-Cookie: x=1.txt"
+
+
+def test_images_are_decoded_a_few_at_a_time_and_the_rest_told_to_retry(
+    room, alice, media_root, monkeypatch
+):
+    """A tiny PNG can declare 39 megapixels (2 s and 160 MB to process): uploads at once must
+    not decode without bound. With every decoding slot taken, an image waits, then gets 503."""
+    from chat import images
+
+    monkeypatch.setattr(images, "DECODE_WAIT_SECONDS", 0.01)
+    held = [images._decoding.acquire(blocking=False) for _ in range(images.MAX_DECODING)]
+    try:
+        assert all(held)
+        busy = upload(client_for(alice), room.slug, "cake.png", png_bytes())
+        assert busy.status_code == 503
+        assert "busy" in busy.json()["error"]
+        assert Attachment.objects.count() == 0 and stored_files(media_root) == []
+        # Files that are not images need no slot.
+        assert upload(client_for(alice), room.slug, "a.txt", b"words\n").status_code == 201
+    finally:
+        for _ in held:
+            images._decoding.release()
+    assert upload(client_for(alice), room.slug, "cake.png", png_bytes()).status_code == 201
