@@ -5,7 +5,12 @@
    `manage.py serve` already refused a larger body before reading it (the upload URL has its own
    limit in REALTIME_REQUEST_BODY_LIMITS); this check is for every other server.
 3. The uploader has fewer than MAX_PENDING_UPLOADS uploads not attached to a message yet (older
-   ones than PENDING_LIFETIME are removed first): uploading is not free storage.
+   ones than PENDING_LIFETIME are removed first): uploading is not free storage. And their
+   files stored from the last 24 hours, this one included, come to at most
+   ``settings.CHAT_ATTACHMENT_DAILY_BYTES`` (SWITCHBOARD_ATTACHMENT_DAILY_BYTES, 0: no quota):
+   without it one account could fill the disk, 10 files of 10 MB a message, in a private room
+   of its own. Both are checked again, with the user's uploads serialised (a lock on their row),
+   right before the row is saved, so uploads sent at once cannot all pass on the same count.
 4. Its content is of an accepted type (chat.file_types); an image is opened, stripped of its
    metadata and given a thumbnail (chat.images).
 5. The bytes go to Django's default storage (``MEDIA_ROOT`` with the default file system storage;
@@ -26,9 +31,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from chat import access, attachments, file_types, images, protocol
@@ -84,14 +92,34 @@ def clean_name(name: str | None) -> str:
 
 
 def _make_room_for_one_more(user: Any) -> None:
-    """Drop the user's stale unattached uploads; refuse when too many fresh ones remain."""
+    """Drop the user's stale unattached uploads (their files too)."""
     pending = Attachment.objects.filter(uploader=user, message__isnull=True)
     attachments.remove(pending.filter(created__lt=timezone.now() - PENDING_LIFETIME))
-    if pending.count() >= MAX_PENDING_UPLOADS:
+
+
+def _require_allowance(user: Any, size: int) -> None:
+    """UploadRefused(429) when the user has MAX_PENDING_UPLOADS uploads not sent yet, or `size`
+    more bytes would pass their daily quota."""
+    if Attachment.objects.filter(uploader=user, message__isnull=True).count() >= (
+        MAX_PENDING_UPLOADS
+    ):
         raise UploadRefused(
             429,
             f"You have {MAX_PENDING_UPLOADS} uploads not sent in a message yet; send or remove "
             "some first.",
+        )
+    quota = int(settings.CHAT_ATTACHMENT_DAILY_BYTES)
+    if not quota:
+        return
+    since = timezone.now() - timedelta(days=1)
+    used = Attachment.objects.filter(uploader=user, created__gte=since).aggregate(
+        total=Sum("size")
+    )["total"]
+    if (used or 0) + size > quota:
+        raise UploadRefused(
+            429,
+            f"You can upload {describe_size(quota)} a day and have used "
+            f"{describe_size(used or 0)}; try again later.",
         )
 
 
@@ -105,6 +133,7 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
     if upload.size is None or upload.size > max_bytes():
         raise too_large(upload.size)
     _make_room_for_one_more(user)
+    _require_allowance(user, upload.size)
     try:
         file_type = file_types.identify(upload)
         processed = None
@@ -127,18 +156,24 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
         if processed is not None:
             thumbnail = ContentFile(processed.thumbnail)
             saved.append(default_storage.save(f"{folder}/{key}-thumbnail.webp", thumbnail))
-        return Attachment.objects.create(
-            key=key,
-            room=room,
-            uploader=user,
-            name=file_type.name_for(clean_name(upload.name)),
-            content_type=file_type.content_type,
-            size=len(processed.data) if processed is not None else upload.size,
-            file=saved[0],
-            thumbnail=saved[1] if len(saved) > 1 else "",
-            width=processed.width if processed is not None else None,
-            height=processed.height if processed is not None else None,
-        )
+        size = len(processed.data) if processed is not None else upload.size
+        with transaction.atomic():
+            # One upload of this user at a time from here to the commit (PostgreSQL locks the
+            # row; SQLite's immediate transactions take the database's write lock).
+            get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+            _require_allowance(user, size)
+            return Attachment.objects.create(
+                key=key,
+                room=room,
+                uploader=user,
+                name=file_type.name_for(clean_name(upload.name)),
+                content_type=file_type.content_type,
+                size=size,
+                file=saved[0],
+                thumbnail=saved[1] if len(saved) > 1 else "",
+                width=processed.width if processed is not None else None,
+                height=processed.height if processed is not None else None,
+            )
     except BaseException:
         for name in saved:
             default_storage.delete(name)

@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import io
 import socket
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from PIL import Image
 
 from chat import protocol, services
@@ -415,3 +417,46 @@ def test_images_are_decoded_a_few_at_a_time_and_the_rest_told_to_retry(
         for _ in held:
             images._decoding.release()
     assert upload(client_for(alice), room.slug, "cake.png", png_bytes()).status_code == 201
+
+
+def test_a_user_stores_at_most_the_daily_quota(room, alice, bob, settings, media_root):
+    """One account could otherwise fill the disk: 10 files of 10 MB a message, over and over,
+    in a private room of its own."""
+    settings.CHAT_ATTACHMENT_DAILY_BYTES = 1000
+    first = uploaded(alice, room, "a.txt", b"a" * 600)
+    services.post_message(alice, room, "sent, still counted", attachment_ids=[first["id"]])
+    refused = upload(client_for(alice), room.slug, "b.txt", b"b" * 600)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == (
+        "You can upload 1000 bytes a day and have used 600 bytes; try again later."
+    )
+    assert Attachment.objects.count() == 1 and len(stored_files(media_root)) == 1
+    assert upload(client_for(alice), room.slug, "c.txt", b"c" * 400).status_code == 201
+    assert upload(client_for(bob), room.slug, "d.txt", b"d" * 600).status_code == 201
+    # Uploads older than a day no longer count.
+    Attachment.objects.filter(uploader=alice).update(created=timezone.now() - timedelta(days=2))
+    assert upload(client_for(alice), room.slug, "e.txt", b"e" * 600).status_code == 201
+
+
+def test_uploads_sent_at_once_cannot_pass_the_limits_on_the_same_count(
+    room, alice, settings, media_root, monkeypatch
+):
+    """The count is taken again under the user's lock right before the row is saved: an upload
+    that passed the first check while another was being stored is refused there."""
+    from chat import uploads
+
+    settings.CHAT_ATTACHMENT_DAILY_BYTES = 1000
+    checks = []
+    original = uploads._require_allowance
+
+    def check_then_let_another_upload_land(user, size):
+        checks.append(size)
+        original(user, size)
+        if len(checks) == 1:  # between this upload's first check and its save, another lands
+            uploaded(alice, room, "other.txt", b"o" * 600)
+
+    monkeypatch.setattr(uploads, "_require_allowance", check_then_let_another_upload_land)
+    refused = upload(client_for(alice), room.slug, "mine.txt", b"m" * 600)
+    assert refused.status_code == 429
+    assert list(Attachment.objects.values_list("name", flat=True)) == ["other.txt"]
+    assert len(stored_files(media_root)) == 1
