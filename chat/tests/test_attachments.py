@@ -460,3 +460,89 @@ def test_uploads_sent_at_once_cannot_pass_the_limits_on_the_same_count(
     assert refused.status_code == 429
     assert list(Attachment.objects.values_list("name", flat=True)) == ["other.txt"]
     assert len(stored_files(media_root)) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/rooms/general/?next=/rooms/general/attachments/",
+        "//rooms/general/attachments/",
+        "/rooms/general/attachments//",
+        "/rooms/general/attachments/x/../",
+        "/rooms/general%2Fattachments/",
+        "/rooms/general/attachments/;x",
+        "/ROOMS/general/attachments/",
+        "/rooms//attachments/",
+        "http://127.0.0.1/rooms/general/attachments/",
+    ],
+)
+def test_no_path_trick_gives_another_url_the_upload_urls_body_limit(live_server, path):
+    """Declared 3 MB (over the general limit, under the upload URL's) and nothing sent: only a
+    path the limit's regex takes for the upload URL would wait for the body."""
+    assert status_of_post(live_server.port, path, 3 * 1024 * 1024, 0) == 413
+
+
+def test_a_path_that_gets_the_larger_limit_reaches_the_upload_view_or_nothing(live_server):
+    """The regex reads the raw path, Django the decoded one: an encoded slash in the room part
+    matches the regex but routes nowhere, so the body is read and answered 404."""
+    three_mb = 3 * 1024 * 1024
+    path = "/rooms/a%2F..%2F..%2Fconsole/attachments/"
+    assert max_request_body(path) > three_mb
+    assert status_of_post(live_server.port, path, three_mb, three_mb) == 404
+
+
+def test_serve_cuts_off_a_chunked_upload_over_the_limit(live_server):
+    """No Content-Length to refuse on: the chunks are counted as they come, and reading stops
+    soon after the upload URL's limit (a 40 MB stream is not read to its end)."""
+    from django.conf import settings
+
+    limit = settings.CHAT_ATTACHMENT_MAX_BYTES + settings.CHAT_ATTACHMENT_FORM_OVERHEAD
+    forty_mb, sent = 40 * 1024 * 1024, 0
+    chunk = b"x" * 65536
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /rooms/general/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # reset or broken pipe: the server stopped reading
+            while sent < forty_mb:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+    assert sent < 2 * limit, f"the server read {sent} bytes of a chunked upload over its limit"
+
+
+def test_a_retry_echoes_only_the_senders_own_message_and_attaches_nothing_new(room, alice, bob):
+    """The echo of a retried post is the message stored under (room, sender, client_id): other
+    text or other files in the retry change nothing, and another person's post with the same
+    client_id is theirs, never an echo of alice's."""
+    first_file = uploaded(alice, room, "a.txt", b"a\n")
+    second_file = uploaded(alice, room, "b.txt", b"b\n")
+    first = services.post_message(
+        alice, room, "original", client_id="c-1", attachment_ids=[first_file["id"]]
+    )
+    retry = services.post_message(
+        alice, room, "changed", client_id="c-1", attachment_ids=[second_file["id"]]
+    )
+    assert retry.echo and retry.echo[0]["id"] == first.frame["id"]
+    assert retry.echo[0]["text"] == "original"
+    assert [a["id"] for a in retry.echo[0]["attachments"]] == [first_file["id"]]
+    assert Attachment.objects.get(pk=second_file["id"]).message_id is None  # still hers to send
+    with pytest.raises(ChatError) as refused:  # bob names alice's client_id and her file
+        services.post_message(bob, room, "mine", client_id="c-1", attachment_ids=[first_file["id"]])
+    assert refused.value.code == protocol.NOT_FOUND
+    own = services.post_message(bob, room, "mine", client_id="c-1")
+    assert not own.echo and own.frame["user"] == "bob" and own.frame["attachments"] == []
+    assert Message.objects.count() == 2
+
+
+def test_a_removed_member_retrying_a_post_gets_not_member_not_the_echo(alice, bob):
+    from chat import membership
+
+    secret, _ = membership.create_private_room(alice, "Secret")
+    membership.invite(alice, secret, "bob")
+    membership.accept(bob, secret)
+    services.post_message(bob, secret, "before", client_id="c-9")
+    membership.remove(alice, secret, "bob")
+    with pytest.raises(ChatError) as refused:
+        services.post_message(bob, secret, "before", client_id="c-9")
+    assert refused.value.code == protocol.NOT_MEMBER
