@@ -268,13 +268,16 @@ def test_a_room_name_with_line_breaks_cannot_add_headers_or_stop_the_mail(alice,
     message = sent.message()
     assert message["Bcc"] is None and message["X"] is None
     assert "\nBcc:" not in sent.body
+    assert sent.content_subtype == "plain" and not getattr(sent, "alternatives", [])
 
 
 def test_mentioning_someone_every_minute_mails_them_at_most_once_an_hour(
     room, alice, bob, mailoutbox
 ):
     attention.set_mail_delay(bob, 5)
-    post(alice, room, "@bob one")
+    post(alice, room, "@bob " * 500)  # one message naming him 500 times: one mention
+    assert PendingMail.objects.filter(user=bob).count() == 1
+    assert Notification.objects.filter(recipient=bob).count() == 1
     assert sweep(later(6)) == 1
     for minute in range(7, 60, 5):  # a mention every five minutes, each due five minutes later
         post(alice, room, f"@bob again at {minute}")
