@@ -6,8 +6,10 @@ attachment must not pass that on. So every still image is stored re-saved withou
 keeps its own quantisation tables (``quality="keep"``: no visible loss) unless its EXIF
 orientation had to be applied to the pixels first; a PNG is re-saved losslessly; a WebP is
 re-encoded. Colour profiles (ICC) are kept: they carry no personal data and the colours depend
-on them. An animated GIF or WebP is kept as uploaded (GIF has no EXIF; re-encoding animations
-would cost more than it is worth), and only its first frame becomes the thumbnail.
+on them. A GIF and an animated PNG or WebP keep their frames as uploaded (re-encoding
+animations would cost more than it is worth) with their metadata taken out of the container
+(chat.image_metadata: EXIF, XMP, text and comments), and only the first frame becomes the
+thumbnail.
 
 Decompression bombs: a small file may declare a huge canvas. The pixel count is read from the
 header and refused over MAX_PIXELS before any pixel is decoded (Pillow's own, higher limit,
@@ -33,7 +35,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
-from chat import protocol
+from chat import image_metadata, protocol
 from chat.file_types import GIF, JPEG, PNG, WEBP, FileType, UnsupportedFile
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: more than any phone camera, far below a bomb
@@ -42,6 +44,12 @@ DECODE_WAIT_SECONDS = 30.0
 _decoding = threading.BoundedSemaphore(MAX_DECODING)
 _PILLOW_FORMATS = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
 _EXIF_ORIENTATION = 0x0112
+# Stored with their frames as uploaded, the metadata taken out of the container.
+_KEPT_AS_UPLOADED = {
+    "GIF": image_metadata.strip_gif,
+    "PNG": image_metadata.strip_png,
+    "WEBP": image_metadata.strip_webp,
+}
 
 
 class ImagesBusy(Exception):
@@ -108,15 +116,17 @@ def _original(
     turned: bool,
 ) -> bytes:
     """The bytes to store for the uploaded image: metadata removed (see the module docstring)."""
-    if kind == "GIF" or animated:
+    if kind == "GIF" or (animated and kind in _KEPT_AS_UPLOADED):
         file.seek(0)
-        return file.read()
+        return _KEPT_AS_UPLOADED[kind](file.read())
     output = io.BytesIO()
     options: dict = {}
     if image.info.get("icc_profile"):
         options["icc_profile"] = image.info["icc_profile"]
     if kind == "JPEG":
-        if turned:
+        # An MPO (several pictures in one JPEG, as some cameras save) cannot keep the tables of
+        # a single JPEG: its first picture is re-encoded, like a turned one.
+        if turned or image.format != "JPEG":
             oriented.save(output, "JPEG", quality=92, **options)
         else:
             image.save(output, "JPEG", quality="keep", subsampling="keep", **options)

@@ -546,3 +546,47 @@ def test_a_removed_member_retrying_a_post_gets_not_member_not_the_echo(alice, bo
     with pytest.raises(ChatError) as refused:
         services.post_message(bob, secret, "before", client_id="c-9")
     assert refused.value.code == protocol.NOT_MEMBER
+
+
+def animated(image_format: str, **metadata) -> bytes:
+    """A two-frame animation in `image_format` carrying `metadata` (Pillow's save options)."""
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    output = io.BytesIO()
+    frames[0].save(
+        output, image_format, save_all=True, append_images=frames[1:], duration=100, **metadata
+    )
+    return output.getvalue()
+
+
+def camera_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Inc."  # Make
+    exif[0x8825] = {1: "N", 2: (59.0, 19.0, 48.0)}  # GPS latitude
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("moving.webp", animated("WEBP", exif=camera_exif(), xmp=b"<x:xmpmeta>SpyCam</x:xmpmeta>")),
+        ("moving.png", animated("PNG", exif=camera_exif())),
+        ("moving.gif", animated("GIF", comment=b"SpyCam at 59N 19E")),
+        ("still.gif", gif_html_polyglot().replace(b"<html>", b"<html>SpyCam")),
+        ("portrait.jpg", animated("MPO", exif=camera_exif())),
+    ],
+    ids=["animated-webp", "apng", "animated-gif", "gif-with-trailing-page", "mpo-jpeg"],
+)
+def test_images_kept_as_uploaded_lose_their_metadata_and_trailing_bytes(room, alice, name, data):
+    """Animations keep their frames as uploaded: the container's EXIF (camera, GPS), XMP, text
+    and comments, and anything after a GIF's end, must not go with them. A JPEG holding several
+    pictures (MPO) was kept whole, EXIF and all; it is stored as its first picture."""
+    assert b"SpyCam" in data
+    entry = uploaded(alice, room, name, data)
+    stored = body(client_for(alice).get(entry["url"]))
+    assert b"SpyCam" not in stored and b"59N" not in stored and b"<html>" not in stored
+    image = Image.open(io.BytesIO(stored))
+    assert dict(image.getexif()) == {}
+    expected_frames = 1 if name in ("still.gif", "portrait.jpg") else 2
+    assert getattr(image, "n_frames", 1) == expected_frames
+    image.seek(expected_frames - 1)
+    image.load()  # every frame still decodes
