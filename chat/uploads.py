@@ -9,7 +9,8 @@
    files stored from the last 24 hours, this one included, come to at most
    ``settings.CHAT_ATTACHMENT_DAILY_BYTES`` (SWITCHBOARD_ATTACHMENT_DAILY_BYTES, 0: no quota):
    without it one account could fill the disk, 10 files of 10 MB a message, in a private room
-   of its own. Both are checked again, with the user's uploads serialised (a lock on their row),
+   of its own. And at most MAX_DAILY_UPLOADS files in those 24 hours, however small. These are
+   checked again, with the user's uploads serialised (a lock on their row),
    right before the row is saved, so uploads sent at once cannot all pass on the same count.
 4. Its content is of an accepted type (chat.file_types); an image is opened, stripped of its
    metadata and given a thumbnail (chat.images).
@@ -36,13 +37,16 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from chat import access, attachments, file_types, images, protocol
 from chat.models import Attachment, Room
 
 MAX_PENDING_UPLOADS = 20
+# Uploads one user may store a day, whatever their size: the byte quota alone would let a day's
+# allowance be millions of one-byte files (a file and a row each).
+MAX_DAILY_UPLOADS = 500
 PENDING_LIFETIME = timedelta(days=1)
 STORAGE_FOLDER = "chat/attachments"
 
@@ -98,8 +102,8 @@ def _make_room_for_one_more(user: Any) -> None:
 
 
 def _require_allowance(user: Any, size: int) -> None:
-    """UploadRefused(429) when the user has MAX_PENDING_UPLOADS uploads not sent yet, or `size`
-    more bytes would pass their daily quota."""
+    """UploadRefused(429) when the user has MAX_PENDING_UPLOADS uploads not sent yet, stored
+    MAX_DAILY_UPLOADS files in the last day, or `size` more bytes would pass their daily quota."""
     if Attachment.objects.filter(uploader=user, message__isnull=True).count() >= (
         MAX_PENDING_UPLOADS
     ):
@@ -108,18 +112,21 @@ def _require_allowance(user: Any, size: int) -> None:
             f"You have {MAX_PENDING_UPLOADS} uploads not sent in a message yet; send or remove "
             "some first.",
         )
-    quota = int(settings.CHAT_ATTACHMENT_DAILY_BYTES)
-    if not quota:
-        return
     since = timezone.now() - timedelta(days=1)
-    used = Attachment.objects.filter(uploader=user, created__gte=since).aggregate(
-        total=Sum("size")
-    )["total"]
-    if (used or 0) + size > quota:
+    today = Attachment.objects.filter(uploader=user, created__gte=since).aggregate(
+        files=Count("id"), total=Sum("size")
+    )
+    if today["files"] >= MAX_DAILY_UPLOADS:
+        raise UploadRefused(
+            429, f"You can upload {MAX_DAILY_UPLOADS} files a day; try again later."
+        )
+    quota = int(settings.CHAT_ATTACHMENT_DAILY_BYTES)
+    used = today["total"] or 0
+    if quota and used + size > quota:
         raise UploadRefused(
             429,
             f"You can upload {describe_size(quota)} a day and have used "
-            f"{describe_size(used or 0)}; try again later.",
+            f"{describe_size(used)}; try again later.",
         )
 
 

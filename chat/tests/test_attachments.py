@@ -419,9 +419,11 @@ def test_images_are_decoded_a_few_at_a_time_and_the_rest_told_to_retry(
     assert upload(client_for(alice), room.slug, "cake.png", png_bytes()).status_code == 201
 
 
-def test_a_user_stores_at_most_the_daily_quota(room, alice, bob, settings, media_root):
+def test_a_user_stores_at_most_the_daily_quota(room, alice, bob, settings, media_root, monkeypatch):
     """One account could otherwise fill the disk: 10 files of 10 MB a message, over and over,
-    in a private room of its own."""
+    in a private room of its own (or its inodes, with files of one byte)."""
+    from chat import uploads
+
     settings.CHAT_ATTACHMENT_DAILY_BYTES = 1000
     first = uploaded(alice, room, "a.txt", b"a" * 600)
     services.post_message(alice, room, "sent, still counted", attachment_ids=[first["id"]])
@@ -433,6 +435,10 @@ def test_a_user_stores_at_most_the_daily_quota(room, alice, bob, settings, media
     assert Attachment.objects.count() == 1 and len(stored_files(media_root)) == 1
     assert upload(client_for(alice), room.slug, "c.txt", b"c" * 400).status_code == 201
     assert upload(client_for(bob), room.slug, "d.txt", b"d" * 600).status_code == 201
+    monkeypatch.setattr(uploads, "MAX_DAILY_UPLOADS", 2)  # tiny files count too
+    refused = upload(client_for(alice), room.slug, "f.txt", b"f")
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "You can upload 2 files a day; try again later."
     # Uploads older than a day no longer count.
     Attachment.objects.filter(uploader=alice).update(created=timezone.now() - timedelta(days=2))
     assert upload(client_for(alice), room.slug, "e.txt", b"e" * 600).status_code == 201
