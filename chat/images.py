@@ -12,9 +12,9 @@ animations would cost more than it is worth) with their metadata taken out of th
 thumbnail.
 
 Decompression bombs: a small file may declare a huge canvas. The pixel count is read from the
-header and refused over MAX_PIXELS before any pixel is decoded (Pillow's own, higher limit,
-DecompressionBombError, is caught too). No global Pillow setting is changed: uploads are handled
-in several threads at once.
+header and refused over MAX_PIXELS (MAX_ANIMATED_PIXELS for an animation) before any pixel is
+decoded (Pillow's own, higher limit, DecompressionBombError, is caught too). No global Pillow
+setting is changed: uploads are handled in several threads at once.
 
 Decoding is the costly part: a 130 KB PNG of one colour can declare 39 megapixels, and decoding,
 re-saving and thumbnailing it took 2 seconds and 460 MB. So at most MAX_DECODING images are
@@ -39,6 +39,9 @@ from chat import image_metadata, protocol
 from chat.file_types import GIF, JPEG, PNG, WEBP, FileType, UnsupportedFile
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: more than any phone camera, far below a bomb
+# An animation's canvas: decoding one frame of an animated WebP takes three canvases (a 40
+# megapixel one of a few hundred bytes cost 600 MB), and viewers decode every frame at that size.
+MAX_ANIMATED_PIXELS = 10_000_000
 MAX_DECODING = 2  # images decoded at once in one process
 DECODE_WAIT_SECONDS = 30.0
 _decoding = threading.BoundedSemaphore(MAX_DECODING)
@@ -85,10 +88,13 @@ def _process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
     try:
         image = Image.open(file, formats=[expected])  # reads the header only
         width, height = image.size
-        if width * height > MAX_PIXELS:
+        animated = getattr(image, "is_animated", False)
+        limit = MAX_ANIMATED_PIXELS if animated else MAX_PIXELS
+        if width * height > limit:
+            kind = "animated images" if animated else "images"
             raise UnsupportedFile(
-                f"The image is {width} x {height} pixels; at most {MAX_PIXELS // 1_000_000} "
-                "megapixels are accepted."
+                f"The image is {width} x {height} pixels; {kind} of at most "
+                f"{limit // 1_000_000} megapixels are accepted."
             )
         image.load()
     except UnsupportedFile:
@@ -99,7 +105,6 @@ def _process(file: BinaryIO, file_type: FileType) -> ProcessedImage:
         raise UnsupportedFile(
             f"The file starts like a {file_type.label} but could not be read as one."
         ) from None
-    animated = getattr(image, "is_animated", False)
     turned = image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
     oriented = ImageOps.exif_transpose(image) if turned else image
     data = _original(file, image, oriented, expected, animated, turned)

@@ -122,6 +122,21 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(room, alice):
     assert "megapixels" in response.json()["error"]
 
 
+def test_an_animation_on_a_huge_canvas_is_refused_before_it_is_decoded(room, alice):
+    """Two 16 x 16 frames on a 6000 x 6600 canvas, a few hundred bytes: decoding its first frame
+    took 600 MB (an animated WebP decodes onto three canvases)."""
+    output = io.BytesIO()
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
+    frames[0].save(output, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    data = bytearray(output.getvalue())
+    header = data.index(b"VP8X") + 8  # flags (4 bytes), then width - 1 and height - 1 (3 each)
+    data[header + 4 : header + 10] = (5999).to_bytes(3, "little") + (6599).to_bytes(3, "little")
+    assert Image.open(io.BytesIO(bytes(data))).size == (6000, 6600)
+    response = upload(client_for(alice), room.slug, "moving.webp", bytes(data))
+    assert response.status_code == 415
+    assert "animated images of at most 10 megapixels" in response.json()["error"]
+
+
 def test_an_upload_needs_a_login_and_one_file(room, alice):
     anonymous = upload(Client(), room.slug, "a.txt", b"hello")
     assert anonymous.status_code == 403
