@@ -1,6 +1,7 @@
 """Storing an uploaded file as an `Attachment`: the checks, in order, and the writes.
 
-1. The uploader is logged in and may read the room (chat.access).
+1. The uploader is logged in, may read the room (chat.access) and is not muted there (a muted
+   user cannot post the message an upload is for).
 2. The file is at most ``settings.CHAT_ATTACHMENT_MAX_BYTES`` (SWITCHBOARD_ATTACHMENT_MAX_BYTES).
    `manage.py serve` already refused a larger body before reading it (the upload URL has its own
    limit in REALTIME_REQUEST_BODY_LIMITS); this check is for every other server.
@@ -40,7 +41,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from chat import access, attachments, file_types, images, protocol
+from chat import access, attachments, file_types, images, protocol, services
 from chat.models import Attachment, Room
 
 MAX_PENDING_UPLOADS = 20
@@ -137,6 +138,8 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
         raise UploadRefused(403, "Log in to upload files.")
     if not access.can_read(user, room):
         raise UploadRefused(404, f"There is no room {room.slug!r}.")
+    if services.is_muted(user, room):
+        raise UploadRefused(403, "A moderator muted you here: you cannot send files for now.")
     if upload.size is None or upload.size > max_bytes():
         raise too_large(upload.size)
     _make_room_for_one_more(user)

@@ -146,6 +146,18 @@ def test_an_upload_needs_a_login_and_one_file(room, alice):
     assert Attachment.objects.count() == 0
 
 
+def test_a_muted_user_cannot_upload(room, alice, bob, moderator, media_root):
+    """Uploading is the first step of posting: a user muted here, or everywhere, stores
+    nothing (the 20 pending uploads and the daily quota would otherwise be theirs to spend)."""
+    services.mute_user(moderator, "alice", room.slug, 10)
+    refused = upload(client_for(alice), room.slug, "a.txt", b"words\n")
+    assert refused.status_code == 403
+    assert "muted" in refused.json()["error"]
+    services.mute_user(moderator, "bob", None, 10)
+    assert upload(client_for(bob), room.slug, "b.txt", b"words\n").status_code == 403
+    assert Attachment.objects.count() == 0 and stored_files(media_root) == []
+
+
 def test_names_lose_their_path_and_control_characters(room, alice):
     entry = uploaded(alice, room, "../../etc/re\u202eport\u202c.txt", b"plain words\n")
     assert entry["name"] == "report.txt"
