@@ -13,6 +13,8 @@ Each row of ATTACKS is one attack and the answer it must get; the test then asks
 |                                                              |   message after it is not saved |
 | a non-member on a private room's socket: a message claiming  | close 4403; nothing posted,     |
 |   the owner's upload, a notify level, a read marker          |   claimed, set or marked        |
+| two sockets send one upload in two messages at once          | one is posted with it, the      |
+|                                                              |   other refused (not_found)     |
 | anonymous notification stream sends read_all                 | close 4401; nothing marked read |
 | frames nested 10,000 deep, ids of 10^30, NaN                 | malformed; the socket stays     |
 | a flood of frames on one socket                              | rate_limited once; later frames |
@@ -160,6 +162,57 @@ def test_a_non_member_on_a_private_room_socket_posts_claims_and_sets_nothing(liv
         "    ReadMarker.objects.filter(room__slug=room).count()]))\n"
     )
     assert json.loads(live_server.shell(code).strip().splitlines()[-1]) == [0, 0, 0, 0]
+
+
+def test_one_upload_sent_in_two_messages_at_once_is_attached_once(live_server, accounts):
+    """Two sockets of its uploader send a message naming the same upload, both frames written
+    before either answer is read: one message gets it, the other is refused whole."""
+    setup = (
+        "from django.contrib.auth import get_user_model\n"
+        "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+        "from chat import uploads\n"
+        "from chat.models import Room\n"
+        "user = get_user_model().objects.get(username='sock-member')\n"
+        "room = Room.objects.get(slug='sockets')\n"
+        "print(uploads.store_upload(user, room, SimpleUploadedFile('x.txt', b'once\\n')).pk)\n"
+    )
+    upload_id = int(live_server.shell(setup).strip().splitlines()[-1])
+    sockets = [
+        RawWebSocket.open(
+            live_server.port, "/ws/chat/sockets/", origin=live_server.url,
+            session=accounts["sock-member"],
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        for index, socket in enumerate(sockets):
+            socket.send_text(
+                json.dumps(
+                    {
+                        "type": "message",
+                        "text": f"race {upload_id} {index}",
+                        "client_id": f"race-{upload_id}-{index}",
+                        "attachments": [upload_id],
+                    }
+                )
+            )
+        answers = []
+        for socket in sockets:
+            texts, _ = socket.texts_until_close(timeout=3)
+            answers.append([json.loads(text) for text in texts])
+    finally:
+        for socket in sockets:
+            socket.abort()
+    errors = [f for frames_of in answers for f in frames_of if f["type"] == frames.ERROR]
+    assert [e["code"] for e in errors] == [chat_protocol.NOT_FOUND]
+    code = (
+        "import json\n"
+        "from chat.models import Attachment, Message\n"
+        f"saved = Message.objects.filter(text__startswith='race {upload_id} ')\n"
+        f"attached = Attachment.objects.get(pk={upload_id}).message_id\n"
+        "print(json.dumps([saved.count(), attached == saved.first().pk]))\n"
+    )
+    assert json.loads(live_server.shell(code).strip().splitlines()[-1]) == [1, True]
 
 
 def test_anonymous_notification_stream_marks_nothing_read(live_server, accounts):
