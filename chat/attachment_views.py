@@ -3,9 +3,10 @@ MEDIA_ROOT directly, by Django or by nginx).
 
 ``POST /rooms/<room>/attachments/`` (multipart, one ``file``, the CSRF token in ``X-CSRFToken``)
 answers ``201 {"attachment": <entry>}`` (the entry of a `message` frame, chat.protocol) or
-``{"error": "..."}`` with 400 (no file), 403 (not logged in), 404 (no such room, or a private
-one the user may not read), 413 (too large), 415 (a type that is not accepted) or 429 (too many
-uploads not sent yet).
+``{"error": "..."}`` with 400 (no file), 403 (not logged in, or muted in the room), 404 (no such room, or a private
+one the user may not read), 413 (too large), 415 (a type that is not accepted), 429 (too many
+uploads not sent yet, or the daily upload quota used) or 503 (too many images being processed
+at once: try again).
 
 ``GET /attachments/<id>/`` and ``GET /attachments/<id>/thumbnail/`` check, on every request,
 that the user may read the room and that the message is not deleted (chat.attachments

@@ -17,6 +17,13 @@ The allow-list, and how each type is recognised::
 Images are then opened with Pillow (chat.images), so a file that merely starts like a PNG is
 refused there. Anything else is refused with `UnsupportedFile`, whose message says what is
 accepted.
+
+A file keeps the name it was uploaded with only if that name ends in an extension of its type
+(`FileType.extensions`); otherwise the type's own extension is added (`name_for`): ``run.bat``
+holding text is shown and downloaded as ``run.bat.txt``, ``page.html`` as ``page.html.txt``, a GIF
+named ``cat.html`` as ``cat.html.gif``. A downloaded file is opened by its extension, so a text
+file saved as ``.bat``, ``.html`` or ``.svg`` would run (as commands, or as a page with script)
+when double-clicked, whatever type the server said it was.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from chat.protocol import MAX_ATTACHMENT_NAME_LENGTH
+
 
 class UnsupportedFile(ValueError):
     """An upload of a type that is not accepted; the message is for the uploader."""
@@ -33,19 +42,47 @@ class UnsupportedFile(ValueError):
 
 @dataclass(frozen=True)
 class FileType:
-    """One accepted type: the Content-Type it is served with, and a word for people."""
+    """One accepted type: the Content-Type it is served with, a word for people, and the file
+    name extensions (lower case, the first one added when a name has none of them) that open as
+    this type and nothing more dangerous."""
 
     content_type: str
     label: str
+    extensions: tuple[str, ...]
+
+    def name_for(self, name: str) -> str:
+        """`name` if it ends in one of this type's extensions, else `name` with the first one
+        added, cut to keep within MAX_ATTACHMENT_NAME_LENGTH."""
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and extension.lower() in self.extensions:
+            return name
+        suffix = "." + self.extensions[0]
+        return name[: MAX_ATTACHMENT_NAME_LENGTH - len(suffix)] + suffix
 
 
-PNG = FileType("image/png", "PNG image")
-JPEG = FileType("image/jpeg", "JPEG image")
-GIF = FileType("image/gif", "GIF image")
-WEBP = FileType("image/webp", "WebP image")
-PDF = FileType("application/pdf", "PDF document")
-ZIP = FileType("application/zip", "zip archive")
-TEXT = FileType("text/plain; charset=utf-8", "plain text")
+PNG = FileType("image/png", "PNG image", ("png",))
+JPEG = FileType("image/jpeg", "JPEG image", ("jpg", "jpeg", "jpe", "jfif"))
+GIF = FileType("image/gif", "GIF image", ("gif",))
+WEBP = FileType("image/webp", "WebP image", ("webp",))
+PDF = FileType("application/pdf", "PDF document", ("pdf",))
+# Office and OpenDocument files are zip archives; formats that run code (jar, apk, docm) are not
+# listed and get ".zip".
+ZIP = FileType(
+    "application/zip",
+    "zip archive",
+    ("zip", "docx", "xlsx", "pptx", "odt", "ods", "odp", "odg", "epub"),
+)
+# Text that opens in an editor or viewer; scripts and markup (bat, ps1, sh, js, py, html, svg)
+# are left out on purpose.
+TEXT = FileType(
+    "text/plain; charset=utf-8",
+    "plain text",
+    (
+        "txt", "text", "md", "markdown", "csv", "tsv", "log", "json", "yaml", "yml", "toml",
+        "ini", "cfg", "conf", "diff", "patch", "sql", "tex", "c", "h", "cpp", "hpp", "rs", "go",
+        "java",
+    ),
+)  # fmt: skip
 
 ACCEPTED = (PNG, JPEG, GIF, WEBP, PDF, ZIP, TEXT)
 ACCEPTED_DESCRIPTION = "images (PNG, JPEG, GIF, WebP), PDF, zip archives and plain UTF-8 text"

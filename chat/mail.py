@@ -20,6 +20,13 @@ Once and only once, across restarts and concurrent sweeps:
    cleared) for the next sweep. A process killed between taking and sending loses that e-mail
    rather than ever sending one twice.
 
+At most one e-mail per reader per MAIL_INTERVAL: a reader mailed less than that ago is left out of
+step 1, so what falls due meanwhile waits and goes out in one e-mail when the interval ends.
+Otherwise anyone could have the site e-mail a person once a sweep (every minute) by mentioning
+them once a minute. Room names and usernames are put on one line wherever they are quoted: a
+header cannot hold a line break (Django refuses to send such a message, which would fail every
+sweep again), and the body must not be given lines that look like the site's own.
+
 Mailed rows are kept for KEEP_MAILED, then deleted by a later sweep.
 """
 
@@ -46,6 +53,7 @@ logger = logging.getLogger(__name__)
 KEEP_MAILED = timedelta(days=7)
 EXCERPT_LENGTH = 300  # characters of a message an e-mail quotes
 MAX_LISTED = 20  # messages one e-mail lists; it counts the rest
+MAIL_INTERVAL = timedelta(hours=1)  # at most one e-mail per reader in this time
 
 
 def sweep(now: Any = None) -> int:
@@ -53,8 +61,11 @@ def sweep(now: Any = None) -> int:
     now = now or timezone.now()
     PendingMail.objects.filter(mailed__lt=now - KEEP_MAILED).delete()
     token = uuid.uuid4().hex
-    taken = PendingMail.objects.filter(mailed__isnull=True, due__lte=now).update(
-        claim=token, mailed=now
+    recently_mailed = PendingMail.objects.filter(mailed__gt=now - MAIL_INTERVAL).values("user_id")
+    taken = (
+        PendingMail.objects.filter(mailed__isnull=True, due__lte=now)
+        .exclude(user_id__in=recently_mailed)
+        .update(claim=token, mailed=now)
     )
     if not taken:
         return 0
@@ -101,11 +112,16 @@ def site_url() -> str:
     return settings.SITE_URL.rstrip("/")
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace, line breaks included, as one space."""
+    return " ".join(text.split())
+
+
 def _room_name(row: PendingMail) -> str:
     room = row.room
     if room.is_public:
         return f"#{room.slug}"
-    return room.display_name
+    return one_line(room.display_name)
 
 
 def _message(rows: list[PendingMail], connection: Any) -> mail.EmailMessage:
@@ -114,7 +130,7 @@ def _message(rows: list[PendingMail], connection: Any) -> mail.EmailMessage:
     first = rows[0]
     if len(rows) == 1:
         what = "sent you a message" if first.reason == PendingMail.REASON_DM else "mentioned you"
-        subject = f"{first.message.username} {what} in {_room_name(first)}"
+        subject = f"{one_line(first.message.username)} {what} in {_room_name(first)}"
     else:
         subject = f"{len(rows)} unread messages for you on Switchboard"
     lines = [f"Hello {reader.get_username()},", "", "You have not read these yet:", ""]
@@ -124,7 +140,7 @@ def _message(rows: list[PendingMail], connection: Any) -> mail.EmailMessage:
             text = text[: EXCERPT_LENGTH - 1] + "…"
         when = timezone.localtime(row.message.created).strftime("%Y-%m-%d %H:%M %Z")
         lines += [
-            f"{row.message.username} in {_room_name(row)}, {when}:",
+            f"{one_line(row.message.username)} in {_room_name(row)}, {when}:",
             *(f"  {line}" for line in text.splitlines() or [""]),
             f"  {site_url()}{row.room.get_absolute_url()}#message-{row.message.pk}",
             "",

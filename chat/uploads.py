@@ -1,16 +1,25 @@
 """Storing an uploaded file as an `Attachment`: the checks, in order, and the writes.
 
-1. The uploader is logged in and may read the room (chat.access).
+1. The uploader is logged in, may read the room (chat.access) and is not muted there (a muted
+   user cannot post the message an upload is for).
 2. The file is at most ``settings.CHAT_ATTACHMENT_MAX_BYTES`` (SWITCHBOARD_ATTACHMENT_MAX_BYTES).
    `manage.py serve` already refused a larger body before reading it (the upload URL has its own
    limit in REALTIME_REQUEST_BODY_LIMITS); this check is for every other server.
 3. The uploader has fewer than MAX_PENDING_UPLOADS uploads not attached to a message yet (older
-   ones than PENDING_LIFETIME are removed first): uploading is not free storage.
+   ones than PENDING_LIFETIME are removed first): uploading is not free storage. And their
+   files stored from the last 24 hours, this one included, come to at most
+   ``settings.CHAT_ATTACHMENT_DAILY_BYTES`` (SWITCHBOARD_ATTACHMENT_DAILY_BYTES, 0: no quota):
+   without it one account could fill the disk, 10 files of 10 MB a message, in a private room
+   of its own. And at most MAX_DAILY_UPLOADS files in those 24 hours, however small. These are
+   checked again, with the user's uploads serialised (a lock on their row),
+   right before the row is saved, so uploads sent at once cannot all pass on the same count.
 4. Its content is of an accepted type (chat.file_types); an image is opened, stripped of its
    metadata and given a thumbnail (chat.images).
 5. The bytes go to Django's default storage (``MEDIA_ROOT`` with the default file system storage;
-   any storage backend works) under a random key, then the row is saved. If saving the row fails
-   the files are deleted again: nothing is stored for a refused or failed upload.
+   any storage backend works) under a random key, then the row is saved, named as uploaded but
+   with an extension of its type (chat.file_types: ``run.bat`` holding text is ``run.bat.txt``).
+   If saving the row fails the files are deleted again: nothing is stored for a refused or
+   failed upload.
 
 A refusal is `UploadRefused` with the HTTP status the upload view answers and a message for
 people.
@@ -24,15 +33,21 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from chat import access, attachments, file_types, images, protocol
+from chat import access, attachments, file_types, images, protocol, services
 from chat.models import Attachment, Room
 
 MAX_PENDING_UPLOADS = 20
+# Uploads one user may store a day, whatever their size: the byte quota alone would let a day's
+# allowance be millions of one-byte files (a file and a row each).
+MAX_DAILY_UPLOADS = 500
 PENDING_LIFETIME = timedelta(days=1)
 STORAGE_FOLDER = "chat/attachments"
 
@@ -82,14 +97,37 @@ def clean_name(name: str | None) -> str:
 
 
 def _make_room_for_one_more(user: Any) -> None:
-    """Drop the user's stale unattached uploads; refuse when too many fresh ones remain."""
+    """Drop the user's stale unattached uploads (their files too)."""
     pending = Attachment.objects.filter(uploader=user, message__isnull=True)
     attachments.remove(pending.filter(created__lt=timezone.now() - PENDING_LIFETIME))
-    if pending.count() >= MAX_PENDING_UPLOADS:
+
+
+def _require_allowance(user: Any, size: int) -> None:
+    """UploadRefused(429) when the user has MAX_PENDING_UPLOADS uploads not sent yet, stored
+    MAX_DAILY_UPLOADS files in the last day, or `size` more bytes would pass their daily quota."""
+    if Attachment.objects.filter(uploader=user, message__isnull=True).count() >= (
+        MAX_PENDING_UPLOADS
+    ):
         raise UploadRefused(
             429,
             f"You have {MAX_PENDING_UPLOADS} uploads not sent in a message yet; send or remove "
             "some first.",
+        )
+    since = timezone.now() - timedelta(days=1)
+    today = Attachment.objects.filter(uploader=user, created__gte=since).aggregate(
+        files=Count("id"), total=Sum("size")
+    )
+    if today["files"] >= MAX_DAILY_UPLOADS:
+        raise UploadRefused(
+            429, f"You can upload {MAX_DAILY_UPLOADS} files a day; try again later."
+        )
+    quota = int(settings.CHAT_ATTACHMENT_DAILY_BYTES)
+    used = today["total"] or 0
+    if quota and used + size > quota:
+        raise UploadRefused(
+            429,
+            f"You can upload {describe_size(quota)} a day and have used "
+            f"{describe_size(used)}; try again later.",
         )
 
 
@@ -100,9 +138,12 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
         raise UploadRefused(403, "Log in to upload files.")
     if not access.can_read(user, room):
         raise UploadRefused(404, f"There is no room {room.slug!r}.")
+    if services.is_muted(user, room):
+        raise UploadRefused(403, "A moderator muted you here: you cannot send files for now.")
     if upload.size is None or upload.size > max_bytes():
         raise too_large(upload.size)
     _make_room_for_one_more(user)
+    _require_allowance(user, upload.size)
     try:
         file_type = file_types.identify(upload)
         processed = None
@@ -110,6 +151,8 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
             processed = images.process(upload, file_type)
     except file_types.UnsupportedFile as refusal:
         raise UploadRefused(415, str(refusal)) from None
+    except images.ImagesBusy as busy:
+        raise UploadRefused(503, str(busy)) from None
     if processed is not None and len(processed.data) > max_bytes():
         raise too_large(len(processed.data))
 
@@ -123,18 +166,24 @@ def store_upload(user: Any, room: Room, upload: UploadedFile) -> Attachment:
         if processed is not None:
             thumbnail = ContentFile(processed.thumbnail)
             saved.append(default_storage.save(f"{folder}/{key}-thumbnail.webp", thumbnail))
-        return Attachment.objects.create(
-            key=key,
-            room=room,
-            uploader=user,
-            name=clean_name(upload.name),
-            content_type=file_type.content_type,
-            size=len(processed.data) if processed is not None else upload.size,
-            file=saved[0],
-            thumbnail=saved[1] if len(saved) > 1 else "",
-            width=processed.width if processed is not None else None,
-            height=processed.height if processed is not None else None,
-        )
+        size = len(processed.data) if processed is not None else upload.size
+        with transaction.atomic():
+            # One upload of this user at a time from here to the commit (PostgreSQL locks the
+            # row; SQLite's immediate transactions take the database's write lock).
+            get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+            _require_allowance(user, size)
+            return Attachment.objects.create(
+                key=key,
+                room=room,
+                uploader=user,
+                name=file_type.name_for(clean_name(upload.name)),
+                content_type=file_type.content_type,
+                size=size,
+                file=saved[0],
+                thumbnail=saved[1] if len(saved) > 1 else "",
+                width=processed.width if processed is not None else None,
+                height=processed.height if processed is not None else None,
+            )
     except BaseException:
         for name in saved:
             default_storage.delete(name)

@@ -150,6 +150,8 @@ REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
 # Chat attachments: the largest file one upload may carry, in bytes (docs/apps/chat.md,
 # "Attachments"). The upload URL alone gets a request body limit to match (below).
 CHAT_ATTACHMENT_MAX_BYTES = _env_int("SWITCHBOARD_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1)
+# ... and the most one user may store from uploads of the last 24 hours (0: no quota).
+CHAT_ATTACHMENT_DAILY_BYTES = _env_int("SWITCHBOARD_ATTACHMENT_DAILY_BYTES", 200 * 1024 * 1024)
 REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
 # WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
 # REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for

@@ -11,6 +11,10 @@ Each row of ATTACKS is one attack and the answer it must get; the test then asks
 | a room that does not exist, then chat frames                 | close 4404; nothing is saved    |
 | an oversized frame, then a valid message                     | too_large + close 4009; the     |
 |                                                              |   message after it is not saved |
+| a non-member on a private room's socket: a message claiming  | close 4403; nothing posted,     |
+|   the owner's upload, a notify level, a read marker          |   claimed, set or marked        |
+| two sockets send one upload in two messages at once          | one is posted with it, the      |
+|                                                              |   other refused (not_found)     |
 | anonymous notification stream sends read_all                 | close 4401; nothing marked read |
 | frames nested 10,000 deep, ids of 10^30, NaN                 | malformed; the socket stays     |
 | a flood of frames on one socket                              | rate_limited once; later frames |
@@ -124,6 +128,91 @@ def test_nothing_sent_after_an_oversized_frame_is_saved(live_server, accounts):
     assert (
         count(live_server, "Message.objects.filter(text='after the oversized frame').count()") == 0
     )
+
+
+def test_a_non_member_on_a_private_room_socket_posts_claims_and_sets_nothing(live_server, accounts):
+    """The victim's private room has an upload of theirs not sent yet. An outsider opens the
+    room's socket and sends, right after the 101 and again after the close: a message naming
+    that upload, a notify level and a read marker. Close 4403 and none of it happens."""
+    setup = (
+        "from django.contrib.auth import get_user_model\n"
+        "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+        "from chat import membership, uploads\n"
+        "victim = get_user_model().objects.get(username='sock-victim')\n"
+        "room, _ = membership.create_private_room(victim, 'Victim only')\n"
+        "file = SimpleUploadedFile('plans.txt', b'the plans\\n')\n"
+        "upload = uploads.store_upload(victim, room, file)\n"
+        "print(room.slug, upload.pk)\n"
+    )
+    slug, upload_id = live_server.shell(setup).strip().splitlines()[-1].split()
+    payloads = [
+        json.dumps({"type": "message", "text": "mine now", "attachments": [int(upload_id)]}),
+        json.dumps({"type": "notify", "level": "all"}),
+        json.dumps({"type": "read", "id": 1}),
+    ]
+    _, code = attack(live_server, f"/ws/chat/{slug}/", accounts["sock-member"], payloads)
+    assert code == chat_protocol.CLOSE_FORBIDDEN
+    code = (
+        "import json\n"
+        "from chat.models import Attachment, Message, NotifySetting, ReadMarker\n"
+        f"room = {slug!r}\n"
+        "print(json.dumps([Message.objects.filter(room__slug=room, text='mine now').count(),\n"
+        f"    Attachment.objects.filter(pk={upload_id}, message__isnull=False).count(),\n"
+        "    NotifySetting.objects.filter(room__slug=room).count(),\n"
+        "    ReadMarker.objects.filter(room__slug=room).count()]))\n"
+    )
+    assert json.loads(live_server.shell(code).strip().splitlines()[-1]) == [0, 0, 0, 0]
+
+
+def test_one_upload_sent_in_two_messages_at_once_is_attached_once(live_server, accounts):
+    """Two sockets of its uploader send a message naming the same upload, both frames written
+    before either answer is read: one message gets it, the other is refused whole."""
+    setup = (
+        "from django.contrib.auth import get_user_model\n"
+        "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+        "from chat import uploads\n"
+        "from chat.models import Room\n"
+        "user = get_user_model().objects.get(username='sock-member')\n"
+        "room = Room.objects.get(slug='sockets')\n"
+        "print(uploads.store_upload(user, room, SimpleUploadedFile('x.txt', b'once\\n')).pk)\n"
+    )
+    upload_id = int(live_server.shell(setup).strip().splitlines()[-1])
+    sockets = [
+        RawWebSocket.open(
+            live_server.port, "/ws/chat/sockets/", origin=live_server.url,
+            session=accounts["sock-member"],
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        for index, socket in enumerate(sockets):
+            socket.send_text(
+                json.dumps(
+                    {
+                        "type": "message",
+                        "text": f"race {upload_id} {index}",
+                        "client_id": f"race-{upload_id}-{index}",
+                        "attachments": [upload_id],
+                    }
+                )
+            )
+        answers = []
+        for socket in sockets:
+            texts, _ = socket.texts_until_close(timeout=3)
+            answers.append([json.loads(text) for text in texts])
+    finally:
+        for socket in sockets:
+            socket.abort()
+    errors = [f for frames_of in answers for f in frames_of if f["type"] == frames.ERROR]
+    assert [e["code"] for e in errors] == [chat_protocol.NOT_FOUND]
+    code = (
+        "import json\n"
+        "from chat.models import Attachment, Message\n"
+        f"saved = Message.objects.filter(text__startswith='race {upload_id} ')\n"
+        f"attached = Attachment.objects.get(pk={upload_id}).message_id\n"
+        "print(json.dumps([saved.count(), attached == saved.first().pk]))\n"
+    )
+    assert json.loads(live_server.shell(code).strip().splitlines()[-1]) == [1, True]
 
 
 def test_anonymous_notification_stream_marks_nothing_read(live_server, accounts):

@@ -295,6 +295,33 @@ def test_a_removed_member_loses_access_to_the_rooms_attachments(secret, alice, b
     assert upload(reader, secret.slug, "late.txt", b"too late\n").status_code == 404
 
 
+def test_enumerating_attachment_ids_finds_nothing_outside_your_rooms(
+    secret, alice, bob, carol, moderator, media_root
+):
+    """Ids are sequential, so walk them all: files of a private room, a DM, an upload not sent
+    yet and a deleted message's file, as an outsider, an invited person who has not accepted,
+    anonymously and as staff with the right to read private messages in the console (staff are
+    not members by being staff). Every one is 404, like an id that does not exist."""
+    dm, _ = membership.open_dm(alice, "bob")
+    entries = [_shared_file(secret, alice, media_root), _shared_file(dm, bob, media_root)]
+    picture = upload(client_for(alice), secret.slug, "m.png", png_bytes()).json()["attachment"]
+    entries.append(picture)  # not sent yet: its uploader's alone
+    gone = _shared_file(secret, bob, media_root)
+    services.delete_message(bob, Attachment.objects.get(pk=gone["id"]).message_id, secret)
+    dave = make_user("dave")
+    membership.invite(alice, secret, "dave")
+    moderator.user_permissions.add(Permission.objects.get(codename="view_private_messages"))
+    outsiders = [client_for(carol), client_for(dave), client_for(None), client_for(moderator)]
+    highest = max(entry["id"] for entry in [*entries, gone]) + 2
+    for client in outsiders:
+        for pk in range(1, highest):
+            for url in (f"/attachments/{pk}/", f"/attachments/{pk}/thumbnail/"):
+                assert client.get(url).status_code == 404, (url, client)
+                assert client.head(url).status_code == 404, (url, client)
+    assert client_for(bob).get(entries[0]["url"]).status_code == 200
+    assert client_for(bob).get(picture["url"]).status_code == 404  # not sent yet
+
+
 @pytest.mark.parametrize("action", ["invite", "leave", "remove"])
 def test_member_forms_are_404_for_non_members(secret, carol, action):
     response = client_for(carol).post(f"/rooms/{secret.slug}/{action}/", {"username": "bob"})

@@ -9,17 +9,20 @@ import asyncio
 import contextlib
 import io
 import socket
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from PIL import Image
 
 from chat import protocol, services
 from chat.models import Attachment, Message
 from chat.services import ChatError
 from chat.tests.conftest import join_room, next_of_type, png_bytes, upload
+from chat.uploads import clean_name
 from realtime.request_body import max_request_body
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("media_root")]
@@ -119,6 +122,21 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(room, alice):
     assert "megapixels" in response.json()["error"]
 
 
+def test_an_animation_on_a_huge_canvas_is_refused_before_it_is_decoded(room, alice):
+    """Two 16 x 16 frames on a 6000 x 6600 canvas, a few hundred bytes: decoding its first frame
+    took 600 MB (an animated WebP decodes onto three canvases)."""
+    output = io.BytesIO()
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
+    frames[0].save(output, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    data = bytearray(output.getvalue())
+    header = data.index(b"VP8X") + 8  # flags (4 bytes), then width - 1 and height - 1 (3 each)
+    data[header + 4 : header + 10] = (5999).to_bytes(3, "little") + (6599).to_bytes(3, "little")
+    assert Image.open(io.BytesIO(bytes(data))).size == (6000, 6600)
+    response = upload(client_for(alice), room.slug, "moving.webp", bytes(data))
+    assert response.status_code == 415
+    assert "animated images of at most 10 megapixels" in response.json()["error"]
+
+
 def test_an_upload_needs_a_login_and_one_file(room, alice):
     anonymous = upload(Client(), room.slug, "a.txt", b"hello")
     assert anonymous.status_code == 403
@@ -126,6 +144,18 @@ def test_an_upload_needs_a_login_and_one_file(room, alice):
     none = client_for(alice).post(f"/rooms/{room.slug}/attachments/", {})
     assert none.status_code == 400
     assert Attachment.objects.count() == 0
+
+
+def test_a_muted_user_cannot_upload(room, alice, bob, moderator, media_root):
+    """Uploading is the first step of posting: a user muted here, or everywhere, stores
+    nothing (the 20 pending uploads and the daily quota would otherwise be theirs to spend)."""
+    services.mute_user(moderator, "alice", room.slug, 10)
+    refused = upload(client_for(alice), room.slug, "a.txt", b"words\n")
+    assert refused.status_code == 403
+    assert "muted" in refused.json()["error"]
+    services.mute_user(moderator, "bob", None, 10)
+    assert upload(client_for(bob), room.slug, "b.txt", b"words\n").status_code == 403
+    assert Attachment.objects.count() == 0 and stored_files(media_root) == []
 
 
 def test_names_lose_their_path_and_control_characters(room, alice):
@@ -343,3 +373,253 @@ def test_unsent_uploads_older_than_a_day_are_removed_by_the_command(room, alice,
     assert output.getvalue().strip() == "Removed 1 unsent upload."
     assert sorted(Attachment.objects.values_list("pk", flat=True)) == [fresh["id"], sent["id"]]
     assert len(stored_files(media_root)) == 2
+
+
+# --- attacks -----------------------------------------------------------------------------------
+
+
+def gif_html_polyglot() -> bytes:
+    """A real GIF (Pillow reads it) followed by a page with script: kept byte for byte, as GIFs
+    are not re-encoded."""
+    output = io.BytesIO()
+    Image.new("P", (8, 8)).save(output, "GIF")
+    return output.getvalue() + b"<html><script>alert(document.cookie)</script></html>"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "shown_as"),
+    [
+        ("run.bat", b"del /q C:\\*\r\n", "run.bat.txt"),
+        ("page.html", b"hello\n<script>alert(1)</script>\n", "page.html.txt"),
+        ("drawing.svg", b"x <svg onload=alert(1)>", "drawing.svg.txt"),
+        ("README", b"plain words\n", "README.txt"),
+        ("Notes.TXT", b"plain words\n", "Notes.TXT"),
+        ("cat.html", gif_html_polyglot(), "cat.html.gif"),
+        ("tool.jar", b"PK\x05\x06" + b"\x00" * 18, "tool.jar.zip"),
+        ("report.docx", b"PK\x05\x06" + b"\x00" * 18, "report.docx"),
+        ("x" * 300 + ".exe", b"plain words\n", "x" * 196 + ".txt"),
+    ],
+    ids=["bat", "html", "svg", "no-extension", "txt", "gif-polyglot", "jar", "docx", "long-exe"],
+)
+def test_a_file_is_named_with_an_extension_of_its_type(room, alice, bob, name, data, shown_as):
+    """A download is opened by its extension: text saved as run.bat runs as commands when
+    double-clicked, a GIF saved as cat.html opens as a page and runs its script."""
+    entry = uploaded(alice, room, name, data)
+    assert entry["name"] == shown_as
+    services.post_message(alice, room, "have a look", attachment_ids=[entry["id"]])
+    download = client_for(bob).get(entry["url"])
+    assert download["Content-Disposition"].endswith(f'filename="{shown_as}"')
+    assert download["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in download["Content-Security-Policy"]
+
+
+def test_quotes_and_line_breaks_in_a_name_cannot_break_the_download_header(room, alice):
+    entry = uploaded(alice, room, 'say "hi"; filename=x.html.txt', b"words\n")
+    download = client_for(alice).get(entry["url"])
+    assert download["Content-Disposition"] == (
+        'attachment; filename="say \\"hi\\"; filename=x.html.txt"'
+    )
+    # Browsers send a line break in a name percent-encoded; one sent raw is dropped.
+    assert clean_name("a\r\nSet-Cookie: x=1.txt") == "aSet-Cookie: x=1.txt"
+
+
+def test_images_are_decoded_a_few_at_a_time_and_the_rest_told_to_retry(
+    room, alice, media_root, monkeypatch
+):
+    """A tiny PNG can declare 39 megapixels (2 s and 160 MB to process): uploads at once must
+    not decode without bound. With every decoding slot taken, an image waits, then gets 503."""
+    from chat import images
+
+    monkeypatch.setattr(images, "DECODE_WAIT_SECONDS", 0.01)
+    held = [images._decoding.acquire(blocking=False) for _ in range(images.MAX_DECODING)]
+    try:
+        assert all(held)
+        busy = upload(client_for(alice), room.slug, "cake.png", png_bytes())
+        assert busy.status_code == 503
+        assert "busy" in busy.json()["error"]
+        assert Attachment.objects.count() == 0 and stored_files(media_root) == []
+        # Files that are not images need no slot.
+        assert upload(client_for(alice), room.slug, "a.txt", b"words\n").status_code == 201
+    finally:
+        for _ in held:
+            images._decoding.release()
+    assert upload(client_for(alice), room.slug, "cake.png", png_bytes()).status_code == 201
+
+
+def test_a_user_stores_at_most_the_daily_quota(room, alice, bob, settings, media_root, monkeypatch):
+    """One account could otherwise fill the disk: 10 files of 10 MB a message, over and over,
+    in a private room of its own (or its inodes, with files of one byte)."""
+    from chat import uploads
+
+    settings.CHAT_ATTACHMENT_DAILY_BYTES = 1000
+    first = uploaded(alice, room, "a.txt", b"a" * 600)
+    services.post_message(alice, room, "sent, still counted", attachment_ids=[first["id"]])
+    refused = upload(client_for(alice), room.slug, "b.txt", b"b" * 600)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == (
+        "You can upload 1000 bytes a day and have used 600 bytes; try again later."
+    )
+    assert Attachment.objects.count() == 1 and len(stored_files(media_root)) == 1
+    assert upload(client_for(alice), room.slug, "c.txt", b"c" * 400).status_code == 201
+    assert upload(client_for(bob), room.slug, "d.txt", b"d" * 600).status_code == 201
+    monkeypatch.setattr(uploads, "MAX_DAILY_UPLOADS", 2)  # tiny files count too
+    refused = upload(client_for(alice), room.slug, "f.txt", b"f")
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "You can upload 2 files a day; try again later."
+    # Uploads older than a day no longer count.
+    Attachment.objects.filter(uploader=alice).update(created=timezone.now() - timedelta(days=2))
+    assert upload(client_for(alice), room.slug, "e.txt", b"e" * 600).status_code == 201
+
+
+def test_uploads_sent_at_once_cannot_pass_the_limits_on_the_same_count(
+    room, alice, settings, media_root, monkeypatch
+):
+    """The count is taken again under the user's lock right before the row is saved: an upload
+    that passed the first check while another was being stored is refused there."""
+    from chat import uploads
+
+    settings.CHAT_ATTACHMENT_DAILY_BYTES = 1000
+    checks = []
+    original = uploads._require_allowance
+
+    def check_then_let_another_upload_land(user, size):
+        checks.append(size)
+        original(user, size)
+        if len(checks) == 1:  # between this upload's first check and its save, another lands
+            uploaded(alice, room, "other.txt", b"o" * 600)
+
+    monkeypatch.setattr(uploads, "_require_allowance", check_then_let_another_upload_land)
+    refused = upload(client_for(alice), room.slug, "mine.txt", b"m" * 600)
+    assert refused.status_code == 429
+    assert list(Attachment.objects.values_list("name", flat=True)) == ["other.txt"]
+    assert len(stored_files(media_root)) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/rooms/general/?next=/rooms/general/attachments/",
+        "//rooms/general/attachments/",
+        "/rooms/general/attachments//",
+        "/rooms/general/attachments/x/../",
+        "/rooms/general%2Fattachments/",
+        "/rooms/general/attachments/;x",
+        "/ROOMS/general/attachments/",
+        "/rooms//attachments/",
+        "http://127.0.0.1/rooms/general/attachments/",
+    ],
+)
+def test_no_path_trick_gives_another_url_the_upload_urls_body_limit(live_server, path):
+    """Declared 3 MB (over the general limit, under the upload URL's) and nothing sent: only a
+    path the limit's regex takes for the upload URL would wait for the body."""
+    assert status_of_post(live_server.port, path, 3 * 1024 * 1024, 0) == 413
+
+
+def test_a_path_that_gets_the_larger_limit_reaches_the_upload_view_or_nothing(live_server):
+    """The regex reads the raw path, Django the decoded one: an encoded slash in the room part
+    matches the regex but routes nowhere, so the body is read and answered 404."""
+    three_mb = 3 * 1024 * 1024
+    path = "/rooms/a%2F..%2F..%2Fconsole/attachments/"
+    assert max_request_body(path) > three_mb
+    assert status_of_post(live_server.port, path, three_mb, three_mb) == 404
+
+
+def test_serve_cuts_off_a_chunked_upload_over_the_limit(live_server):
+    """No Content-Length to refuse on: the chunks are counted as they come, and reading stops
+    soon after the upload URL's limit (a 40 MB stream is not read to its end)."""
+    from django.conf import settings
+
+    limit = settings.CHAT_ATTACHMENT_MAX_BYTES + settings.CHAT_ATTACHMENT_FORM_OVERHEAD
+    forty_mb, sent = 40 * 1024 * 1024, 0
+    chunk = b"x" * 65536
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /rooms/general/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):  # reset or broken pipe: the server stopped reading
+            while sent < forty_mb:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+    assert sent < 2 * limit, f"the server read {sent} bytes of a chunked upload over its limit"
+
+
+def test_a_retry_echoes_only_the_senders_own_message_and_attaches_nothing_new(room, alice, bob):
+    """The echo of a retried post is the message stored under (room, sender, client_id): other
+    text or other files in the retry change nothing, and another person's post with the same
+    client_id is theirs, never an echo of alice's."""
+    first_file = uploaded(alice, room, "a.txt", b"a\n")
+    second_file = uploaded(alice, room, "b.txt", b"b\n")
+    first = services.post_message(
+        alice, room, "original", client_id="c-1", attachment_ids=[first_file["id"]]
+    )
+    retry = services.post_message(
+        alice, room, "changed", client_id="c-1", attachment_ids=[second_file["id"]]
+    )
+    assert retry.echo and retry.echo[0]["id"] == first.frame["id"]
+    assert retry.echo[0]["text"] == "original"
+    assert [a["id"] for a in retry.echo[0]["attachments"]] == [first_file["id"]]
+    assert Attachment.objects.get(pk=second_file["id"]).message_id is None  # still hers to send
+    with pytest.raises(ChatError) as refused:  # bob names alice's client_id and her file
+        services.post_message(bob, room, "mine", client_id="c-1", attachment_ids=[first_file["id"]])
+    assert refused.value.code == protocol.NOT_FOUND
+    own = services.post_message(bob, room, "mine", client_id="c-1")
+    assert not own.echo and own.frame["user"] == "bob" and own.frame["attachments"] == []
+    assert Message.objects.count() == 2
+
+
+def test_a_removed_member_retrying_a_post_gets_not_member_not_the_echo(alice, bob):
+    from chat import membership
+
+    secret, _ = membership.create_private_room(alice, "Secret")
+    membership.invite(alice, secret, "bob")
+    membership.accept(bob, secret)
+    services.post_message(bob, secret, "before", client_id="c-9")
+    membership.remove(alice, secret, "bob")
+    with pytest.raises(ChatError) as refused:
+        services.post_message(bob, secret, "before", client_id="c-9")
+    assert refused.value.code == protocol.NOT_MEMBER
+
+
+def animated(image_format: str, **metadata) -> bytes:
+    """A two-frame animation in `image_format` carrying `metadata` (Pillow's save options)."""
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    output = io.BytesIO()
+    frames[0].save(
+        output, image_format, save_all=True, append_images=frames[1:], duration=100, **metadata
+    )
+    return output.getvalue()
+
+
+def camera_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Inc."  # Make
+    exif[0x8825] = {1: "N", 2: (59.0, 19.0, 48.0)}  # GPS latitude
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("moving.webp", animated("WEBP", exif=camera_exif(), xmp=b"<x:xmpmeta>SpyCam</x:xmpmeta>")),
+        ("moving.png", animated("PNG", exif=camera_exif())),
+        ("moving.gif", animated("GIF", comment=b"SpyCam at 59N 19E")),
+        ("still.gif", gif_html_polyglot().replace(b"<html>", b"<html>SpyCam")),
+        ("portrait.jpg", animated("MPO", exif=camera_exif())),
+    ],
+    ids=["animated-webp", "apng", "animated-gif", "gif-with-trailing-page", "mpo-jpeg"],
+)
+def test_images_kept_as_uploaded_lose_their_metadata_and_trailing_bytes(room, alice, name, data):
+    """Animations keep their frames as uploaded: the container's EXIF (camera, GPS), XMP, text
+    and comments, and anything after a GIF's end, must not go with them. A JPEG holding several
+    pictures (MPO) was kept whole, EXIF and all; it is stored as its first picture."""
+    assert b"SpyCam" in data
+    entry = uploaded(alice, room, name, data)
+    stored = body(client_for(alice).get(entry["url"]))
+    assert b"SpyCam" not in stored and b"59N" not in stored and b"<html>" not in stored
+    image = Image.open(io.BytesIO(stored))
+    assert dict(image.getexif()) == {}
+    expected_frames = 1 if name in ("still.gif", "portrait.jpg") else 2
+    assert getattr(image, "n_frames", 1) == expected_frames
+    image.seek(expected_frames - 1)
+    image.load()  # every frame still decodes

@@ -249,3 +249,42 @@ def test_a_long_unread_dm_is_one_mail_that_lists_the_first_messages(alice, bob, 
     assert sent.subject == f"{MAX_LISTED + 5} unread messages for you on Switchboard"
     assert f"line {MAX_LISTED - 1}\n" in sent.body and f"line {MAX_LISTED}\n" not in sent.body
     assert "…and 5 more." in sent.body
+
+
+# --- attacks on the e-mail --------------------------------------------------------------------
+
+
+def test_a_room_name_with_line_breaks_cannot_add_headers_or_stop_the_mail(alice, bob, mailoutbox):
+    """A private room's name is its creator's to choose, and a lone mention's subject quotes it:
+    a line break there used to make every sweep fail to send (and try again, forever)."""
+    secret, _ = membership.create_private_room(alice, "Plans\nBcc: everyone@example.com\r\nX: 1")
+    membership.invite(alice, secret, "bob")
+    membership.accept(bob, secret)
+    post(alice, secret, "@bob see the plans")
+    assert sweep(later(20)) == 1
+    [sent] = mailoutbox
+    assert sent.subject == "alice mentioned you in Plans Bcc: everyone@example.com X: 1"
+    assert sent.bcc == [] and sent.recipients() == ["bob@example.com"]
+    message = sent.message()
+    assert message["Bcc"] is None and message["X"] is None
+    assert "\nBcc:" not in sent.body
+    assert sent.content_subtype == "plain" and not getattr(sent, "alternatives", [])
+
+
+def test_mentioning_someone_every_minute_mails_them_at_most_once_an_hour(
+    room, alice, bob, mailoutbox
+):
+    attention.set_mail_delay(bob, 5)
+    post(alice, room, "@bob " * 500)  # one message naming him 500 times: one mention
+    assert PendingMail.objects.filter(user=bob).count() == 1
+    assert Notification.objects.filter(recipient=bob).count() == 1
+    assert sweep(later(6)) == 1
+    for minute in range(7, 60, 5):  # a mention every five minutes, each due five minutes later
+        post(alice, room, f"@bob again at {minute}")
+        assert sweep(later(minute)) == 0
+    assert len(mailoutbox) == 1
+    # Once the hour has passed, what waited goes out in one e-mail.
+    assert sweep(later(6 + 61)) == 1
+    assert len(mailoutbox) == 2
+    assert mailoutbox[1].subject == "11 unread messages for you on Switchboard"
+    assert sweep(later(6 + 62)) == 0
