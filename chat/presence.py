@@ -30,12 +30,15 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import protocol
+from chat.batching import Batcher
 from chat.broadcast import broadcast_transient
 from chat.redis_connection import KEY_PREFIX, shared_redis
 
 logger = logging.getLogger(__name__)
 
 _SEPARATOR = "\x1f"
+# Joins served by one pipeline at most (five commands each).
+JOIN_BATCH_SIZE = 200
 
 
 def heartbeat_seconds() -> float:
@@ -54,6 +57,9 @@ class Presence:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._local: dict[str, dict[str, str]] = {}  # room -> connection id -> username
+        self._joins: Batcher[tuple[str, str, str], tuple[list[str], list[str]]] = Batcher(
+            self._join_batch, max_size=JOIN_BATCH_SIZE
+        )
 
     @staticmethod
     def _key(room: str) -> str:
@@ -82,33 +88,51 @@ class Presence:
     async def join_and_list(
         self, room: str, connection_id: str, username: str
     ) -> tuple[list[str], list[str]]:
-        """`join`, with the room's users just before and just after it, in one round trip to
-        Redis (what a connecting socket needs: whether to announce, and what to show)."""
+        """`join`, with the room's users just before and just after it (what a connecting socket
+        needs: whether to announce, and what to show). The joins of every socket that connects
+        meanwhile share one Redis pipeline (`chat.batching`): in a reconnect storm, thousands of
+        joins one at a time waited past the pool's timeout for one of its 16 connections and
+        fell back to this process's view."""
         with self._lock:
             local_before = sorted(set(self._local.get(room, {}).values()))
             self._local.setdefault(room, {})[connection_id] = username
             local_after = sorted(set(self._local[room].values()))
-        redis = shared_redis()
-        if redis is None:
+        if shared_redis() is None:
             return local_before, local_after
-        key = self._key(room)
-        now = time.time()
-        ttl = ttl_seconds()
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.zrange(key, 0, -1)
-                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
-                pipe.pexpire(key, int((ttl + heartbeat_seconds()) * 2000))  # as join() does
-                pipe.zrange(key, 0, -1)
-                replies = await pipe.execute()
+            return await self._joins.submit((room, connection_id, username))
         except (RedisError, OSError):
             logger.warning("presence: Redis unavailable, joining %s locally only", room)
             return local_before, local_after
-        before, after = (
-            sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]}) for i in (1, 4)
-        )
-        return before, after
+
+    async def _join_batch(
+        self, joins: list[tuple[str, str, str]]
+    ) -> list[tuple[list[str], list[str]] | BaseException]:
+        """Serve a batch of `join_and_list` calls in one pipeline, in order: a join sees the
+        joins before it in the batch as any earlier join."""
+        redis = shared_redis()
+        if redis is None:
+            raise RedisError("no Redis client for this event loop")
+        now = time.time()
+        ttl = ttl_seconds()
+        expire_ms = int((ttl + heartbeat_seconds()) * 2000)  # as join() does
+        async with redis.pipeline(transaction=False) as pipe:
+            for room, connection_id, username in joins:
+                key = self._key(room)
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrange(key, 0, -1)
+                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
+                pipe.pexpire(key, expire_ms)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+        answers: list[tuple[list[str], list[str]] | BaseException] = []
+        for index in range(len(joins)):
+            before, after = (
+                sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[5 * index + i]})
+                for i in (1, 4)
+            )
+            answers.append((before, after))
+        return answers
 
     async def leave(self, room: str, connection_id: str, username: str) -> None:
         """Remove one connection from `room`."""
