@@ -16,7 +16,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError

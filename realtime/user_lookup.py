@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.db import connections, router
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.expressions import Col
 from django.db.models.manager import BaseManager
 
@@ -28,7 +28,7 @@ _PLAIN_BACKENDS = (ModelBackend, AllowAllUsersModelBackend)
 _statements: dict[tuple[type, str], tuple[str, list[str], list[list[Any]]]] = {}
 
 
-def _has_plain_manager(model: type) -> bool:
+def _has_plain_manager(model: type[Model]) -> bool:
     manager = model._default_manager
     return (
         type(manager).get_queryset is BaseManager.get_queryset
@@ -36,7 +36,7 @@ def _has_plain_manager(model: type) -> bool:
     )
 
 
-def _statement(model: type, alias: str) -> tuple[str, list[str], list[list[Any]]]:
+def _statement(model: type[Model], alias: str) -> tuple[str, list[str], list[list[Any]]]:
     """The SELECT of a user row by primary key, and how to turn its columns into field values."""
     key = (model, alias)
     cached = _statements.get(key)
