@@ -22,25 +22,28 @@ from typing import Any
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 
+from realtime.direct_writes import buffered_bytes, write_directly
+
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
 DEFAULT_MAX_BACKLOG = 1024 * 1024
 
 
-def write_backlog(transport: Any) -> int:
-    """Bytes a Twisted TCP transport holds that the peer has not taken yet (0 if unknown)."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
+#: Bytes a Twisted TCP transport holds that the peer has not taken yet (0 if unknown).
+write_backlog = buffered_bytes
 
 
 class BoundedWebSocketProtocol(WebSocketProtocol):
-    """Daphne's WebSocket protocol, closing (4008) a socket whose client stops reading."""
+    """Daphne's WebSocket protocol, closing (4008) a socket whose client stops reading; its
+    frames go to the kernel at once when nothing waits before them (`realtime.direct_writes`)."""
 
     max_backlog = DEFAULT_MAX_BACKLOG
     too_slow = False
+
+    def connectionMade(self) -> None:
+        write_directly(self.transport)
+        super().connectionMade()
 
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if self.too_slow:
