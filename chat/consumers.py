@@ -321,6 +321,10 @@ class PublicChatConsumer(ChatSocket):
             frame.get("client_id") or "",
             reply_to=frame.get("reply_to"),
         )
+        if event.echo:  # a retry of a message already stored: answer this socket only
+            for echo in event.echo:
+                await self.send_frame(echo)
+            return
         await self.publish(event)
         if services.mentioned_usernames(event.frame["text"]):
             try:

@@ -173,7 +173,16 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_message_seq")]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_message_seq"),
+            # One message per client_id a sender's page generated: a post retried after a reload
+            # or a reconnect finds the stored one instead of saving it twice (services.post_message).
+            models.UniqueConstraint(
+                fields=["room", "user", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="chat_message_client_id",
+            ),
+        ]
         indexes = [models.Index(fields=["room", "event_seq"], name="chat_message_event_seq")]
 
     def __str__(self) -> str:

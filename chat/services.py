@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -61,6 +61,9 @@ class RoomEvent:
     frame: dict
     private: bool = False  # a private room's or DM's: not for every console (chat.protocol)
     revoke: int | None = None  # a user who lost access with it: their sockets close
+    # Set when the change was already committed earlier (a retried post): nothing is broadcast
+    # again, and these frames answer the sender alone.
+    echo: tuple[dict, ...] = ()
 
 
 def room_event(room: Room, seq: int, frame: dict, revoke: int | None = None) -> RoomEvent:
@@ -456,7 +459,9 @@ def post_message(
     reply_to: Any = None,
 ) -> RoomEvent:
     """Save a message by `user` (checked: text, mute; `reply_to`, the id of a message of the same
-    room it answers, or None) and return its event to broadcast."""
+    room it answers, or None) and return its event to broadcast. Idempotent by `client_id`: a
+    post whose (room, user, client_id) is already stored saves nothing and returns an event with
+    `echo` set (the stored message, for the sender alone)."""
     text = check_text(text)
     client_id = check_client_id(client_id)
     if not getattr(user, "is_authenticated", False):
@@ -467,21 +472,47 @@ def post_message(
     original = None
     if reply_to is not None:
         original = _reply_target(check_message_id(reply_to, "reply_to"), room)
-    with transaction.atomic():
-        seq = _next_seq(room)
-        message = Message(
-            room=room,
-            user=user,
-            username=user.get_username(),
-            text=text,
-            client_id=client_id,
-            kind=kind,
-            seq=seq,
-            event_seq=seq,
-            reply_to=original,
-        )
-        _insert(message)
+    try:
+        with transaction.atomic():
+            seq = _next_seq(room)
+            message = Message(
+                room=room,
+                user=user,
+                username=user.get_username(),
+                text=text,
+                client_id=client_id,
+                kind=kind,
+                seq=seq,
+                event_seq=seq,
+                reply_to=original,
+            )
+            _insert(message)
+    except IntegrityError:
+        # The unique (room, user, client_id) index: this post is a retry of one already stored
+        # (a reload or reconnect while it was in flight). Its seq was rolled back with it.
+        stored = _stored_post(user, room, client_id) if client_id else None
+        if stored is None:
+            raise
+        return _echo_of(stored, room)
     return room_event(room, seq, message_frame(message, room.slug))
+
+
+def _stored_post(user: Any, room: Room, client_id: str) -> Message | None:
+    return (
+        Message.objects.select_related("reply_to")
+        .filter(room=room, user=user, client_id=client_id)
+        .first()
+    )
+
+
+def _echo_of(stored: Message, room: Room) -> RoomEvent:
+    """The answer to a retried post: the stored message as its sender should show it (followed by
+    its deletion if a moderator removed it meanwhile), broadcast to nobody."""
+    frames = [message_frames([stored], room.slug)[0]]
+    if stored.deleted is not None:
+        frames.append(deleted_frame(stored, room.slug))
+    event = room_event(room, stored.seq, frames[0])
+    return RoomEvent(event.room, event.seq, event.frame, private=event.private, echo=tuple(frames))
 
 
 def _reply_target(message_id: int, room: Room) -> Message:
@@ -724,10 +755,11 @@ def announce(
     if client_id and _announced(actor, client_id):
         return [], None
     with transaction.atomic():
-        events = [
+        posted = [
             post_message(actor, room, text, client_id, kind=protocol.KIND_ANNOUNCEMENT)
             for room in Room.objects.filter(kind=protocol.ROOM_PUBLIC)
         ]
+        events = [event for event in posted if not event.echo]
         entry = AuditEntry.objects.create(
             actor=actor,
             actor_name=actor.get_username(),

@@ -486,3 +486,38 @@ async def test_a_seq_replay_over_the_cap_starts_over_too(channel_layer, room, al
     socket, history = await join_room("general", query=query)
     assert "after" not in history
     await socket.disconnect()
+
+
+async def test_a_retried_message_is_saved_once_and_shown_once(channel_layer, room, alice, bob):
+    """A page that reloads (or reconnects) while its message is in flight sends it again with the
+    same client_id: the room gets it once, and the retrying socket gets the stored message."""
+    reader, _ = await join_room("general", bob)
+    first, _ = await join_room("general", alice)
+    await first.send_json_to({"type": protocol.MESSAGE, "text": "once", "client_id": "c-9"})
+    original = await next_of_type(reader, protocol.MESSAGE)
+    await first.disconnect()
+    again, _ = await join_room("general", alice)
+    await again.send_json_to({"type": protocol.MESSAGE, "text": "once", "client_id": "c-9"})
+    echo = await next_of_type(again, protocol.MESSAGE)
+    assert (echo["id"], echo["seq"], echo["client_id"]) == (original["id"], original["seq"], "c-9")
+    assert protocol.MESSAGE not in [f["type"] for f in await frames_within(reader)]
+    assert await database_sync_to_async(Message.objects.filter(room=room).count)() == 1
+    await again.send_json_to({"type": protocol.MESSAGE, "text": "next", "client_id": "c-10"})
+    following = await next_of_type(reader, protocol.MESSAGE)
+    assert following["seq"] == original["seq"] + 1  # the retry took no number: no gap
+    for socket in (reader, again):
+        await socket.disconnect()
+
+
+async def test_a_retry_of_a_message_deleted_meanwhile_shows_it_deleted(channel_layer, room, alice):
+    from chat.services import delete_message
+
+    stored = await database_sync_to_async(post)(room, alice, "oops", client_id="c-1")
+    await database_sync_to_async(delete_message)(alice, stored.frame["id"], room)
+    socket, _ = await join_room("general", alice)
+    await socket.send_json_to({"type": protocol.MESSAGE, "text": "oops", "client_id": "c-1"})
+    echo = await next_of_type(socket, protocol.MESSAGE)
+    deleted = await next_of_type(socket, protocol.DELETED)
+    assert echo["id"] == deleted["id"] == stored.frame["id"]
+    assert await database_sync_to_async(Message.objects.filter(room=room).count)() == 1
+    await socket.disconnect()

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from chat import protocol
-from chat.models import AuditEntry, Room
+from chat.models import AuditEntry, Message, Room
 from chat.services import (
     ChatError,
     announce,
@@ -204,3 +204,22 @@ def test_a_retried_announcement_is_posted_once(room, moderator, channel_layer):
     assert (again, no_entry) == ([], None)
     assert Message.objects.filter(kind=protocol.KIND_ANNOUNCEMENT).count() == 1
     assert AuditEntry.objects.count() == 1
+
+
+def test_the_same_client_id_is_one_message_per_sender_and_room(room, alice, bob):
+    """Idempotent posting: a retry returns the stored message (echo, nothing to broadcast); the
+    same client_id from another sender or in another room is another message."""
+    from chat.services import post_message
+
+    first = post_message(alice, room, "hello", client_id="c-1")
+    retry = post_message(alice, room, "hello", client_id="c-1")
+    assert first.echo == ()
+    assert retry.echo and retry.echo[0]["id"] == first.frame["id"]
+    assert retry.seq == first.seq
+    other_sender = post_message(bob, room, "hello", client_id="c-1")
+    elsewhere = post_message(alice, Room.objects.create(slug="other"), "hello", client_id="c-1")
+    assert not other_sender.echo and not elsewhere.echo
+    no_id = [post_message(alice, room, "same", client_id="") for _ in range(2)]
+    assert len({event.frame["id"] for event in no_id}) == 2
+    assert Message.objects.filter(room=room).count() == 4
+    assert sorted(Message.objects.filter(room=room).values_list("seq", flat=True)) == [1, 2, 3, 4]
