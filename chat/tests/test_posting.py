@@ -169,3 +169,26 @@ async def test_messages_sent_on_sockets_of_several_rooms_are_committed_before_ea
         assert "commit" in log[saved_at:broadcast_at], log
     for socket in sockets:
         await socket.disconnect()
+
+
+async def test_a_retry_in_the_same_batch_or_of_a_stored_message_gets_the_stored_message(
+    rooms, alice, bob
+):
+    """Posting stays idempotent on (room, user, client_id) in a batch: the copy is answered
+    with the stored message (for its sender alone), takes no seq and saves no second row."""
+    stored = await posting.post(alice, rooms[0], "first try", "k1")
+    answers = await asyncio.gather(
+        posting.post(alice, rooms[0], "first try", "k1"),  # already stored
+        posting.post(alice, rooms[0], "new", "k2"),
+        posting.post(alice, rooms[0], "new", "k2"),  # the same batch
+        posting.post(bob, rooms[0], "bob's", "k2"),  # another user's client_id is their own
+    )
+    assert answers[0].echo and answers[0].frame["id"] == stored.frame["id"]
+    assert not answers[1].echo and answers[1].seq == 2
+    assert answers[2].echo and answers[2].frame["id"] == answers[1].frame["id"]
+    assert not answers[3].echo and answers[3].seq == 3
+    assert await database_sync_to_async(saved)(rooms[0]) == [
+        (1, "first try"),
+        (2, "new"),
+        (3, "bob's"),
+    ]
