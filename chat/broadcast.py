@@ -15,7 +15,6 @@ account's group, so their sockets on the room close in every process.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -53,12 +52,9 @@ async def broadcast_room_event(layer: Any, message: dict) -> None:
             account_group(message["revoke"]),
             {"type": protocol.EVENT_ACCESS_LOST, "room": message["room"]},
         )
+    await layer.group_send(protocol.room_group(message["room"]), message)
     console = protocol.ADMIN_PRIVATE_GROUP if message.get("private") else protocol.ADMIN_GROUP
-    # Both at once: one wait for Redis instead of two before the sender's next frame is handled.
-    await asyncio.gather(
-        layer.group_send(protocol.room_group(message["room"]), message),
-        layer.group_send(console, message),
-    )
+    await layer.group_send(console, message)
 
 
 def publish_membership(events: list[RoomEvent]) -> None:
