@@ -194,28 +194,43 @@ class Presence:
 presence = Presence()
 
 PRESENCE_COALESCE_SECONDS = 0.1
+# At most one announcement per room this often: in a reconnect storm a room of 20 otherwise sent
+# its full list to every member after nearly every join, ten frames a connect.
+PRESENCE_MIN_INTERVAL_SECONDS = 0.5
 
 
 class PresenceAnnouncer:
-    """Broadcasts a room's user list after it changes, at most once per PRESENCE_COALESCE_SECONDS
-    per room and process (a thousand people joining are not a thousand full lists each)."""
+    """Broadcasts a room's user list after it changes: PRESENCE_COALESCE_SECONDS after a change
+    in a quiet room, and never sooner than PRESENCE_MIN_INTERVAL_SECONDS after the room's last
+    announcement from this process (a thousand people joining are not a thousand full lists
+    each). Every change is in the next announcement."""
 
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Task] = {}
+        self._announced_at: dict[str, float] = {}  # room -> loop time of its last announcement
 
     def changed(self, layer: Any, room: str, private: bool = False) -> None:
         """`room`'s user list changed; a private room's or DM's goes only to the consoles that
         may read private rooms."""
+        loop = asyncio.get_running_loop()
         task = self._pending.get(room)
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+        if task is not None and not task.done() and task.get_loop() is loop:
             return
-        self._pending[room] = asyncio.get_running_loop().create_task(
-            self._announce(layer, room, private)
-        )
+        last = self._announced_at.get(room)
+        delay = PRESENCE_COALESCE_SECONDS
+        if last is not None:
+            delay = max(delay, last + PRESENCE_MIN_INTERVAL_SECONDS - loop.time())
+        self._pending[room] = loop.create_task(self._announce(layer, room, private, delay))
 
-    async def _announce(self, layer: Any, room: str, private: bool) -> None:
-        await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+    async def _announce(self, layer: Any, room: str, private: bool, delay: float) -> None:
+        await asyncio.sleep(delay)
         self._pending.pop(room, None)
+        now = asyncio.get_running_loop().time()
+        self._announced_at[room] = now
+        if len(self._announced_at) > 10_000:  # forget rooms that have been quiet for a while
+            horizon = now - PRESENCE_MIN_INTERVAL_SECONDS
+            for name in [r for r, at in self._announced_at.items() if at < horizon]:
+                del self._announced_at[name]
         try:
             frame = {"type": protocol.PRESENCE, "room": room, "users": await presence.users(room)}
             console = protocol.ADMIN_PRIVATE_GROUP if private else protocol.ADMIN_GROUP

@@ -11,6 +11,8 @@ handshake within autobahn's close timeout. The application sees an ordinary
 ``websocket.disconnect``; a browser that reads again reconnects and catches up (chat replays what
 it missed with ``?after=``).
 
+The same protocol class writes frames without waiting for the reactor
+(`realtime.direct_writes`) and skips autobahn's per-connection debug dump of its options.
 `manage.py serve` installs it (`install(server)`); the plain ``daphne`` command does not.
 """
 
@@ -40,8 +42,16 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
 
     max_backlog = DEFAULT_MAX_BACKLOG
     too_slow = False
+    # autobahn copies each of these options from the factory when a connection is made, and
+    # pretty-prints all 29 of them for a debug log line, built even when nothing logs at
+    # debug level: 5% of a reconnect storm's CPU. connectionMade copies them itself, unlogged.
+    FACTORY_OPTIONS = WebSocketProtocol.CONFIG_ATTRS
+    CONFIG_ATTRS: tuple = ()
 
     def connectionMade(self) -> None:
+        for name in self.FACTORY_OPTIONS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(self.factory, name))
         write_directly(self.transport)
         super().connectionMade()
 

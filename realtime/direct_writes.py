@@ -53,7 +53,7 @@ def write_directly(transport: Any) -> bool:
                 data = data[sent:]
         buffered_write(data)
 
-    transport.write = write
+    transport.write = write  # type: ignore[method-assign]  # this one connection only
     return True
 
 

@@ -69,7 +69,7 @@ def test_what_the_kernel_does_not_take_is_buffered_and_later_writes_queue_behind
 
 
 def test_a_closed_peer_is_left_to_twisteds_own_error_handling(connection):
-    transport, peer, reactor = connection
+    transport, peer, _ = connection
     write_directly(transport)
     peer.close()
     transport.write(b"x" * 100_000)  # does not raise; Twisted's next write sees the loss
