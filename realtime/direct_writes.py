@@ -4,10 +4,10 @@ Twisted's TCP transport never writes in ``write()``: it appends the bytes to its
 registers the socket for writability (on the asyncio reactor, an ``epoll_ctl`` to add the write
 interest), and on the next turn of the loop it writes the buffer and unregisters the socket
 (another ``epoll_ctl``). For a chat server that sends each frame to many sockets that is two
-system calls and a trip through the reactor per frame per socket, about a sixth of a busy
-process's time (bench/README.md, "Switchboard against the Channels tutorial app"). asyncio's own
-transports do what `write_directly` makes a Daphne WebSocket's transport do: when nothing is
-waiting in its buffer, send the bytes right away, and buffer only what the kernel did not take.
+system calls and a trip through the reactor per frame per socket, about 6% of a busy process's
+time (bench/README.md, "Round 2: where b's and the storm's time went"). asyncio's own transports
+do what `write_directly` makes a Daphne WebSocket's transport do: when nothing is waiting in its
+buffer, send the bytes right away, and buffer only what the kernel did not take.
 
 Only a plain TCP connection is changed (not TLS, whose transport is another object); bytes are
 never reordered (a write goes straight out only when nothing is buffered before it); a send that

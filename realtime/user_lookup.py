@@ -3,7 +3,7 @@
 Every authenticated socket's connect reads its user, so a reconnect storm reads thousands at
 once. ``ModelBackend.get_user`` is ``UserModel._default_manager.get(pk=user_id)``, and building
 that query cost the ORM several times what the database took to answer it (bench/README.md,
-"Where a connect's milliseconds went"). `backend_user` gives the same answer for Django's
+"Round 1: where a connect's milliseconds went"). `backend_user` gives the same answer for Django's
 ``ModelBackend`` and ``AllowAllUsersModelBackend``: the same row, turned into a model instance by
 the same converters the ORM applies (``Model.from_db``), and the backend's own
 ``user_can_authenticate`` check. Any other backend, or a user model whose default manager is not
