@@ -13,7 +13,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-# A non-root user owns nothing but what it must write (var/ for mail files and the like).
+# A non-root user owns nothing but what it must write (var/ for mail files, var/media/ for chat
+# attachments: docker-compose.yml mounts a volume there).
 RUN groupadd --system switchboard \
     && useradd --system --gid switchboard --home-dir /app --shell /usr/sbin/nologin switchboard
 
@@ -25,7 +26,7 @@ COPY . .
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-build-only-key-not-used-at-runtime \
     DJANGO_EMAIL_URL=dummy:// \
     python manage.py collectstatic --noinput \
-    && mkdir -p /app/var && chown switchboard:switchboard /app/var
+    && mkdir -p /app/var/media && chown -R switchboard:switchboard /app/var
 
 USER switchboard
 EXPOSE 8000

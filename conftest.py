@@ -118,6 +118,7 @@ def live_server_factory() -> Iterator:
             "DATABASE_URL": database_url or f"sqlite:///{directory / 'db.sqlite3'}",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "DJANGO_EMAIL_FILE_PATH": str(directory / "mail"),
+            "DJANGO_MEDIA_ROOT": str(directory / "media"),
             # A stopped server drains for at most this long (tests that time drains set their own).
             "SWITCHBOARD_SHUTDOWN_GRACE": "2",
             "PYTHONUNBUFFERED": "1",

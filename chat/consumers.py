@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
-from chat import access, broadcast, posting, protocol, services
+from chat import access, attachments, attention, broadcast, posting, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
@@ -308,7 +308,8 @@ class PublicChatConsumer(ChatSocket):
 
     async def handle_message(self, frame: dict) -> None:
         self.require_login()
-        services.check_text(frame.get("text"))
+        files = attachments.check_ids(frame.get("attachments"))
+        services.check_text(frame.get("text"), allow_empty=bool(files))
         await self.require_rate()
         if frame.get("reply_to") is not None:
             services.check_message_id(frame.get("reply_to"), "reply_to")
@@ -320,15 +321,16 @@ class PublicChatConsumer(ChatSocket):
             frame.get("text"),
             frame.get("client_id") or "",
             reply_to=frame.get("reply_to"),
+            attachment_ids=files,
         )
         if event.echo:  # a retry of a message already stored: answer this socket only
             for echo in event.echo:
                 await self.send_frame(echo)
             return
         await self.publish(event)
-        if services.mentioned_usernames(event.frame["text"]):
+        if self.room.kind == protocol.ROOM_DM or services.mentioned_usernames(event.frame["text"]):
             try:
-                await database_sync_to_async(services.notify_mentions)(self.user, event)
+                await database_sync_to_async(attention.message_posted)(self.user, self.room, event)
             except Exception:
                 logger.exception("could not notify mentions of message %s", event.frame["id"])
 
@@ -388,6 +390,13 @@ class PublicChatConsumer(ChatSocket):
         )
         if event is not None:
             await self.publish(event)
+
+    async def handle_notify(self, frame: dict) -> None:
+        """The reader's choice of what of this room notifies them (chat.attention)."""
+        self.require_login()
+        chosen = attention.check_level(frame.get("level"))
+        await database_sync_to_async(attention.set_level)(self.user, self.room, chosen)
+        await self.send_frame({"type": protocol.NOTIFY, "room": self.room.slug, "level": chosen})
 
     async def handle_read(self, frame: dict) -> None:
         self.require_login()

@@ -210,6 +210,47 @@ class Reaction(models.Model):
         return f"{self.username} {self.emoji} on {self.message_id}"
 
 
+class Attachment(models.Model):
+    """A file someone uploaded to a room (chat.uploads), then attached to one message of theirs.
+
+    Until a message claims it (``message`` set, once, by chat.attachments.claim) only its uploader
+    sees it; afterwards whoever may read the room, for as long as the message is not deleted
+    (chat.attachment_views checks both on every request). The stored names are under a random
+    ``key``, never the uploader's file name, so a path in storage tells nothing and cannot be
+    guessed; ``content_type`` is what the content was found to be, not what the client said.
+    """
+
+    key = models.CharField(max_length=40, unique=True, editable=False)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_attachments"
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=protocol.MAX_ATTACHMENT_NAME_LENGTH)
+    content_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    file = models.FileField(max_length=200)
+    thumbnail = models.FileField(max_length=200, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["uploader", "message"], name="chat_attachment_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size} bytes) in #{self.room_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type in protocol.IMAGE_CONTENT_TYPES
+
+
 class ReadMarker(models.Model):
     """The newest message a member has seen in a room (for unread counts and the divider)."""
 
@@ -284,3 +325,70 @@ class AuditEntry(models.Model):
             "detail": self.detail,
             "ts": self.created.isoformat(),
         }
+
+
+class NotifySetting(models.Model):
+    """What of one room notifies one reader (protocol.NOTIFY_LEVELS). No row: the default,
+    mentions and DMs (chat.attention reads and writes these)."""
+
+    LEVEL_CHOICES = [
+        (protocol.NOTIFY_ALL, "Every message"),
+        (protocol.NOTIFY_MENTIONS, "Mentions and direct messages"),
+        (protocol.NOTIFY_NOTHING, "Nothing"),
+    ]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="notify_settings")
+    level = models.CharField(max_length=10, choices=LEVEL_CHOICES)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="chat_notify_setting_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in #{self.room_id}: {self.level}"
+
+
+class MailSetting(models.Model):
+    """How long one person's mentions and DMs may stay unread before they are e-mailed (minutes,
+    one of protocol.MAIL_DELAY_MINUTES; 0: never). No row: the default delay."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_mail_setting"
+    )
+    delay_minutes = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: mail after {self.delay_minutes} min"
+
+
+class PendingMail(models.Model):
+    """A mention or DM message one person may be e-mailed about once `due` has passed (chat.mail).
+
+    The sweep that takes a row sets `claim` (its own token) and `mailed` in one UPDATE before it
+    sends, so a row is taken once, by one sweep, even across restarts and concurrent sweeps; a
+    send that fails gives the rows back. Rows found read (or no longer readable) are deleted."""
+
+    REASON_MENTION = "mention"
+    REASON_DM = "dm"
+    REASON_CHOICES = [(REASON_MENTION, "Mention"), (REASON_DM, "Direct message")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=REASON_CHOICES)
+    due = models.DateTimeField()
+    claim = models.CharField(max_length=32, blank=True)
+    mailed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="chat_pending_mail_message")
+        ]
+        indexes = [models.Index(fields=["mailed", "due"], name="chat_pending_mail_due")]
+
+    def __str__(self) -> str:
+        state = f"mailed {self.mailed:%Y-%m-%d %H:%M}" if self.mailed else f"due {self.due}"
+        return f"{self.user_id} about message {self.message_id} ({self.reason}), {state}"

@@ -47,6 +47,7 @@ class PostRequest:
     text: Any
     client_id: Any = ""
     reply_to: Any = None
+    attachment_ids: Any = None
 
 
 def post_messages(requests: list[PostRequest]) -> list[services.RoomEvent | Exception]:
@@ -65,6 +66,7 @@ def post_messages(requests: list[PostRequest]) -> list[services.RoomEvent | Exce
                         request.text,
                         request.client_id,
                         reply_to=request.reply_to,
+                        attachment_ids=request.attachment_ids,
                     )
             except Exception as error:
                 answers[index] = error
@@ -79,11 +81,16 @@ _batcher: Batcher[PostRequest, services.RoomEvent] = Batcher(_save_batch, max_si
 
 
 async def post(
-    user: Any, room: Room, text: Any, client_id: Any = "", reply_to: Any = None
+    user: Any,
+    room: Room,
+    text: Any,
+    client_id: Any = "",
+    reply_to: Any = None,
+    attachment_ids: Any = None,
 ) -> services.RoomEvent:
     """Save a message as `services.post_message` does, with the messages posted meanwhile, and
     return its event once it is committed (or raise its error)."""
-    return await _batcher.submit(PostRequest(user, room, text, client_id, reply_to))
+    return await _batcher.submit(PostRequest(user, room, text, client_id, reply_to, attachment_ids))
 
 
 __all__ = ["BATCH_SIZE", "PostRequest", "post", "post_messages"]

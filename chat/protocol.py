@@ -26,6 +26,22 @@ room event that carries them all::
 
     {"type": "reactions", "id": 8, "room": "general", "reactions": [{"emoji": "👍",
      "users": ["bob"]}], "seq": 17}
+A ``message`` frame also carries ``attachments``: the files posted with it (an empty list for
+most messages)::
+
+    "attachments": [{"id": 3, "name": "harbour.jpg", "size": 482113, "content_type": "image/jpeg",
+                     "url": "/attachments/3/", "thumbnail_url": "/attachments/3/thumbnail/",
+                     "width": 1600, "height": 1200},
+                    {"id": 4, "name": "minutes.pdf", "size": 90211,
+                     "content_type": "application/pdf", "url": "/attachments/4/",
+                     "thumbnail_url": null, "width": null, "height": null}]
+
+A file is uploaded over HTTP first (``POST /rooms/<room>/attachments/``, a multipart form with one
+``file``; docs/protocols/chat.md), which answers its entry as above; the client then sends
+``message`` with ``"attachments": [3, 4]`` (ids of its own uploads to this room not attached to
+any message yet, at most MAX_ATTACHMENTS_PER_MESSAGE; the text may then be empty). Anything else
+is refused with ``not_found`` and nothing is posted.
+
 The opening ``history`` frame's ``user`` is who the socket is (null: anonymous); a page compares it
 with who it was rendered for, to notice a login that ended while it was away (``last_read`` is
 only there for a logged-in user). ``?after=<id>`` on the URL replaces the latest-50 history with
@@ -56,6 +72,13 @@ Actions: ``invited``, ``joined`` (accepted, or added when a room or DM is create
 with 4403 at once, in every process (the layer event ``chat.access_lost`` to the account's group).
 The staff console gets the message events of private rooms only with the permission
 ``chat.view_private_messages`` (see docs/apps/chat.md for the policy).
+
+What of a room notifies its reader (desktop notifications, mention notifications in the bell,
+e-mail about unread mentions and DMs: `chat.attention`) is the reader's choice per room, one of
+NOTIFY_LEVELS. A logged-in member sets it on the room socket and gets the same frame back::
+
+    {"type": "notify", "level": "all"}                       (client -> server)
+    {"type": "notify", "room": "general", "level": "all"}    (server -> client)
 """
 
 from __future__ import annotations
@@ -76,8 +99,11 @@ REACT = "react"  # {"type": "react", "id": 8, "emoji": "👍"}: add your reactio
 UNREACT = "unreact"  # the same fields: take your reaction back
 MUTE = "mute"  # console only
 ANNOUNCE = "announce"  # console only
+NOTIFY = "notify"  # {"type": "notify", "level": "mentions"}: what of this room notifies you
 
-ROOM_CLIENT_TYPES = frozenset({MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT})
+ROOM_CLIENT_TYPES = frozenset(
+    {MESSAGE, TYPING, HISTORY, EDIT, DELETE, READ, REACT, UNREACT, NOTIFY}
+)
 CONSOLE_CLIENT_TYPES = frozenset({DELETE, MUTE, ANNOUNCE})
 
 # --- Frame types, server -> client -------------------------------------------------------------
@@ -151,6 +177,23 @@ QUOTE_LENGTH = 200  # characters of the original a reply's quote carries
 REACTION_EMOJI = ("👍", "❤️", "😂", "🎉", "😮", "👀")
 MAX_DM_PEOPLE = 8  # everyone in a direct message, its creator included
 MAX_ROOM_TITLE_LENGTH = 100
+MAX_ATTACHMENTS_PER_MESSAGE = 10
+MAX_ATTACHMENT_NAME_LENGTH = 200  # characters of a file's name as shown (longer ones are cut)
+# Attachments of these types are shown as images, with a thumbnail (the others are downloads).
+IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+THUMBNAIL_MAX_SIDE = 480  # pixels: a thumbnail fits in a square this big
+
+# --- Attention (chat.attention, chat.mail) ------------------------------------------------------
+# What of a room notifies one reader: every message by others, only mentions of them (and every
+# message of a DM), or nothing (no desktop notification, no mention in the bell, no e-mail).
+NOTIFY_ALL = "all"
+NOTIFY_MENTIONS = "mentions"
+NOTIFY_NOTHING = "nothing"
+NOTIFY_LEVELS = (NOTIFY_ALL, NOTIFY_MENTIONS, NOTIFY_NOTHING)
+DEFAULT_NOTIFY_LEVEL = NOTIFY_MENTIONS
+# Minutes a mention or DM may stay unread before it is e-mailed (0: never), the user's choice.
+MAIL_DELAY_MINUTES = (0, 5, 15, 60, 24 * 60)
+DEFAULT_MAIL_DELAY_MINUTES = 15
 
 # --- Rooms -------------------------------------------------------------------------------------
 ROOM_SLUG_PATTERN = r"[A-Za-z0-9_-]{1,50}"

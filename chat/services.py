@@ -28,7 +28,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat import access, protocol
+from chat import access, attachments, protocol
 from chat.models import (
     AuditEntry,
     MemberEvent,
@@ -96,9 +96,15 @@ def reaction_summary(rows: Any) -> list[dict]:
     ]
 
 
-def message_frame(message: Message, room_slug: str, reactions: list[dict] | None = None) -> dict:
+def message_frame(
+    message: Message,
+    room_slug: str,
+    reactions: list[dict] | None = None,
+    files: list[dict] | None = None,
+) -> dict:
     """The `message` frame of a message as every client sees it (`reactions` as
-    reaction_summary gives them; a new message has none). Load `reply_to` with the message."""
+    reaction_summary gives them, a new message has none; `files` as chat.attachments lists
+    them). Load `reply_to` with the message."""
     return {
         "type": protocol.MESSAGE,
         "id": message.pk,
@@ -112,18 +118,25 @@ def message_frame(message: Message, room_slug: str, reactions: list[dict] | None
         "seq": message.seq,
         "reply_to": quote(message.reply_to) if message.reply_to_id else None,
         "reactions": reactions or [],
+        "attachments": files or [],
     }
 
 
 def message_frames(rows: list[Message], room_slug: str | None = None) -> list[dict]:
     """The `message` frames of `rows` (of the room `room_slug`; None: each its own room, loaded
-    with it), their reactions read in one query."""
+    with it), their reactions read in one query and their attachments in another."""
     by_message: dict[int, list[Reaction]] = {}
     if rows:
         for reaction in Reaction.objects.filter(message__in=[m.pk for m in rows]).order_by("id"):
             by_message.setdefault(reaction.message_id, []).append(reaction)
+    files = attachments.entries_for(m.pk for m in rows)
     return [
-        message_frame(m, room_slug or m.room.slug, reaction_summary(by_message.get(m.pk, ())))
+        message_frame(
+            m,
+            room_slug or m.room.slug,
+            reaction_summary(by_message.get(m.pk, ())),
+            files.get(m.pk),
+        )
         for m in rows
     ]
 
@@ -361,12 +374,13 @@ def check_storable(value: str, field: str) -> str:
     return value
 
 
-def check_text(text: Any) -> str:
-    """The text of a message or announcement, or ChatError (invalid, empty, too_long)."""
+def check_text(text: Any, allow_empty: bool = False) -> str:
+    """The text of a message or announcement, or ChatError (invalid, empty, too_long). Only a
+    message with attachments may have no text (`allow_empty`)."""
     if not isinstance(text, str):
         raise ChatError(protocol.INVALID, "'text' must be a string.")
     check_storable(text, "text")
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise ChatError(protocol.EMPTY, "A message needs some text.")
     if len(text) > protocol.MAX_TEXT_LENGTH:
         raise ChatError(
@@ -457,12 +471,15 @@ def post_message(
     client_id: Any = "",
     kind: str = protocol.KIND_MESSAGE,
     reply_to: Any = None,
+    attachment_ids: Any = None,
 ) -> RoomEvent:
     """Save a message by `user` (checked: text, mute; `reply_to`, the id of a message of the same
-    room it answers, or None) and return its event to broadcast. Idempotent by `client_id`: a
-    post whose (room, user, client_id) is already stored saves nothing and returns an event with
-    `echo` set (the stored message, for the sender alone)."""
-    text = check_text(text)
+    room it answers, or None; `attachment_ids`, the user's uploads to attach: chat.attachments)
+    and return its event to broadcast. Idempotent by `client_id`: a post whose (room, user,
+    client_id) is already stored saves nothing and returns an event with `echo` set (the stored
+    message, for the sender alone)."""
+    attachment_ids = attachments.check_ids(attachment_ids)
+    text = check_text(text, allow_empty=bool(attachment_ids))
     client_id = check_client_id(client_id)
     if not getattr(user, "is_authenticated", False):
         raise ChatError(protocol.LOGIN_REQUIRED, "Log in to take part.")
@@ -487,6 +504,7 @@ def post_message(
                 reply_to=original,
             )
             _insert(message)
+            files = attachments.claim(user, room, message, attachment_ids)
     except IntegrityError:
         # The unique (room, user, client_id) index: this post is a retry of one already stored
         # (a reload or reconnect while it was in flight). Its seq was rolled back with it.
@@ -494,7 +512,7 @@ def post_message(
         if stored is None:
             raise
         return _echo_of(stored, room)
-    return room_event(room, seq, message_frame(message, room.slug))
+    return room_event(room, seq, message_frame(message, room.slug, files=files))
 
 
 def _stored_post(user: Any, room: Room, client_id: str) -> Message | None:
@@ -658,6 +676,7 @@ def delete_message(
         message.deleted = timezone.now()
         message.event_seq = seq
         message.save(update_fields=["deleted", "event_seq"])
+        transaction.on_commit(lambda: attachments.discard(message.pk))
         entry = None
         if moderated:
             entry = AuditEntry.objects.create(
@@ -795,22 +814,36 @@ def mentioned_usernames(text: str) -> set[str]:
     return set(MENTION_RE.findall(text))
 
 
-def notify_mentions(author: Any, event: RoomEvent) -> int:
-    """Notify every existing user named as @name in the message (not the author) who may read
-    the room: in a private room or DM only its joined members; returns how many were notified."""
-    room = Room.objects.get(slug=event.room)
-    access.require_member(author, room)
-    names = mentioned_usernames(event.frame["text"]) - {author.get_username()}
+def mention_recipients(author: Any, room: Room, text: str) -> list:
+    """Every existing active user named as @name in `text` (not the author) who may read `room`
+    (in a private room or DM only its joined members) and has not silenced it (chat.attention)."""
+    from chat.attention import without_silenced  # chat.attention imports this module
+
+    names = mentioned_usernames(text) - {author.get_username()}
     if not names:
-        return 0
+        return []
     users = get_user_model().objects.filter(username__in=names, is_active=True)
     if not room.is_public:
         users = users.filter(
             chat_memberships__room=room, chat_memberships__state=Membership.STATE_JOINED
         )
-    users = list(users)
+    return without_silenced(list(users), room)
+
+
+def notify_mentions(author: Any, event: RoomEvent) -> int:
+    """Notify (the bell) every user `mention_recipients` finds in the message; returns how many
+    were notified."""
+    room = Room.objects.get(slug=event.room)
+    access.require_member(author, room)
+    users = mention_recipients(author, room, event.frame["text"])
+    notify_mentioned(author, event, users)
+    return len(users)
+
+
+def notify_mentioned(author: Any, event: RoomEvent, users: list) -> None:
+    """The bell notification of a mention, for `users` (as mention_recipients found them)."""
     if not users:
-        return 0
+        return
     notify(
         users,
         verb="mention",
@@ -818,4 +851,3 @@ def notify_mentions(author: Any, event: RoomEvent) -> int:
         url=f"/rooms/{event.room}/#message-{event.frame['id']}",
         actor=author,
     )
-    return len(users)

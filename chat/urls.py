@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from chat import views
+from chat import attachment_views, attention_views, views
 
 app_name = "chat"
 
@@ -14,6 +14,13 @@ urlpatterns = [
     path("rooms/<str:slug>/decline/", views.decline, name="decline"),
     path("rooms/<str:slug>/leave/", views.leave, name="leave"),
     path("rooms/<str:slug>/remove/", views.remove, name="remove"),
+    path("rooms/<str:slug>/attachments/", attachment_views.upload, name="upload_attachment"),
+    path("attachments/<int:pk>/", attachment_views.download, name="attachment"),
+    path(
+        "attachments/<int:pk>/thumbnail/",
+        attachment_views.thumbnail,
+        name="attachment_thumbnail",
+    ),
     path("chat/private-rooms/new/", views.create_private_room, name="create_private_room"),
     path("chat/direct/new/", views.open_dm, name="open_dm"),
     path("console/", views.console, name="console"),
@@ -21,4 +28,9 @@ urlpatterns = [
     path("api/chat/rooms/<str:slug>/members/", views.room_members, name="room_members"),
     path("search/", views.search_page, name="search"),
     path("api/chat/search/", views.search_api, name="search_api"),
+    path(
+        "chat/notifications/",
+        attention_views.notification_settings,
+        name="notification_settings",
+    ),
 ]

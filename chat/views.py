@@ -21,8 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from chat import access, broadcast, membership, protocol, search, services
-from chat.models import Membership, Room
+from chat import access, attention, broadcast, membership, protocol, search, services, uploads
+from chat.models import Membership, NotifySetting, Room
 from chat.presence import presence
 from chat.services import ChatError
 
@@ -53,11 +53,20 @@ def room_list(request: HttpRequest) -> HttpResponse:
 
 
 def room_counts(request: HttpRequest) -> JsonResponse:
-    """The room list's live numbers, polled by static/js/room-list.js:
-    {"rooms": {"general": {"online": 3, "unread": 5}, ...}}."""
+    """The room list's live numbers, polled by static/js/room-list.js (and by attention.js for
+    the tab title): {"rooms": {"general": {"online": 3, "unread": 5, "kind": "public",
+    "name": "General", "notify": "mentions"}, ...}} ("notify": the reader's level, chat.attention)."""
+    counted = _rooms_with_counts(request)
+    notify = attention.levels(request.user, counted)
     rooms = {
-        room.slug: {"online": room.online, "unread": room.unread}
-        for room in _rooms_with_counts(request)
+        room.slug: {
+            "online": room.online,
+            "unread": room.unread,
+            "kind": room.kind,
+            "name": room.display_name,
+            "notify": notify[room.pk],
+        }
+        for room in counted
     }
     response = JsonResponse({"rooms": rooms})
     response["Cache-Control"] = "no-store"
@@ -91,11 +100,14 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "room": room,
             "rooms": services.rooms_with_unread(request.user),
             "max_text_length": protocol.MAX_TEXT_LENGTH,
+            "attachment_max_bytes": uploads.max_bytes(),
             "edit_window_seconds": int(protocol.EDIT_WINDOW.total_seconds()),
             "reaction_emoji_json": json.dumps(protocol.REACTION_EMOJI),
             "members": people,
             "member_count": sum(1 for person in people if person["state"] == "joined"),
             "is_owner": own is not None and own.role == Membership.ROLE_OWNER,
+            "notify_level": attention.level(request.user, room),
+            "notify_choices": NotifySetting.LEVEL_CHOICES,
         },
     )
 

@@ -20,7 +20,11 @@ in /metrics, which nginx keeps inside the deployment:
 Readiness checks the database with `SELECT 1` and the channel layer with a group_send/receive
 round trip on a fresh channel, each within READINESS_TIMEOUT seconds, so a load balancer stops
 sending traffic to a process whose Redis or PostgreSQL went away, and sends it again once they are
-back.
+back. Switchboard's Redis layer on several servers (SWITCHBOARD_LAYER_HOSTS) or a Redis Cluster
+(SWITCHBOARD_LAYER_CLUSTER) is ready only when every one of its servers, or every master that owns
+slots, answers a PING and this process's pub/sub connection to each server it listens to is up
+(`RedisChannelLayer.check_servers()`): each owns part of the groups and queues, so one that is
+away fails part of the traffic.
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ async def _check_channel_layer() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer is configured")
+    # The round trip's group lives on one shard; a sharded layer (several hosts, a cluster) also
+    # needs every other one: a group or queue on a shard that is away fails. Asked first, as it
+    # fails fast where the round trip would wait for its timeout.
+    check_servers = getattr(layer, "check_servers", None)
+    if check_servers is not None:
+        await check_servers()
     channel = await layer.new_channel("health")
     token = uuid.uuid4().hex
     group = f"health.{token}"

@@ -54,6 +54,9 @@ SECRET_KEY_FALLBACKS = _env_list("DJANGO_SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+# PostgreSQL connections one process keeps in Django's connection pool (0: no pool, a connection
+# per request or consumer call, e.g. behind PgBouncer).
+DATABASE_POOL_SIZE = _env_int("SWITCHBOARD_DB_POOL_SIZE", 10)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Which Redis channel layer REDIS_URL selects: "switchboard" (ours), "channels_redis" or
 # "channels_redis_pubsub" (the reference implementations, for comparison and migration).
@@ -95,7 +98,17 @@ EMAIL_URL = os.environ.get("DJANGO_EMAIL_URL", "")
 EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "")
 EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "switchboard@localhost")
+# The site's public address, for links in e-mails sent outside a request (unread mentions).
+SITE_URL = os.environ.get("SWITCHBOARD_SITE_URL", "") or (
+    CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS else "http://127.0.0.1:8000"
+)
+# Seconds between sweeps for unread mentions and DMs to e-mail (chat.mail); 0: `manage.py serve`
+# runs none (run `manage.py send_unread_mail` elsewhere).
+CHAT_MAIL_SWEEP_SECONDS = _env_int("SWITCHBOARD_MAIL_SWEEP_SECONDS", 60)
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Uploaded files (chat attachments), written through Django's default storage. Never served
+# from here directly: chat.attachment_views checks every request (docs/apps/chat.md).
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # The all-in-one server (`manage.py serve`) replays this APRS capture so /news/ is alive out of the
 # box; empty disables it. Production runs `manage.py aprs_gateway` against APRS-IS instead.
 APRS_REPLAY_FILE = os.environ.get(
@@ -134,6 +147,9 @@ CACHE_URL = os.environ.get("SWITCHBOARD_CACHE_URL", "") or REDIS_URL
 # Request bodies, in bytes: the largest `manage.py serve` reads at all (refused with 413 before it
 # is buffered; 0: no limit), and the largest the core's own HTTP endpoints (the long-poll) accept.
 REALTIME_MAX_REQUEST_BODY = _env_int("SWITCHBOARD_MAX_REQUEST_BODY", 2621440)
+# Chat attachments: the largest file one upload may carry, in bytes (docs/apps/chat.md,
+# "Attachments"). The upload URL alone gets a request body limit to match (below).
+CHAT_ATTACHMENT_MAX_BYTES = _env_int("SWITCHBOARD_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, 1)
 REALTIME_HTTP_MAX_BODY = _env_int("SWITCHBOARD_HTTP_MAX_BODY", 65536)
 # WebSocket Origin check. Strict (production default): scheme, host and port must equal one of
 # REALTIME_ALLOWED_ORIGINS, which defaults to DJANGO_CSRF_TRUSTED_ORIGINS, else https://<host> for
@@ -153,6 +169,14 @@ REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
 CHAT_PRESENCE_HEARTBEAT_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_HEARTBEAT", "30"))
 CHAT_PRESENCE_TTL_SECONDS = float(os.environ.get("SWITCHBOARD_PRESENCE_TTL", "90"))
 # ---------------------------------------------------------------------------------------------
+
+# An attachment upload is a multipart form: the file plus its field headers and the boundaries.
+# Only its URL may carry a body that large; every other request keeps REALTIME_MAX_REQUEST_BODY
+# (realtime.request_body reads these per-path limits before it buffers a byte).
+CHAT_ATTACHMENT_FORM_OVERHEAD = 64 * 1024
+REALTIME_REQUEST_BODY_LIMITS = [
+    (r"^/rooms/[^/]+/attachments/$", CHAT_ATTACHMENT_MAX_BYTES + CHAT_ATTACHMENT_FORM_OVERHEAD)
+]
 
 if REALTIME_STRICT_ORIGINS and any(
     "://" not in origin and origin != "*" for origin in REALTIME_ALLOWED_ORIGINS
@@ -253,6 +277,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every page request runs its synchronous view in a thread of its own, so a
+    # persistent connection (CONN_MAX_AGE) is never reused: each request opened a new one and
+    # left it open until its thread's garbage was collected. Django's pool (psycopg_pool) bounds
+    # a process's connections instead and hands them out per request and per consumer call.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASE_POOL_SIZE:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DATABASE_POOL_SIZE),
+            "max_size": DATABASE_POOL_SIZE,
+            "timeout": 10,  # seconds a request waits for a free connection before it fails
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if (CHANNEL_LAYER_HOSTS or CHANNEL_LAYER_CLUSTER) and not REDIS_URL:
@@ -393,7 +429,7 @@ if not DEBUG:
 
 # Extra protocol servers `manage.py serve` runs beside Daphne in the same event loop: dotted paths
 # to `async def service(application) -> None`, cancelled at shutdown.
-REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay"]
+REALTIME_EMBEDDED_SERVICES = ["aprs_news.gateway.embedded_replay", "chat.mail.embedded_sweeper"]
 
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")

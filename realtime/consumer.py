@@ -13,7 +13,10 @@ the way out the consumer leaves every group it joined with `join_groups()`.
 
 A WebSocket consumer with no handler for a `websocket.send` or `websocket.close` message from the
 layer passes it to the client: that is how Channels 1.x-shaped content sent to a group it is in
-(`Group("chat").send({"text": "hi"})`) reaches the socket as a frame.
+(`Group("chat").send({"text": "hi"})`) reaches the socket as a frame. It passes a clean copy, and
+only while the socket's state allows it: never before the consumer accepted the socket or after
+it was closed (`realtime.websocket_state`, where the reasons are; Channels raises ValueError
+instead, ending the connection).
 
 `AsyncConsumer` runs handlers on the event loop; `SyncConsumer` runs each one in a thread (through
 `database_sync_to_async`), so handlers may use the ORM, and `send()` is then a plain call.
@@ -46,11 +49,24 @@ from realtime.db import database_sync_to_async
 from realtime.exceptions import InvalidChannelLayerError, StopConsumer
 from realtime.layers import DEFAULT_CHANNEL_LAYER, get_channel_layer
 from realtime.types import Message, Receive, Scope, Send
+from realtime.websocket_state import CLIENT_EVENT_TYPES, SocketTracker
 
 logger = logging.getLogger(__name__)
 
-#: Layer messages a WebSocket consumer without a handler for them passes to the client.
-CLIENT_EVENT_TYPES = frozenset({"websocket.send", "websocket.close"})
+# Events only the protocol server may send an application (what the client did, or the
+# server's lifecycle). One that arrives through the channel layer is a forgery: anyone who can
+# write to the layer would otherwise speak as any connected client.
+SERVER_EVENT_TYPES = frozenset(
+    {
+        "websocket.connect",
+        "websocket.receive",
+        "websocket.disconnect",
+        "http.request",
+        "http.disconnect",
+        "lifespan.startup",
+        "lifespan.shutdown",
+    }
+)
 
 
 def get_handler_name(message: Message) -> str:
@@ -198,6 +214,8 @@ class AsyncConsumer:
     channel_name: str | None
     channel_receive: Callable[[], Awaitable[Message]] | None
     base_send: Any
+    # The socket's state, kept for a WebSocket consumer that routes no layer frames itself.
+    socket_tracker: SocketTracker | None
 
     def __init__(self, **kwargs: Any) -> None:
         own_init = _own_init_keywords(type(self))
@@ -240,7 +258,12 @@ class AsyncConsumer:
         self.channel_receive = None
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            self.channel_receive = self._receive_from_layer
+        self.socket_tracker = None
+        if scope.get("type") == "websocket" and not self._routes_client_events():
+            self.socket_tracker = SocketTracker()
+            send = self.socket_tracker.watch_send(send)
+            receive = self.socket_tracker.watch_receive(receive)
         self.base_send = async_to_sync(send) if self._sync else send
         receivers: list[Callable[[], Awaitable[Message]]] = [receive]
         if self.channel_receive is not None:
@@ -252,21 +275,44 @@ class AsyncConsumer:
         finally:
             await self._leave_joined_groups()
 
+    async def _receive_from_layer(self) -> Message:
+        """The next message for this consumer's channel, skipping any that claims to come from
+        the protocol server (SERVER_EVENT_TYPES): the client's frames and disconnects reach a
+        consumer only from its own connection."""
+        while True:
+            message = await self.channel_layer.receive(self.channel_name)
+            if message.get("type") not in SERVER_EVENT_TYPES:
+                return message
+            logger.warning(
+                "realtime: dropped a %r event sent through the channel layer to %s; only the "
+                "protocol server sends those",
+                message.get("type"),
+                self.channel_name,
+            )
+
     async def dispatch(self, message: Message) -> None:
         """Run the handler for `message["type"]`."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             if self._is_client_event(message):
-                await AsyncConsumer.send(self, dict(message))
+                event = self.socket_tracker.from_layer(message)  # type: ignore[union-attr]
+                if event is not None:
+                    await self.base_send(event)
                 return
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    @classmethod
+    def _routes_client_events(cls) -> bool:
+        """Whether the class handles layer frames and closes itself (the generic WebSocket
+        consumers do, through their state machine)."""
+        return all(hasattr(cls, name.replace(".", "_")) for name in CLIENT_EVENT_TYPES)
+
     def _is_client_event(self, message: Message) -> bool:
         """A frame or close for this socket, sent through the layer in Channels 1.x's shape
-        (`Group("chat").send({"text": "hi"})` arrives as `{"type": "websocket.send", ...}`):
-        with no handler of its own for it, a WebSocket consumer passes it to the client."""
-        return self.scope.get("type") == "websocket" and message["type"] in CLIENT_EVENT_TYPES
+        (`Group("chat").send({"text": "hi"})` arrives as `{"type": "websocket.send", ...}`),
+        to a consumer with no handler of its own for it."""
+        return self.socket_tracker is not None and message["type"] in CLIENT_EVENT_TYPES
 
     async def send(self, message: Message) -> None:
         """Send an ASGI event to the client's server."""
@@ -336,7 +382,9 @@ class SyncConsumer(AsyncConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             if self._is_client_event(message):
-                self.base_send(dict(message))
+                event = self.socket_tracker.from_layer(message)  # type: ignore[union-attr]
+                if event is not None:
+                    self.base_send(event)
                 return
             raise ValueError(f"No handler for message type {message['type']}")
         handler(message)

@@ -12,7 +12,12 @@ factory and stop reading a request as soon as its body is known to be too large:
 
 The answer is ``413 Payload Too Large`` (plain text) and the connection is closed; the application
 never runs for that request. The limit is ``settings.REALTIME_MAX_REQUEST_BODY`` (bytes; default
-2.5 MiB, Django's DATA_UPLOAD_MAX_MEMORY_SIZE; 0 turns it off). The core's HTTP consumers have their
+2.5 MiB, Django's DATA_UPLOAD_MAX_MEMORY_SIZE; 0 turns it off), except for the paths listed in
+``settings.REALTIME_REQUEST_BODY_LIMITS``: ``[(regex, bytes), ...]``, the first regex that matches
+the request's path (without the query) gives its limit. An application that accepts larger bodies
+on one URL (file uploads) lists it there, so every other URL keeps the small limit. The request
+line is known when the headers end, so a per-path limit is as early as the global one. The core's
+HTTP consumers have their
 own, smaller limit (REALTIME_HTTP_MAX_BODY, see realtime.generic.http); behind nginx,
 ``client_max_body_size`` does the same job one hop earlier.
 """
@@ -20,6 +25,7 @@ own, smaller limit (REALTIME_HTTP_MAX_BODY, see realtime.generic.http); behind n
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from daphne.http_protocol import HTTPFactory, WebRequest
@@ -31,7 +37,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BODY = 2_621_440
 
 
-def max_request_body() -> int:
+def max_request_body(path: str | None = None) -> int:
+    """The body limit of a request for `path` (the global one when no listed regex matches)."""
+    if path is not None:
+        for pattern, limit in getattr(settings, "REALTIME_REQUEST_BODY_LIMITS", ()):
+            if re.match(pattern, path):
+                return int(limit)
     return int(getattr(settings, "REALTIME_MAX_REQUEST_BODY", DEFAULT_MAX_REQUEST_BODY))
 
 
@@ -41,8 +52,15 @@ class BodyLimitedRequest(WebRequest):
     refused = False
     body_received = 0
 
+    def body_limit(self) -> int:
+        """The limit for this request's path. Twisted names the request target only on the
+        channel until the body is complete (``Request.path`` is set after it)."""
+        target = getattr(self.channel, "_path", b"") or b""
+        path = target.split(b"?", 1)[0].decode("latin-1")
+        return max_request_body(path)
+
     def gotLength(self, length: int | None) -> None:
-        limit = max_request_body()
+        limit = self.body_limit()
         if limit and length is not None and length > limit:
             self.refuse(f"request bodies are limited to {limit} bytes, got {length}")
             # No "100 Continue" after the refusal: the client must not start sending.
@@ -56,7 +74,7 @@ class BodyLimitedRequest(WebRequest):
         if self.refused:
             return
         self.body_received += len(data)
-        limit = max_request_body()
+        limit = self.body_limit()
         if limit and self.body_received > limit:
             self.refuse(f"request bodies are limited to {limit} bytes")
             return

@@ -74,18 +74,26 @@ def serve_options(arguments: list[str]) -> dict:
     return vars(command.create_parser("manage.py", "serve").parse_args(arguments))
 
 
-def test_compose_runs_two_draining_web_processes_on_the_real_application():
+def test_compose_runs_one_scalable_service_of_draining_web_processes():
     from django.conf import settings
 
     web = web_services()
-    assert len(web) == 2, f"expected two web services, got {sorted(web)}"
-    for arguments in web.values():
-        options = serve_options(arguments)
-        assert options["application"] is None  # settings.ASGI_APPLICATION
-        assert settings.ASGI_APPLICATION == "config.asgi.application"
-        assert options["host"] == "0.0.0.0" and options["port"] == 8000
-        assert options["proxy_headers"] and options["no_worker"] and options["no_services"]
+    assert list(web) == ["web"], f"expected one web service to scale, got {sorted(web)}"
+    options = serve_options(web["web"])
+    assert options["application"] is None  # settings.ASGI_APPLICATION
+    assert settings.ASGI_APPLICATION == "config.asgi.application"
+    assert options["host"] == "0.0.0.0" and options["port"] == 8000
+    assert options["proxy_headers"] and options["no_worker"] and options["no_services"]
     assert COMPOSE["x-app"]["stop_grace_period"] == "30s"
+    service = SERVICES["web"]
+    # Two by default, one per core; SWITCHBOARD_WEB_REPLICAS (or --scale web=N) changes it.
+    assert service["deploy"]["replicas"] == "${SWITCHBOARD_WEB_REPLICAS:-2}"
+    # `--scale` refuses a fixed container name, and replicas cannot share a published host port.
+    assert "container_name" not in service and "ports" not in service
+    assert service["expose"] == ["8000"]
+    assert SERVICES["nginx"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+    example = (ROOT / "deploy" / "env.example").read_text()
+    assert re.search(r"^SWITCHBOARD_WEB_REPLICAS=2$", example, re.MULTILINE)
 
 
 def test_compose_has_worker_gateway_redis_and_postgres_with_volumes():
@@ -198,10 +206,16 @@ def test_nginx_ws_location_covers_every_websocket_route():
         assert pattern.lstrip("^/").startswith("ws/"), f"{pattern} is outside nginx's /ws/"
 
 
-def test_nginx_balances_over_the_compose_web_services():
+def test_nginx_balances_over_every_replica_of_the_compose_web_service():
+    """One `server web:8000` line: nginx resolves it to every replica's address (Docker's DNS);
+    tests/test_nginx_proxy.py runs the config with that line as one line per process."""
     upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", NGINX, re.DOTALL).group(1)
-    servers = re.findall(r"server\s+([\w-]+):8000", upstream)
-    assert sorted(servers) == sorted(web_services())
+    lines = [line.strip() for line in upstream.splitlines() if not line.strip().startswith("#")]
+    servers = [line for line in lines if line.startswith("server ")]
+    assert servers == ["server web:8000 max_fails=3 fail_timeout=10s;"]
+    assert list(web_services()) == ["web"]
+    # Connection counts and failures shared by nginx's workers, so least_conn sees them all.
+    assert "least_conn;" in lines and re.search(r"^zone \w+ \d+k;$", "\n".join(lines), re.M)
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in SERVICES["nginx"]["volumes"]
 
 
@@ -257,3 +271,22 @@ def test_deployment_files_point_at_the_deployment_page_that_exists():
         assert pointers, f"{name} points at no documentation"
         for pointer in pointers:
             assert (ROOT / pointer).is_file(), f"{name} points at {pointer}, which does not exist"
+
+
+def test_nginx_lets_attachment_uploads_through_and_serves_no_files_itself():
+    """Uploads may be as large as the setting allows on their URL alone; downloads always reach
+    the access-checked view (an nginx `root` or `alias` for media would bypass it)."""
+    from django.conf import settings
+
+    block = nginx_location("~ ^/rooms/[^/]+/attachments/$")
+    megabytes = int(re.search(r"client_max_body_size\s+(\d+)m;", block).group(1))
+    needed = settings.CHAT_ATTACHMENT_MAX_BYTES + settings.CHAT_ATTACHMENT_FORM_OVERHEAD
+    assert megabytes * 1024 * 1024 >= needed
+    assert "proxy_pass http://switchboard;" in block
+    assert not re.search(r"^\s*(root|alias)\s", NGINX, re.MULTILINE)
+
+
+def test_compose_web_processes_share_one_media_volume():
+    for name in web_services():
+        assert "media:/app/var/media" in SERVICES[name]["volumes"], name
+    assert "media" in COMPOSE["volumes"]

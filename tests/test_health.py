@@ -1,5 +1,6 @@
 """/healthz, /readyz and /metrics on real Daphne processes: readiness follows the database going
-away, liveness does not, and metrics count live connections by route."""
+away, and every shard of a sharded channel layer (three hosts, a 3-master cluster) going away;
+liveness does not; metrics count live connections by route."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import websockets
 
-from tests.servers import LiveServer, PostgresServer
+from tests.servers import LiveServer, PostgresServer, RedisCluster
 
 
 def get(url: str) -> tuple[int, str]:
@@ -73,6 +74,60 @@ def test_readyz_fails_while_postgres_is_down_and_liveness_does_not(live_server):
         server.stop()
         postgres.cleanup()
         shutil.rmtree(server.directory, ignore_errors=True)
+
+
+NOT_READY = {"status": "unavailable", "checks": {"database": "ok", "channel_layer": "failing"}}
+READY = {"status": "ready", "checks": {"database": "ok", "channel_layer": "ok"}}
+
+
+def assert_every_answer(url: str, status: int, body: dict, times: int = 8) -> None:
+    """``times`` answers in a row are ``status`` with exactly ``body``: a check that covered only
+    some shards would answer differently now and then (the round trip's group is random)."""
+    for _ in range(times):
+        answer = get(url)
+        assert answer[0] == status and json.loads(answer[1]) == body, answer
+
+
+def follow_a_shard_outage(server: LiveServer, stop_shard, start_shard) -> None:
+    url = server.url + "/readyz"
+    wait_for_status(url, 200)
+    assert_every_answer(url, 200, READY)
+    stop_shard()
+    wait_for_status(url, 503, timeout=30)
+    assert_every_answer(url, 503, NOT_READY)  # no host, port or error text for the public
+    assert get(server.url + "/healthz")[0] == 200
+    start_shard()
+    wait_for_status(url, 200, timeout=30)
+    assert_every_answer(url, 200, READY)
+
+
+def test_readyz_needs_every_host_of_a_sharded_layer(
+    live_server_factory, redis_server, fresh_redis_shards
+):
+    server = live_server_factory(
+        redis_url=redis_server.url,
+        SWITCHBOARD_LAYER_HOSTS=",".join(fresh_redis_shards.urls),
+        SWITCHBOARD_APRS_REPLAY="",
+    )
+    server.start_daphne()
+    victim = fresh_redis_shards.servers[1]
+    follow_a_shard_outage(server, victim.stop, victim.start)
+    metrics = get(server.url + "/metrics")[1]
+    assert "realtime_readiness_failure{" not in metrics  # ready again: no failure left
+
+
+def test_readyz_needs_every_master_of_a_cluster_layer(
+    live_server_factory, redis_server, fresh_redis_cluster: RedisCluster
+):
+    server = live_server_factory(
+        redis_url=redis_server.url,
+        SWITCHBOARD_LAYER_CLUSTER=fresh_redis_cluster.url,
+        SWITCHBOARD_APRS_REPLAY="",
+    )
+    server.start_daphne()
+    follow_a_shard_outage(
+        server, lambda: fresh_redis_cluster.kill(2), lambda: fresh_redis_cluster.start_node(2)
+    )
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

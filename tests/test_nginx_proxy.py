@@ -17,12 +17,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def make_certificate(directory: Path) -> Path:
     return path
 
 
-def substitute(text: str, pattern: str, replacement: str, count: int) -> str:
+def substitute(
+    text: str, pattern: str, replacement: str | Callable[[re.Match[str]], str], count: int
+) -> str:
     """re.sub that insists the shipped config still has what the test rewrites."""
     result, found = re.subn(pattern, replacement, text)
     assert found == count, f"expected {count} match(es) of {pattern!r} in nginx.conf, got {found}"
@@ -101,8 +104,15 @@ def proxied_config(
     text = NGINX_CONF.read_text()
     text = substitute(text, r"listen 80;", f"listen 127.0.0.1:{http_port};", 1)
     text = substitute(text, r"listen 443 ", f"listen 127.0.0.1:{https_port} ", 1)
-    servers = iter(upstream_ports)
-    text = substitute(text, r"server web\d:8000", lambda _: f"server 127.0.0.1:{next(servers)}", 2)
+    # What Docker's DNS does for Compose's scaled `web` service: one address per replica.
+    text = substitute(
+        text,
+        r"(?m)^( +)server web:8000 ([^;\n]*);",
+        lambda found: "\n".join(
+            f"{found.group(1)}server 127.0.0.1:{port} {found.group(2)};" for port in upstream_ports
+        ),
+        1,
+    )
     text = substitute(text, r"/etc/nginx/certs/", f"{directory}/", 2)
     # Where nginx writes: its PID file, logs and temporary files, all in the test's directory.
     text = f"pid {directory}/nginx.pid;\nerror_log {directory}/error.log info;\n" + text
@@ -134,25 +144,47 @@ class Proxy:
         return f"https://127.0.0.1:{self.https_port}"
 
     def start(self) -> None:
-        nginx = nginx_binary()
         # Running as root, nginx's workers drop to `nobody` and must reach the temp directories.
         self.directory.chmod(0o755)
         certificate = make_certificate(self.directory)
         self.context = ssl.create_default_context(cafile=str(certificate))
-        config = self.directory / "nginx.conf"
-        config.write_text(
-            proxied_config(self.directory, self.http_port, self.https_port, self.server.ports)
-        )
-        command = [nginx, "-c", str(config), "-e", str(self.directory / "error.log")]
-        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-        assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
+        self.write_config(self.server.ports)
         self.process = subprocess.Popen(
-            [*command, "-g", "daemon off;"],
+            [*self.command(), "-g", "daemon off;"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.https_port, process=self.process)
         wait_for_port(self.http_port, process=self.process)
+
+    def command(self) -> list[str]:
+        config = self.directory / "nginx.conf"
+        return [nginx_binary(), "-c", str(config), "-e", str(self.directory / "error.log")]
+
+    def write_config(self, upstream_ports: list[int]) -> None:
+        """The shipped config for these web processes, checked with `nginx -t`."""
+        (self.directory / "nginx.conf").write_text(
+            proxied_config(self.directory, self.http_port, self.https_port, upstream_ports)
+        )
+        checked = subprocess.run(
+            [*self.command(), "-t"], capture_output=True, text=True, timeout=30
+        )
+        assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
+
+    def reload(self, upstream_ports: list[int]) -> None:
+        """What `docker compose exec nginx nginx -s reload` does after scaling: the new set of
+        web processes, read by new nginx workers (the old ones finish their open connections)."""
+        assert self.process is not None
+        self.write_config(upstream_ports)
+        reloads = self.error_log().count("reconfiguring")
+        self.process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: (
+                self.error_log().count("reconfiguring") > reloads
+                and "start worker process" in self.error_log().rpartition("reconfiguring")[2]
+            ),
+            message="nginx reloaded its configuration",
+        )
 
     def stop(self) -> None:
         if self.process is not None:
@@ -442,3 +474,89 @@ def test_wss_chat_across_two_processes_and_a_long_poll_woken_by_a_mention(proxy)
     notifications = json.loads(body)["notifications"]
     assert [n["verb"] for n in notifications] == ["mention"], notifications
     assert "over TLS" in notifications[0]["text"]
+
+
+REPLICAS = 3
+
+
+@pytest.fixture
+def scaled(live_server_factory) -> Iterator[Proxy]:
+    """nginx in front of three web processes: Compose's `web` service with three replicas."""
+    redis = RedisServer()
+    redis.start()
+    server = live_server_factory(redis_url=redis.url, SWITCHBOARD_APRS_REPLAY="")
+    for _ in range(REPLICAS):
+        server.start_daphne(args=("--proxy-headers",))
+    directory = Path(tempfile.mkdtemp(prefix="sb-nginx-scaled-"))
+    proxy = Proxy(server=server, directory=directory)
+    try:
+        proxy.start()
+        yield proxy
+    finally:
+        proxy.stop()
+        server.stop()
+        redis.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_nginx_balances_over_every_replica_and_follows_scaling_up_and_down(scaled):
+    """The Compose story (docs/deployment.md): sockets spread evenly over the replicas; a replica
+    added and nginx reloaded gets sockets; a replica stopped drains (its sockets are told 1012)
+    while nginx skips it, then nginx is reloaded without it; no client is ever refused."""
+    proxy = scaled
+    server = proxy.server
+    url = f"wss://127.0.0.1:{proxy.https_port}/ws/news/"
+
+    async def open_news():
+        socket = await websockets.connect(
+            url, ssl=proxy.context, origin=proxy.origin, open_timeout=10
+        )
+        await asyncio.wait_for(socket.recv(), 10)  # the recent news: the consumer runs
+        return socket
+
+    def news_sockets(ports: list[int]) -> list[float]:
+        return [daphne_metric(port, "ws/news/") for port in ports]
+
+    async def scenario() -> dict:
+        seen: dict = {}
+        sockets = [await open_news() for _ in range(3 * REPLICAS)]
+        seen["spread"] = news_sockets(server.ports)
+
+        # Scale up: one more replica, then nginx reloaded with it.
+        new_port = await asyncio.to_thread(server.start_daphne, None, ("--proxy-headers",))
+        await asyncio.to_thread(proxy.reload, list(server.ports))
+        for _ in range(4 * (REPLICAS + 1)):
+            sockets.append(await open_news())
+            if daphne_metric(new_port, "ws/news/"):
+                break
+        seen["on_new_replica"] = daphne_metric(new_port, "ws/news/")
+
+        # Scale down: the first replica is stopped (SIGTERM, as Compose stops a container); its
+        # sockets are told to reconnect; nginx has not been reloaded yet.
+        stopped, first = server.ports[0], server.processes[0]
+        held = daphne_metric(stopped, "ws/news/")
+        first.send_signal(signal.SIGTERM)
+        seen["exit_code"] = await asyncio.to_thread(first.wait, 30)
+        seen["held"] = held
+        deadline = asyncio.get_running_loop().time() + 15
+        while sum(s.close_code == 1012 for s in sockets) < held:
+            assert asyncio.get_running_loop().time() < deadline, [s.close_code for s in sockets]
+            await asyncio.sleep(0.05)
+        seen["told_1012"] = sum(s.close_code == 1012 for s in sockets)
+        live = [s for s in sockets if s.close_code is None]
+        live += [await open_news() for _ in range(2 * REPLICAS)]  # nginx skips the stopped one
+        remaining = server.ports[1:]
+        await asyncio.to_thread(proxy.reload, remaining)
+        live += [await open_news() for _ in range(REPLICAS)]
+        seen["open"] = len(live)
+        seen["on_remaining"] = news_sockets(remaining)
+        for socket in [*sockets, *live]:
+            await socket.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["spread"] == [3.0] * REPLICAS, seen
+    assert seen["on_new_replica"] >= 1, seen
+    assert seen["exit_code"] == 0
+    assert seen["held"] >= 1 and seen["told_1012"] == seen["held"], seen
+    assert sum(seen["on_remaining"]) == seen["open"], seen

@@ -329,3 +329,42 @@ def test_several_processes_on_the_in_memory_layer_are_refused(live_server_factor
     )
     assert result.returncode != 0
     assert "needs a channel layer the processes share" in result.stderr
+
+
+def test_a_leave_and_a_mention_cross_the_processes(pooled):
+    """What the chat test above does not cover: presence also shrinks across processes (no
+    ghost of a socket closed on another process), and a mention said on one process reaches the
+    mentioned user's notification stream, wherever that stream landed."""
+    server = pooled.live
+    room = "pooled-leave"
+    create_room(server, room)
+    sessions = create_sessions(server, ["pool-stays", "pool-leaves"])
+
+    async def scenario() -> tuple[list[str], dict, list[str]]:
+        stays, leaves = await spread_clients(pooled, room, sessions)
+        assert pooled.serving_pid(client_port(stays)) != pooled.serving_pid(client_port(leaves))
+        await stays.wait_until(lambda c: set(c.present) == set(sessions), 20)
+        together = list(stays.present)
+        async with websockets.connect(
+            f"ws://127.0.0.1:{pooled.port}/ws/notifications/",
+            origin=pooled.url,
+            additional_headers={"Cookie": f"sessionid={sessions['pool-stays']}"},
+        ) as stream:
+            first = json.loads(await asyncio.wait_for(stream.recv(), 10))
+            assert first["type"] == notification_protocol.UNREAD
+            assert await leaves.say("over here @pool-stays")
+            while True:
+                frame = json.loads(await asyncio.wait_for(stream.recv(), 20))
+                if frame["type"] == notification_protocol.NOTIFICATION:
+                    break
+        await leaves.stop()
+        await stays.wait_until(lambda c: c.present == ["pool-stays"], 20)
+        after = list(stays.present)
+        await stays.stop()
+        return together, frame, after
+
+    together, notification, after = asyncio.run(scenario())
+    assert sorted(together) == ["pool-leaves", "pool-stays"]
+    assert notification["verb"] == "mention" and notification["actor"] == "pool-leaves"
+    assert "over here" in notification["text"]
+    assert after == ["pool-stays"]

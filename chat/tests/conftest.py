@@ -38,6 +38,32 @@ def fresh_chat_state():
     latest_pages.clear()
 
 
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Uploaded files go to a folder of the test's own (returned)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:
+    """A small real PNG image."""
+    import io
+
+    from PIL import Image
+
+    output = io.BytesIO()
+    Image.new("RGB", size, color).save(output, "PNG")
+    return output.getvalue()
+
+
+def upload(client: Client, room_slug: str, name: str, data: bytes, content_type: str = ""):
+    """POST one file to the room's upload URL with `client`; returns the response."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    file = SimpleUploadedFile(name, data, content_type=content_type or "application/octet-stream")
+    return client.post(f"/rooms/{room_slug}/attachments/", {"file": file})
+
+
 def make_user(username: str, staff: bool = False):
     user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
     if staff:

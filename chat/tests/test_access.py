@@ -14,11 +14,11 @@ from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
-from chat import access, broadcast, membership, protocol, services
-from chat.models import MemberEvent, Membership, Room
+from chat import access, attention, broadcast, membership, protocol, services
+from chat.models import Attachment, MemberEvent, Membership, NotifySetting, Room
 from chat.presence import presence
 from chat.services import ChatError
-from chat.tests.conftest import join_room, make_user, next_of_type, open_socket
+from chat.tests.conftest import join_room, make_user, next_of_type, open_socket, png_bytes, upload
 from notifications.models import Notification
 from realtime.db import database_sync_to_async
 
@@ -263,6 +263,38 @@ def test_members_api_is_404_for_non_members(secret, alice, carol):
     assert {(p["user"], p["role"]) for p in people} == {("alice", "owner"), ("bob", "member")}
 
 
+def _shared_file(room, owner, media_root) -> dict:
+    """A text file `owner` uploaded to `room` and posted there; its frame entry."""
+    response = upload(client_for(owner), room.slug, "plans.txt", b"the secret plans\n")
+    assert response.status_code == 201
+    entry = response.json()["attachment"]
+    services.post_message(owner, room, "plans attached", attachment_ids=[entry["id"]])
+    return entry
+
+
+def test_attachments_of_a_private_room_are_404_for_non_members(
+    secret, alice, bob, carol, media_root
+):
+    entry = _shared_file(secret, alice, media_root)
+    assert client_for(bob).get(entry["url"]).status_code == 200
+    for outsider in (carol, None):
+        assert client_for(outsider).get(entry["url"]).status_code == 404
+    refused = upload(client_for(carol), secret.slug, "mine.txt", b"let me in\n")
+    assert refused.status_code == 404
+    assert Attachment.objects.count() == 1
+
+
+def test_a_removed_member_loses_access_to_the_rooms_attachments(secret, alice, bob, media_root):
+    picture = upload(client_for(alice), secret.slug, "map.png", png_bytes()).json()["attachment"]
+    services.post_message(alice, secret, "the map", attachment_ids=[picture["id"]])
+    reader = client_for(bob)
+    assert reader.get(picture["thumbnail_url"]).status_code == 200
+    membership.remove(alice, secret, "bob")
+    assert reader.get(picture["url"]).status_code == 404
+    assert reader.get(picture["thumbnail_url"]).status_code == 404
+    assert upload(reader, secret.slug, "late.txt", b"too late\n").status_code == 404
+
+
 @pytest.mark.parametrize("action", ["invite", "leave", "remove"])
 def test_member_forms_are_404_for_non_members(secret, carol, action):
     response = client_for(carol).post(f"/rooms/{secret.slug}/{action}/", {"username": "bob"})
@@ -287,6 +319,22 @@ def test_creating_a_room_and_a_dm_through_the_forms(alice, bob):
     assert response["Location"] == f"/rooms/{dm.slug}/"
     refused_page = client_for(alice).post("/chat/direct/new/", {"usernames": "ghost"}, follow=True)
     assert "There is no user" in refused_page.content.decode()
+
+
+def test_notify_settings_refuse_rooms_the_user_cannot_read(secret, room, carol):
+    client = client_for(carol)
+    page = client.get("/chat/notifications/").content.decode()
+    assert f'name="level-{room.slug}"' in page and secret.slug not in page
+    response = client.post(
+        "/chat/notifications/",
+        {f"level-{room.slug}": protocol.NOTIFY_ALL, f"level-{secret.slug}": protocol.NOTIFY_ALL},
+        follow=True,
+    )
+    assert "You cannot choose for the room" in response.content.decode()
+    # Refused as a whole: not even the public room's level changed.
+    assert NotifySetting.objects.filter(user=carol).count() == 0
+    assert refused(attention.set_level, carol, secret, protocol.NOTIFY_ALL) == protocol.NOT_MEMBER
+    assert refused(attention.set_level, AnonymousUser(), room, "all") == protocol.LOGIN_REQUIRED
 
 
 def test_invite_then_accept_through_the_forms(secret, alice, carol):
@@ -510,9 +558,13 @@ MEMBERSHIP_TESTED = {
     "chat/direct/new/": "test_creating_a_room_and_a_dm_through_the_forms",
     "console/": "test_console_page_lists_only_readable_rooms_in_its_sidebar",
     "api/chat/rooms/": "test_room_list_and_counts_api_hide_rooms_the_user_cannot_read",
+    "rooms/<str:slug>/attachments/": "test_attachments_of_a_private_room_are_404_for_non_members",
+    "attachments/<int:pk>/": "test_a_removed_member_loses_access_to_the_rooms_attachments",
+    "attachments/<int:pk>/thumbnail/": "test_a_removed_member_loses_access_to_the_rooms_attachments",
     "api/chat/rooms/<str:slug>/members/": "test_members_api_is_404_for_non_members",
     "admin/": "test_admin_lists_private_messages_only_with_the_permission",
     "search/": "test_search_page_leaves_out_rooms_the_user_cannot_read",
+    "chat/notifications/": "test_notify_settings_refuse_rooms_the_user_cannot_read",
     "api/chat/search/": "test_search_api_leaves_out_rooms_the_user_cannot_read",
     "ws/chat/admin/": "test_presence_of_a_private_room_reaches_only_permitted_consoles",
     "ws/chat/<room>/": "test_non_member_socket_is_closed_4403_before_joining",

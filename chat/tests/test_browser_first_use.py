@@ -240,7 +240,10 @@ def test_console_confirms_a_mute_and_shows_an_announcement_once(site, open_page)
         "Muted dave in #console-mute for 1 min.", timeout=TIMEOUT
     )
     rooms = (
-        server.shell("from chat.models import Room\nprint(Room.objects.count())")
+        # Announcements go to the public rooms only (never to private rooms or DMs).
+        server.shell(
+            "from chat.models import Room\nprint(Room.objects.filter(kind='public').count())"
+        )
         .strip()
         .splitlines()[-1]
     )

@@ -105,4 +105,14 @@ def test_room_counts_api_gives_online_and_unread_per_room(room, alice, bob):
     response = logged_in(alice).get("/api/chat/rooms/")
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
-    assert response.json() == {"rooms": {"general": {"online": 1, "unread": 1}}}
+    assert response.json() == {
+        "rooms": {
+            "general": {
+                "online": 1,
+                "unread": 1,
+                "kind": "public",
+                "name": "General",
+                "notify": "mentions",
+            }
+        }
+    }

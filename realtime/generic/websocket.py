@@ -28,7 +28,6 @@ Differences from Django Channels, each on purpose:
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from typing import Any
@@ -38,17 +37,9 @@ from asgiref.sync import async_to_sync
 from realtime.consumer import AsyncConsumer, SyncConsumer
 from realtime.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from realtime.types import Headers, Message
+from realtime.websocket_state import WebSocketState, client_event
 
 logger = logging.getLogger(__name__)
-
-
-class WebSocketState(enum.Enum):
-    """Where a consumer's socket is, seen from the consumer."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
 
 
 def _accept_message(state: WebSocketState, subprotocol: str | None, headers: Any) -> Message:
@@ -171,13 +162,17 @@ class WebsocketConsumer(SyncConsumer):
     def websocket_send(self, message: Message) -> None:
         """A frame for this socket sent through the layer in Channels 1.x's shape
         (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
-        after a close."""
-        if self.websocket_state is WebSocketState.CONNECTED:
-            self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+        after a close; a malformed one is dropped (realtime.websocket_state)."""
+        event = client_event(message)
+        if event is not None and self.websocket_state is WebSocketState.CONNECTED:
+            self.send(text_data=event.get("text"), bytes_data=event.get("bytes"))
 
     def websocket_close(self, message: Message) -> None:
-        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
-        self.close(message.get("code"), message.get("reason"))
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``);
+        a malformed one is dropped."""
+        event = client_event(message)
+        if event is not None:
+            self.close(event.get("code"), event.get("reason"))
 
     def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED
@@ -277,13 +272,17 @@ class AsyncWebsocketConsumer(AsyncConsumer):
     async def websocket_send(self, message: Message) -> None:
         """A frame for this socket sent through the layer in Channels 1.x's shape
         (`Group("chat").send({"text": "hi"})`): sent like send(), so never before accept() or
-        after a close."""
-        if self.websocket_state is WebSocketState.CONNECTED:
-            await self.send(text_data=message.get("text"), bytes_data=message.get("bytes"))
+        after a close; a malformed one is dropped (realtime.websocket_state)."""
+        event = client_event(message)
+        if event is not None and self.websocket_state is WebSocketState.CONNECTED:
+            await self.send(text_data=event.get("text"), bytes_data=event.get("bytes"))
 
     async def websocket_close(self, message: Message) -> None:
-        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``)."""
-        await self.close(message.get("code"), message.get("reason"))
+        """A close for this socket sent through the layer (Channels 1.x's ``{"close": code}``);
+        a malformed one is dropped."""
+        event = client_event(message)
+        if event is not None:
+            await self.close(event.get("code"), event.get("reason"))
 
     async def websocket_disconnect(self, message: Message) -> None:
         self.websocket_state = WebSocketState.DISCONNECTED

@@ -1,5 +1,6 @@
-"""The core over a real Daphne socket: nested routing behind middleware, and long-polls that wait
-without threads, wake on a group event and vanish cleanly when the client goes away.
+"""The core over a real Daphne socket: nested routing behind middleware, long-polls that wait
+without threads, wake on a group event and vanish cleanly when the client goes away, and a plain
+AsyncConsumer that passes layer frames to a raw client only while its socket is open.
 Serves realtime/tests/core_server_app.py."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from tests.raw_websocket import RawWebSocket
 from tests.servers import daphne_serving
 
 
@@ -26,6 +29,11 @@ class Daphne:
     def get_json(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
             return json.loads(reply.read())
+
+    def tell_plain(self, query: str) -> None:
+        """A group_send to the plain sockets (see core_server_app.TellPlain)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/plain/?{query}", timeout=10):
+            pass
 
     def wait_until(self, condition: Any, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -91,4 +99,42 @@ async def test_client_leaving_a_long_poll_ends_it_on_the_server(daphne: Daphne) 
     await writer.wait_closed()
     after = await asyncio.to_thread(daphne.wait_until, lambda status: status["waiting"] == 0)
     assert after["waiting"] == 0
+    assert daphne.process.poll() is None
+
+
+def test_a_plain_consumer_passes_layer_frames_only_while_its_socket_is_open(
+    daphne: Daphne,
+) -> None:
+    opened: dict[str, Any] = {}
+
+    def open_socket() -> None:
+        try:
+            opened["socket"] = RawWebSocket.open(
+                daphne.port, "/ws/plain/", origin=f"http://127.0.0.1:{daphne.port}"
+            )
+        except (OSError, TimeoutError) as error:
+            opened["error"] = error
+
+    opener = threading.Thread(target=open_socket)
+    opener.start()
+    daphne.wait_until(lambda status: status["plain"] == 1)
+    # Before the consumer accepts, a frame from the layer would make Daphne fail the handshake.
+    daphne.tell_plain("text=too-early")
+    daphne.tell_plain("accept=1")
+    opener.join(15)
+    assert "socket" in opened, f"the handshake failed: {opened.get('error')}"
+    socket = opened["socket"]
+    try:
+        daphne.tell_plain("text=hello")
+        daphne.tell_plain("close=4000")
+        assert socket.texts_until_close() == (["hello"], 4000)
+        # The client ignores the close and keeps talking; the layer keeps sending too.
+        socket.send_text("anyone there?")
+        daphne.tell_plain("text=late")
+        daphne.tell_plain("close=4001")
+        assert socket.texts_until_close(timeout=1)[0] == []
+        assert daphne.get_json("/status/")["echoed"] == 0
+    finally:
+        socket.abort()
+    assert daphne.wait_until(lambda status: status["plain"] == 0)["plain"] == 0
     assert daphne.process.poll() is None

@@ -163,7 +163,59 @@ async def test_a_host_that_goes_away_fails_only_what_it_owns_and_recovers(
     assert (await receive(consumer, lost_queue))["type"] == "back"
 
 
+async def test_check_servers_names_the_host_that_is_away_until_it_returns(
+    make_layer, fresh_redis_shards
+):
+    layer = make_layer(hosts=fresh_redis_shards.urls, reconnect_max_delay=0.2, command_timeout=2)
+    channel = await layer.new_channel()
+    for group in names_owned_by(layer, 2, "room.watched", 1):
+        await layer.group_add(group, channel)  # a pub/sub connection to the third server
+    await layer.check_servers()
+    victim = fresh_redis_shards.servers[2]
+    victim.stop()
+    with pytest.raises(LayerUnavailableError, match=f":{victim.port}/0") as raised:
+        await layer.check_servers()
+    assert str(fresh_redis_shards.servers[0].port) not in str(raised.value)
+    victim.start()
+    await eventually(layer.check_servers, what="every host answers and listens again")
+
+
 # -- Redis Cluster --------------------------------------------------------------------------------
+
+
+async def test_check_servers_fails_while_a_cluster_slot_has_no_master(
+    make_layer, fresh_redis_cluster
+):
+    cluster = fresh_redis_cluster
+    layer = make_layer(cluster=cluster.url)
+    await layer.check_servers()
+    clients = [node.client() for node in cluster.nodes]
+    try:
+        first, _last, master, *_ = clients[0].execute_command("CLUSTER", "SLOTS")[0]
+        slot, owner_id = int(first), master[2].decode()
+        for client in clients:  # every node forgets who serves the slot
+            client.execute_command("CLUSTER", "DELSLOTS", slot)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await layer.check_servers()
+            except LayerUnavailableError as error:
+                problem = str(error)
+                break
+            assert time.monotonic() < deadline, "the slot without a master went unnoticed"
+            await asyncio.sleep(0.1)
+        assert problem == "1 cluster slots have no master"
+        owner = next(
+            c for c in clients if c.execute_command("CLUSTER", "MYID").decode() == owner_id
+        )
+        owner.execute_command("CLUSTER", "ADDSLOTS", slot)
+        await eventually(layer.check_servers, what="the slot has its master again")
+    finally:
+        for client in clients:
+            client.close()
+
+
+# -- Redis Cluster (the layer's traffic) ----------------------------------------------------------
 
 
 async def test_cluster_uses_hash_tags_and_sharded_pub_sub(make_layer, redis_cluster):

@@ -15,6 +15,10 @@
  *   while the tab is visible and scrolled to the bottom.
  * - Reply (the quote jumps to the original, loading older pages if needed: replies.js) and
  *   reactions (reactions.js) on every message, for logged-in readers.
+ * - Attachments (attachments.js): the attach button, a drop on the composer or a pasted image
+ *   upload at once; the message then names the finished uploads, and may have no text.
+ * - The unread count in the tab title, desktop notifications and this room's notify level
+ *   (attention.js), fed with the live messages and what is unread here.
  */
 
 import { DEFAULT_FINAL_CODES, ReconnectingSocket, wsUrl } from "./socket.js";
@@ -25,6 +29,8 @@ import { showSignedOut } from "./signed-out.js";
 import { openPicker, renderReactions } from "./reactions.js";
 import { jumpTo, markQuotesDeleted, renderQuote, ReplyComposer } from "./replies.js";
 import { attachMentionComplete } from "./mention-complete.js";
+import { AttachmentTray, renderAttachments } from "./attachments.js";
+import { Attention } from "./attention.js";
 
 const app = document.getElementById("chat-app");
 const ROOM = app.dataset.room;
@@ -50,6 +56,19 @@ const composer = app.querySelector("[data-composer]");
 const textarea = app.querySelector("[data-composer-text]");
 const composerMode = app.querySelector("[data-composer-mode]");
 const composerHint = composerMode ? composerMode.innerHTML : "";
+const tray = composer
+  ? new AttachmentTray({
+      tray: composer.querySelector("[data-attachment-tray]"),
+      button: composer.querySelector("[data-attach]"),
+      input: composer.querySelector("[data-attach-input]"),
+      dropZone: composer,
+      pasteTarget: textarea,
+      uploadUrl: app.dataset.uploadUrl,
+      maxBytes: Number(app.dataset.attachmentMaxBytes),
+      csrfToken: composer.querySelector("input[name=csrfmiddlewaretoken]").value,
+      onError: showToast,
+    })
+  : null;
 const replying = composerMode
   ? new ReplyComposer(composerMode, () => (composerMode.innerHTML = composerHint))
   : null;
@@ -147,6 +166,7 @@ function jumpToMessage(id) {
 function buildMessage(frame) {
   const li = renderMessage(frame, { me: ME, actions: actionsFor(frame) });
   renderQuote(li, frame.reply_to, jumpToMessage);
+  renderAttachments(li, frame.attachments);
   if (frame.kind !== "announcement") peopleSeen.add(frame.user);
   showReactions(frame, li);
   messages.set(frame.id, { frame, li });
@@ -207,8 +227,17 @@ function placeDivider() {
 }
 
 function markRead() {
-  if (!ME || document.visibilityState !== "visible" || !nearBottom()) return;
-  if (lastId > readSent && socket.send({ type: "read", id: lastId })) readSent = lastId;
+  const reading = ME && document.visibilityState === "visible" && nearBottom();
+  if (reading && lastId > readSent && socket.send({ type: "read", id: lastId })) readSent = lastId;
+  showUnread();
+}
+
+/** Tell attention.js how many messages by others here are past what you have read. */
+function showUnread() {
+  if (!ME || lastRead === null) return;
+  let unread = 0;
+  for (const { frame } of messages.values()) if (frame.id > readSent && frame.user !== ME) unread += 1;
+  attention.setRoomUnread(unread);
 }
 
 function onHistory(frame) {
@@ -314,7 +343,17 @@ function onTyping(frame) {
   renderTyping();
 }
 
-const REFUSALS = new Set(["rate_limited", "muted", "too_long", "empty", "login_required", "invalid"]);
+// not_found: an attachment that is not (or no longer) the sender's to attach, or a reply to a
+// message deleted meanwhile.
+const REFUSALS = new Set([
+  "rate_limited",
+  "muted",
+  "too_long",
+  "empty",
+  "login_required",
+  "invalid",
+  "not_found",
+]);
 
 function onError(frame) {
   const detail = frame.detail || frame.message || frame.code;
@@ -325,7 +364,7 @@ function onError(frame) {
       outbox.delete(clientId);
       saveOutbox();
       const stick = nearBottom();
-      markFailed(entry.li, entry.text, detail);
+      markFailed(entry.li, entry.text, detail, entry.attachments);
       if (stick) scrollToBottom();
       return; // said under the message itself: no toast over it
     }
@@ -343,7 +382,7 @@ function actionButton(label, name, onClick) {
 }
 
 /** Show under `li` why it was not sent, with Retry (send it again) and Dismiss (drop it). */
-function markFailed(li, text, reason) {
+function markFailed(li, text, reason, attachments = []) {
   li.classList.remove("is-pending");
   li.classList.add("is-failed");
   li.querySelector(".message-failure")?.remove();
@@ -355,7 +394,7 @@ function markFailed(li, text, reason) {
     note.remove();
     li.classList.remove("is-failed");
     li.classList.add("is-pending");
-    outbox.set(newClientId(), { text, li, sent: false });
+    outbox.set(newClientId(), { text, li, sent: false, replyTo: null, attachments });
     saveOutbox();
     flushOutbox();
   });
@@ -392,7 +431,9 @@ function onFrame(frame) {
       break;
     case "message": {
       const stick = nearBottom() || frame.user === ME;
+      const known = messages.has(frame.id);
       addMessage(frame, { flash: frame.user !== ME });
+      if (!known && frame.user !== ME) attention.messageArrived(frame);
       if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
       typists.delete(frame.user);
       renderTyping();
@@ -419,6 +460,7 @@ function onFrame(frame) {
         if (editing === frame.id) cancelEdit();
       }
       markQuotesDeleted(list, frame.id);
+      showUnread();
       if (frame.seq) lastSeq = Math.max(lastSeq, frame.seq);
       break;
     }
@@ -433,6 +475,9 @@ function onFrame(frame) {
     }
     case "presence":
       onPresence(frame);
+      break;
+    case "notify":
+      attention.onNotifyFrame(frame);
       break;
     case "typing":
       onTyping(frame);
@@ -471,6 +516,14 @@ const socket = new ReconnectingSocket(
   },
 );
 
+const attention = new Attention(app, {
+  me: ME,
+  roomName:
+    app.dataset.kind === "public" ? `#${ROOM}` : (app.querySelector(".chat-header h1")?.textContent || ROOM).trim(),
+  send: (frame) => socket.send(frame),
+  onOpenMessage: (id) => jumpToMessage(id),
+});
+
 // --- Sending --------------------------------------------------------------------------------
 
 function newClientId() {
@@ -484,6 +537,7 @@ function saveOutbox() {
       client_id: clientId,
       text: entry.text,
       reply_to: entry.replyTo,
+      attachments: entry.attachments,
     }));
     if (items.length) sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(items));
     else sessionStorage.removeItem(OUTBOX_KEY);
@@ -502,7 +556,9 @@ function restoreOutbox() {
   }
   for (const item of Array.isArray(items) ? items : []) {
     if (item && typeof item.text === "string" && typeof item.client_id === "string") {
-      queueMessage(item.text, item.client_id, Number.isInteger(item.reply_to) ? item.reply_to : null);
+      const replyTo = Number.isInteger(item.reply_to) ? item.reply_to : null;
+      const files = Array.isArray(item.attachments) ? item.attachments : [];
+      queueMessage(item.text, item.client_id, replyTo, files);
     }
   }
 }
@@ -514,27 +570,29 @@ function flushOutbox() {
     if (entry.sent) continue;
     const frame = { type: "message", text: entry.text, client_id: clientId };
     if (entry.replyTo !== null) frame.reply_to = entry.replyTo;
+    if (entry.attachments.length) frame.attachments = entry.attachments.map((file) => file.id);
     entry.sent = socket.send(frame);
   }
 }
 
 /** Show `text` as pending and put it in the outbox (sent now if connected, else on reconnect). */
-function queueMessage(text, clientId = newClientId(), replyTo = null) {
+function queueMessage(text, clientId = newClientId(), replyTo = null, attachments = []) {
   const li = renderMessage(
     { id: undefined, user: ME, text, ts: new Date().toISOString(), kind: "message" },
     { me: ME },
   );
+  renderAttachments(li, attachments);
   li.removeAttribute("id");
   delete li.dataset.id;
   li.classList.add("is-pending");
   list.append(li);
-  outbox.set(clientId, { text, li, sent: false, replyTo });
+  outbox.set(clientId, { text, li, sent: false, replyTo, attachments });
   saveOutbox();
   scrollToBottom();
 }
 
-function sendMessage(text, replyTo = null) {
-  queueMessage(text, newClientId(), replyTo);
+function sendMessage(text, replyTo = null, attachments = []) {
+  queueMessage(text, newClientId(), replyTo, attachments);
   flushOutbox();
 }
 
@@ -575,7 +633,12 @@ function autosize() {
 
 function submit() {
   const text = textarea.value;
-  if (!text.trim()) return;
+  if (editing === null && tray && tray.busy()) {
+    showToast("Wait for the upload to finish, or remove it.");
+    return;
+  }
+  const files = editing === null && tray ? tray.ready() : [];
+  if (!text.trim() && files.length === 0) return;
   if (editing !== null) {
     if (!socket.send({ type: "edit", id: editing, text })) {
       showToast("Not connected; try again in a moment.");
@@ -584,8 +647,9 @@ function submit() {
     cancelEdit();
     return;
   }
-  sendMessage(text, replying && replying.target ? replying.target.id : null);
+  sendMessage(text, replying && replying.target ? replying.target.id : null, files);
   if (replying) replying.cancel();
+  if (tray) tray.clear();
   textarea.value = "";
   autosize();
 }

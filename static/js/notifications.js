@@ -106,6 +106,8 @@ class Bell {
     this.list.insertBefore(item, older || null);
     while (this.list.children.length > RECENT) this.list.lastElementChild.remove();
     if (isNewest && !n.read) {
+      // Other modules may act on a new notification (attention.js: a desktop notification).
+      document.dispatchEvent(new CustomEvent("notifications:new", { detail: n }));
       this.root.classList.add("bell-ring");
       setTimeout(() => this.root.classList.remove("bell-ring"), 1500);
     }

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from realtime.backoff import Backoff
-from realtime.exceptions import ChannelFull
+from realtime.exceptions import ChannelFull, LayerUnavailableError
 from realtime.layers.base import BaseChannelLayer, Pattern
 from realtime.layers.redis.client import Client
 from realtime.layers.redis.connection import Server, Timeouts, logger, reconnect_backoff
@@ -336,6 +336,37 @@ class RedisChannelLayer(BaseChannelLayer):
         await client.router.execute(
             group, ("ZREMRANGEBYSCORE", self.keys.group_workers(group), "-inf", limit)
         )
+
+    async def check_servers(self) -> None:
+        """Raise LayerUnavailableError unless every server the layer needs answers a PING (each
+        host of ``hosts``, or each master of the cluster: its slot table is read again first, and
+        a slot that no master serves fails the check too) and this event loop's pub/sub
+        connections are all up (one that is reconnecting misses the group messages of its
+        server). For readiness probes: a group or queue can live on any server, so one that is
+        away means part of the traffic fails. The error names what is missing and why."""
+        client = self._client()
+        await self.shards.refresh()
+        servers = self.shards.servers
+        answers = await asyncio.gather(
+            *(client.router.connection(server).execute(("PING",)) for server in servers),
+            return_exceptions=True,
+        )
+        problems = [
+            f"{server.name}: {answer}"
+            for server, answer in zip(servers, answers, strict=True)
+            if isinstance(answer, BaseException)
+        ]
+        problems += [
+            f"pub/sub connection to {subscriber.server.name} is reconnecting"
+            for subscriber in client.subscribers.values()
+            if not subscriber.connected
+        ]
+        if isinstance(self.shards, ClusterShards):
+            unserved = self.shards.unserved_slots()
+            if unserved:
+                problems.append(f"{unserved} cluster slots have no master")
+        if problems:
+            raise LayerUnavailableError("; ".join(problems))
 
     async def flush(self) -> None:
         """Delete every key under the prefix (on every shard) and forget this process's channels

@@ -49,6 +49,12 @@ class Subscriber:
         self.first_attempt = asyncio.Event()
         self.closed = False
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (its subscriptions are then asked for or in place);
+        false while it reconnects."""
+        return self.connection is not None
+
     async def ready(self) -> None:
         """Start the connection once, and wait for its first connection attempt."""
         if self.listener is None:

@@ -114,6 +114,12 @@ class ClusterShards:
     def server_for(self, token: str) -> Server:
         return self.server_for_slot(key_slot(token.encode()))
 
+    def unserved_slots(self) -> int:
+        """How many slots the last slot table read gave no master (0 before the first read)."""
+        if self.refreshed_at == -math.inf:
+            return 0
+        return self.slots.count(None)
+
     def server_for_slot(self, slot: int) -> Server:
         server = self.slots[slot]
         # Unknown before the first refresh: any node answers MOVED with the owner.
