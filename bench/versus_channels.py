@@ -268,17 +268,18 @@ async def steady(stack: Stack, server: Server, rooms: int, per_room: int, sender
                     await asyncio.wait_for(echo.wait(), ECHO_TIMEOUT)
                 del traffic.echoes[client_id]
 
-        async def measure() -> float:
+        async def measure() -> tuple[float, float]:
             await asyncio.sleep(WARM_UP)
             traffic.measuring = True
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), server.cpu_seconds()
             await asyncio.sleep(max(0.0, stop - time.perf_counter()))
             traffic.measuring = False
-            return time.perf_counter() - started
+            return time.perf_counter() - started, server.cpu_seconds() - cpu_before
 
-        measured, *_ = await asyncio.gather(measure(), *(sender(c) for c in sending))
+        (measured, cpu), *_ = await asyncio.gather(measure(), *(sender(c) for c in sending))
         return {
             "deliveries_per_second": traffic.deliveries / measured,
+            "cpu_us_per_delivery": cpu * 1e6 / max(traffic.deliveries, 1),
             "p50_ms": percentile(traffic.latencies, 0.5) * 1000,
             "p99_ms": percentile(traffic.latencies, 0.99) * 1000,
             "duplicates": traffic.duplicates,
@@ -398,12 +399,18 @@ def run_scenario(stack: Stack, scenario: str, args: argparse.Namespace) -> dict:
 
 
 CELLS: dict[str, Callable[[dict], str]] = {
-    "a": lambda r: f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms",
+    "a": lambda r: (
+        f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms,"
+        f" server CPU {r['cpu_us_per_delivery']:.0f} µs/delivery"
+    ),
     "flood": lambda r: (
         f"{r['loss']:.1%} lost"
         + (f" ({r['refused']}/{r['sent']} refused, rate_limited)" if r.get("refused") else "")
     ),
-    "b": lambda r: f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms",
+    "b": lambda r: (
+        f"{r['deliveries_per_second']:,.0f} deliv/s, p99 {r['p99_ms']:.0f} ms,"
+        f" server CPU {r['cpu_us_per_delivery']:.0f} µs/delivery"
+    ),
     "storm": lambda r: (
         f"{r['connected']}/{r['wanted']}, connect p99 {r['p99_ms'] / 1000:.2f} s"
         f" (p50 {r['p50_ms'] / 1000:.2f} s), server CPU {r['cpu_ms_per_connect']:.2f} ms/connect"
@@ -432,7 +439,8 @@ def ratios(results: dict[tuple[str, str], dict]) -> list[str]:
         if scenario in ("a", "b"):
             lines.append(
                 f"- {scenario}: deliveries/s {ours['deliveries_per_second'] / theirs['deliveries_per_second']:.2f}x, "
-                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x the pub/sub app's"
+                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x, server CPU per delivery "
+                f"{ours['cpu_us_per_delivery'] / theirs['cpu_us_per_delivery']:.2f}x the pub/sub app's"
             )
         elif scenario == "storm":
             lines.append(

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 
-from chat import access, attachments, attention, broadcast, protocol, services
+from chat import access, attachments, attention, broadcast, posting, protocol, services
 from chat import presence as presence_module
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
@@ -313,7 +313,9 @@ class PublicChatConsumer(ChatSocket):
         await self.require_rate()
         if frame.get("reply_to") is not None:
             services.check_message_id(frame.get("reply_to"), "reply_to")
-        event = await database_sync_to_async(services.post_message)(
+        # Saved with the messages other sockets of this process post meanwhile (group commit,
+        # chat.posting); committed before it is published.
+        event = await posting.post(
             self.user,
             self.room,
             frame.get("text"),

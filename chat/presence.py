@@ -30,12 +30,15 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import protocol
+from chat.batching import Batcher
 from chat.broadcast import broadcast_transient
 from chat.redis_connection import KEY_PREFIX, shared_redis
 
 logger = logging.getLogger(__name__)
 
 _SEPARATOR = "\x1f"
+# Joins served by one pipeline at most (five commands each).
+JOIN_BATCH_SIZE = 200
 
 
 def heartbeat_seconds() -> float:
@@ -54,6 +57,9 @@ class Presence:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._local: dict[str, dict[str, str]] = {}  # room -> connection id -> username
+        self._joins: Batcher[tuple[str, str, str], tuple[list[str], list[str]]] = Batcher(
+            self._join_batch, max_size=JOIN_BATCH_SIZE
+        )
 
     @staticmethod
     def _key(room: str) -> str:
@@ -82,33 +88,51 @@ class Presence:
     async def join_and_list(
         self, room: str, connection_id: str, username: str
     ) -> tuple[list[str], list[str]]:
-        """`join`, with the room's users just before and just after it, in one round trip to
-        Redis (what a connecting socket needs: whether to announce, and what to show)."""
+        """`join`, with the room's users just before and just after it (what a connecting socket
+        needs: whether to announce, and what to show). The joins of every socket that connects
+        meanwhile share one Redis pipeline (`chat.batching`): in a reconnect storm, thousands of
+        joins one at a time waited past the pool's timeout for one of its 16 connections and
+        fell back to this process's view."""
         with self._lock:
             local_before = sorted(set(self._local.get(room, {}).values()))
             self._local.setdefault(room, {})[connection_id] = username
             local_after = sorted(set(self._local[room].values()))
-        redis = shared_redis()
-        if redis is None:
+        if shared_redis() is None:
             return local_before, local_after
-        key = self._key(room)
-        now = time.time()
-        ttl = ttl_seconds()
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.zrange(key, 0, -1)
-                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
-                pipe.pexpire(key, int((ttl + heartbeat_seconds()) * 2000))  # as join() does
-                pipe.zrange(key, 0, -1)
-                replies = await pipe.execute()
+            return await self._joins.submit((room, connection_id, username))
         except (RedisError, OSError):
             logger.warning("presence: Redis unavailable, joining %s locally only", room)
             return local_before, local_after
-        before, after = (
-            sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[i]}) for i in (1, 4)
-        )
-        return before, after
+
+    async def _join_batch(
+        self, joins: list[tuple[str, str, str]]
+    ) -> list[tuple[list[str], list[str]] | BaseException]:
+        """Serve a batch of `join_and_list` calls in one pipeline, in order: a join sees the
+        joins before it in the batch as any earlier join."""
+        redis = shared_redis()
+        if redis is None:
+            raise RedisError("no Redis client for this event loop")
+        now = time.time()
+        ttl = ttl_seconds()
+        expire_ms = int((ttl + heartbeat_seconds()) * 2000)  # as join() does
+        async with redis.pipeline(transaction=False) as pipe:
+            for room, connection_id, username in joins:
+                key = self._key(room)
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrange(key, 0, -1)
+                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
+                pipe.pexpire(key, expire_ms)
+                pipe.zrange(key, 0, -1)
+            replies = await pipe.execute()
+        answers: list[tuple[list[str], list[str]] | BaseException] = []
+        for index in range(len(joins)):
+            before, after = (
+                sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[5 * index + i]})
+                for i in (1, 4)
+            )
+            answers.append((before, after))
+        return answers
 
     async def leave(self, room: str, connection_id: str, username: str) -> None:
         """Remove one connection from `room`."""
@@ -170,28 +194,43 @@ class Presence:
 presence = Presence()
 
 PRESENCE_COALESCE_SECONDS = 0.1
+# At most one announcement per room this often: in a reconnect storm a room of 20 otherwise sent
+# its full list to every member after nearly every join, ten frames a connect.
+PRESENCE_MIN_INTERVAL_SECONDS = 0.5
 
 
 class PresenceAnnouncer:
-    """Broadcasts a room's user list after it changes, at most once per PRESENCE_COALESCE_SECONDS
-    per room and process (a thousand people joining are not a thousand full lists each)."""
+    """Broadcasts a room's user list after it changes: PRESENCE_COALESCE_SECONDS after a change
+    in a quiet room, and never sooner than PRESENCE_MIN_INTERVAL_SECONDS after the room's last
+    announcement from this process (a thousand people joining are not a thousand full lists
+    each). Every change is in the next announcement."""
 
     def __init__(self) -> None:
         self._pending: dict[str, asyncio.Task] = {}
+        self._announced_at: dict[str, float] = {}  # room -> loop time of its last announcement
 
     def changed(self, layer: Any, room: str, private: bool = False) -> None:
         """`room`'s user list changed; a private room's or DM's goes only to the consoles that
         may read private rooms."""
+        loop = asyncio.get_running_loop()
         task = self._pending.get(room)
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+        if task is not None and not task.done() and task.get_loop() is loop:
             return
-        self._pending[room] = asyncio.get_running_loop().create_task(
-            self._announce(layer, room, private)
-        )
+        last = self._announced_at.get(room)
+        delay = PRESENCE_COALESCE_SECONDS
+        if last is not None:
+            delay = max(delay, last + PRESENCE_MIN_INTERVAL_SECONDS - loop.time())
+        self._pending[room] = loop.create_task(self._announce(layer, room, private, delay))
 
-    async def _announce(self, layer: Any, room: str, private: bool) -> None:
-        await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+    async def _announce(self, layer: Any, room: str, private: bool, delay: float) -> None:
+        await asyncio.sleep(delay)
         self._pending.pop(room, None)
+        now = asyncio.get_running_loop().time()
+        self._announced_at[room] = now
+        if len(self._announced_at) > 10_000:  # forget rooms that have been quiet for a while
+            horizon = now - PRESENCE_MIN_INTERVAL_SECONDS
+            for name in [r for r, at in self._announced_at.items() if at < horizon]:
+                del self._announced_at[name]
         try:
             frame = {"type": protocol.PRESENCE, "room": room, "users": await presence.users(room)}
             console = protocol.ADMIN_PRIVATE_GROUP if private else protocol.ADMIN_GROUP

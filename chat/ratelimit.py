@@ -10,15 +10,17 @@ crashing: chat keeps working, limited per process, and the failure is logged.
 from __future__ import annotations
 
 import collections
+import hashlib
+import itertools
 import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from chat.batching import Batcher
 from chat.redis_connection import KEY_PREFIX, shared_redis
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,18 @@ redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window_ms)
 return 1
 """
+
+# Hits served by one pipeline at most.
+HIT_BATCH_SIZE = 200
+
+# Each hit is one member of the window's sorted set, unique across processes without asking the
+# system for random bytes each time: this process's token and a counter.
+_PROCESS_TOKEN = secrets.token_hex(6)
+_hit_numbers = itertools.count()
+
+
+def _member() -> str:
+    return f"{time.time_ns()}-{_PROCESS_TOKEN}-{next(_hit_numbers)}"
 
 
 @dataclass(frozen=True)
@@ -63,34 +77,47 @@ class RateLimit:
 
 
 class RateLimiter:
-    """Counts events per key in a sliding window; `hit(key)` says whether one more is allowed."""
+    """Counts events per key in a sliding window; `hit(key)` says whether one more is allowed.
+
+    With Redis, the hits made while one round trip is in flight go together in the next one
+    (one pipeline of script calls, `chat.batching`): a hundred rooms posting at once are a few
+    round trips, not a hundred."""
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self._local: dict[str, collections.deque[float]] = {}
-        self._script: Any = None
-        self._script_client: Any = None
+        self._sha = hashlib.sha1(_SLIDING_WINDOW_SCRIPT.encode()).hexdigest()
+        self._hits: Batcher[str, bool] = Batcher(self._hit_batch, max_size=HIT_BATCH_SIZE)
 
     async def hit(self, key: str) -> bool:
         """Record an event for `key` if the window has room and return True; else return False."""
-        redis = shared_redis()
-        if redis is not None:
+        if shared_redis() is not None:
             try:
-                if self._script_client is not redis:
-                    self._script = redis.register_script(_SLIDING_WINDOW_SCRIPT)  # EVALSHA
-                    self._script_client = redis
-                allowed = await self._script(
-                    keys=[f"{KEY_PREFIX}rate:{key}"],
-                    args=[
-                        int(self.limit.seconds * 1000),
-                        self.limit.count,
-                        f"{time.time_ns()}-{secrets.token_hex(4)}",
-                    ],
-                )
-                return bool(allowed)
+                return await self._hits.submit(key)
             except (RedisError, OSError):
                 logger.warning("rate limit: Redis unavailable, counting in this process only")
         return self._hit_local(key)
+
+    async def _hit_batch(self, keys: list[str]) -> list[bool | BaseException]:
+        """Run the window script for each key, in order, in one pipeline (loading the script
+        first if this Redis does not have it yet)."""
+        redis = shared_redis()
+        if redis is None:
+            raise RedisError("no Redis client for this event loop")
+        window_ms, count = int(self.limit.seconds * 1000), self.limit.count
+        for attempt in range(2):
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.evalsha(
+                        self._sha, 1, f"{KEY_PREFIX}rate:{key}", window_ms, count, _member()
+                    )
+                replies = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
+                # A new or flushed Redis; nothing was counted (every call is refused alike).
+                await redis.script_load(_SLIDING_WINDOW_SCRIPT)
+                continue
+            break
+        return [r if isinstance(r, BaseException) else bool(r) for r in replies]
 
     def _hit_local(self, key: str) -> bool:
         now = time.monotonic()

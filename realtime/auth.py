@@ -51,6 +51,7 @@ from realtime.db import database_sync_to_async
 from realtime.middleware import BaseMiddleware
 from realtime.sessions import CookieMiddleware, SessionMiddleware
 from realtime.types import ASGIApp, Message, Receive, Scope, Send
+from realtime.user_lookup import backend_user
 
 
 def _require_session(scope: Scope, what: str) -> Any:
@@ -86,7 +87,7 @@ def user_of_session(session: Any) -> Any:
         pass
     else:
         if backend_path in settings.AUTHENTICATION_BACKENDS:
-            user = load_backend(backend_path).get_user(user_id)
+            user = backend_user(load_backend(backend_path), user_id)
             if hasattr(user, "get_session_auth_hash"):
                 session_hash = session.get(HASH_SESSION_KEY)
                 current_hash = user.get_session_auth_hash()

@@ -11,6 +11,8 @@ handshake within autobahn's close timeout. The application sees an ordinary
 ``websocket.disconnect``; a browser that reads again reconnects and catches up (chat replays what
 it missed with ``?after=``).
 
+The same protocol class writes frames without waiting for the reactor
+(`realtime.direct_writes`) and skips autobahn's per-connection debug dump of its options.
 `manage.py serve` installs it (`install(server)`); the plain ``daphne`` command does not.
 """
 
@@ -22,25 +24,36 @@ from typing import Any
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 
+from realtime.direct_writes import buffered_bytes, write_directly
+
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
 DEFAULT_MAX_BACKLOG = 1024 * 1024
 
 
-def write_backlog(transport: Any) -> int:
-    """Bytes a Twisted TCP transport holds that the peer has not taken yet (0 if unknown)."""
-    try:
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except AttributeError:
-        return 0
+#: Bytes a Twisted TCP transport holds that the peer has not taken yet (0 if unknown).
+write_backlog = buffered_bytes
 
 
 class BoundedWebSocketProtocol(WebSocketProtocol):
-    """Daphne's WebSocket protocol, closing (4008) a socket whose client stops reading."""
+    """Daphne's WebSocket protocol, closing (4008) a socket whose client stops reading; its
+    frames go to the kernel at once when nothing waits before them (`realtime.direct_writes`)."""
 
     max_backlog = DEFAULT_MAX_BACKLOG
     too_slow = False
+    # autobahn copies each of these options from the factory when a connection is made, and
+    # pretty-prints all 29 of them for a debug log line, built even when nothing logs at
+    # debug level: 5% of a reconnect storm's CPU. connectionMade copies them itself, unlogged.
+    FACTORY_OPTIONS = WebSocketProtocol.CONFIG_ATTRS
+    CONFIG_ATTRS: tuple = ()
+
+    def connectionMade(self) -> None:
+        for name in self.FACTORY_OPTIONS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(self.factory, name))
+        write_directly(self.transport)
+        super().connectionMade()
 
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if self.too_slow:

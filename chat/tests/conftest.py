@@ -11,7 +11,7 @@ from django.test import Client
 from chat import ratelimit
 from chat.history_cache import latest_pages
 from chat.models import Room
-from chat.presence import presence
+from chat.presence import presence, presence_announcer
 from realtime.auth import AuthMiddlewareStack
 from realtime.routing import URLRouter
 from realtime.testing import WebsocketCommunicator
@@ -31,6 +31,7 @@ def fresh_chat_state():
     without them."""
     ratelimit._limiter = None
     presence._local.clear()
+    presence_announcer._announced_at.clear()
     latest_pages.clear()
     yield
     presence._local.clear()

@@ -331,7 +331,12 @@ async def test_mention_notifies_the_named_user(channel_layer, room, alice, bob):
     socket, _ = await join_room("general", alice)
     await socket.send_json_to({"type": protocol.MESSAGE, "text": "hey @bob look"})
     message = await next_of_type(socket, protocol.MESSAGE)
-    notes = await database_sync_to_async(list)(Notification.objects.filter(recipient=bob))
+    # The notification is queued after the message is broadcast (handle_message).
+    async with asyncio.timeout(5):
+        while not (
+            notes := await database_sync_to_async(list)(Notification.objects.filter(recipient=bob))
+        ):
+            await asyncio.sleep(0.01)
     assert [(n.verb, n.url) for n in notes] == [
         ("mention", f"/rooms/general/#message-{message['id']}")
     ]

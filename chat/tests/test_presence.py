@@ -1,6 +1,7 @@
 """Presence: who is in a room, in one process or, through Redis, across processes."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -156,3 +157,72 @@ async def test_changes_in_quick_succession_are_announced_once(settings):
     announcer.changed(layer, "general")  # a change after the announcement is announced again
     await asyncio.wait_for(announcer._pending["general"], 2)
     assert len(sent) == 4
+
+
+async def test_joins_made_together_see_each_other_in_the_order_they_were_made(
+    settings, fresh_redis
+):
+    """Joins of one reconnect burst share a pipeline; each still sees the room as it was just
+    before it, with the joins made earlier in the burst."""
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await presence.join("general", "c0", "zoe")
+    results = await asyncio.gather(
+        *(presence.join_and_list("general", f"c{n}", name) for n, name in enumerate("abc", 1))
+    )
+    assert results == [
+        (["zoe"], ["a", "zoe"]),
+        (["a", "zoe"], ["a", "b", "zoe"]),
+        (["a", "b", "zoe"], ["a", "b", "c", "zoe"]),
+    ]
+    assert await Presence().users("general") == ["a", "b", "c", "zoe"]
+
+
+async def test_a_burst_of_2000_joins_is_answered_from_redis_not_from_the_process(
+    settings, fresh_redis, caplog
+):
+    """A reconnect storm's joins do not wait past the pool's timeout and fall back to this
+    process's view: another process sees every one of them."""
+    settings.REDIS_URL = fresh_redis.url
+    presence = Presence()
+    await asyncio.gather(
+        *(presence.join_and_list(f"room{n % 100}", f"c{n}", f"user{n}") for n in range(2000))
+    )
+    assert "Redis unavailable" not in caplog.text
+    seen = await Presence().users_in([f"room{r}" for r in range(100)])
+    assert sum(len(users) for users in seen.values()) == 2000
+
+
+async def test_a_room_announced_a_moment_ago_is_announced_again_only_after_the_interval(
+    settings, monkeypatch
+):
+    """In a reconnect storm a room's list goes out about once per interval, not after every
+    join; the last announcement still has every change."""
+    from chat import presence as presence_module
+    from chat import protocol
+    from chat.presence import PresenceAnnouncer
+
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(presence_module, "PRESENCE_COALESCE_SECONDS", 0.01)
+    monkeypatch.setattr(presence_module, "PRESENCE_MIN_INTERVAL_SECONDS", 0.3)
+    sent: list[tuple[float, list[str]]] = []
+    loop = asyncio.get_running_loop()
+
+    class RecordingLayer:
+        async def group_send(self, group, message):
+            if group == protocol.room_group("general"):
+                sent.append((loop.time(), json.loads(message["text"])["users"]))
+
+    layer, announcer = RecordingLayer(), PresenceAnnouncer()
+    await presence_module.presence.join("general", "c1", "ann")
+    announcer.changed(layer, "general")
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    await presence_module.presence.join("general", "c2", "ben")
+    announcer.changed(layer, "general")  # right after an announcement: waits for the interval
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert [users for _, users in sent] == [["ann"], ["ann", "ben"]]
+    assert sent[1][0] - sent[0][0] >= 0.29  # a sleep never ends early
+    await presence_module.presence.leave("general", "c1", "ann")
+    announcer.changed(layer, "general")
+    await asyncio.wait_for(announcer._pending["general"], 2)
+    assert [users for _, users in sent[2:]] == [["ben"]]

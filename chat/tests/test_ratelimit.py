@@ -1,6 +1,8 @@
 """The message rate limiter: parsing the setting, the in-process window, the Redis window that
 every process shares."""
 
+import asyncio
+
 import pytest
 
 from chat.ratelimit import RateLimit, RateLimiter
@@ -33,8 +35,6 @@ async def test_keys_are_limited_separately(settings):
 
 
 async def test_window_slides_so_old_events_stop_counting(settings):
-    import asyncio
-
     settings.REDIS_URL = ""
     limiter = RateLimiter(RateLimit(1, 0.2))
     assert await limiter.hit("k")
@@ -58,3 +58,27 @@ async def test_limiter_falls_back_to_the_process_when_redis_is_down(settings, fr
     limiter = RateLimiter(RateLimit(1, 60))
     assert await limiter.hit("k")
     assert not await limiter.hit("k")
+
+
+async def test_hits_made_together_are_each_counted_once_in_order(settings, fresh_redis):
+    """A burst of hits on one key shares a round trip: exactly the first `count` pass."""
+    settings.REDIS_URL = fresh_redis.url
+    limiter = RateLimiter(RateLimit(3, 60))
+    results = await asyncio.gather(*(limiter.hit("general:7") for _ in range(5)))
+    assert results == [True, True, True, False, False]
+    others = await asyncio.gather(limiter.hit("general:8"), limiter.hit("general:7"))
+    assert others == [True, False]
+
+
+async def test_the_limiter_still_counts_after_redis_forgot_its_script(settings, fresh_redis):
+    import redis.asyncio
+
+    settings.REDIS_URL = fresh_redis.url
+    limiter = RateLimiter(RateLimit(2, 60))
+    assert await limiter.hit("k")
+    observer = redis.asyncio.Redis.from_url(fresh_redis.url)
+    await observer.script_flush()
+    assert await limiter.hit("k")
+    assert not await limiter.hit("k")
+    assert await observer.zcard("switchboard:chat:rate:k") == 2
+    await observer.aclose()
