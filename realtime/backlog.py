@@ -58,6 +58,12 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if self.too_slow:
             return  # closing: nothing more joins the queue
+        if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+            # The client is leaving (its websocket.disconnect is on the way to the application).
+            # autobahn would raise "Attempt to send on a closed protocol" inside the application
+            # instead, ending it before it hears the disconnect and logging a traceback for each
+            # socket a room message raced with (hundreds when a storm's clients leave).
+            return
         super().serverSend(content, binary)
         backlog = write_backlog(self.transport)
         if backlog > self.max_backlog:
