@@ -609,7 +609,12 @@ async def test_chat_room_carries_out_valid_shaped_frames_and_refuses_the_rest(
                 frame = {**frame, field: refs[frame[field]]}
         # A client_id this member already used here is a retry: the stored message answers.
         stored = None
-        if frame["type"] == chat_protocol.MESSAGE and frame["client_id"]:
+        # (A client_id with a NUL is refused before any lookup; PostgreSQL cannot even compare it.)
+        if (
+            frame["type"] == chat_protocol.MESSAGE
+            and frame["client_id"]
+            and "\x00" not in frame["client_id"]
+        ):
             stored = await database_sync_to_async(
                 Message.objects.filter(user=member, client_id=frame["client_id"]).first
             )()

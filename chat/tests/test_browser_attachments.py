@@ -21,7 +21,7 @@ def site(live_server):
     live_server.shell(
         "from chat.models import Room\nRoom.objects.get_or_create(slug='files', title='Files')"
     )
-    keys = {name: live_server.create_user(name) for name in ("lena", "milo", "nora")}
+    keys = {name: live_server.create_user(name) for name in ("lena", "milo", "nico")}
     return live_server, keys
 
 
@@ -85,18 +85,18 @@ def test_an_image_and_a_file_reach_the_other_reader_who_downloads_the_file(open_
 def test_a_refused_type_says_why_and_sends_nothing(open_page, tmp_path):
     fake = tmp_path / "drawing.png"
     fake.write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
-    nora = open_page("nora")
-    nora.set_input_files("[data-attach-input]", [str(fake)])
-    failed = nora.locator(".attachment-chip.is-failed")
+    nico = open_page("nico")
+    nico.set_input_files("[data-attach-input]", [str(fake)])
+    failed = nico.locator(".attachment-chip.is-failed")
     expect(failed).to_contain_text("HTML, SVG and XML files are not accepted")
-    nora.press("[data-composer-text]", "Enter")  # no text and no file ready: nothing to send
-    expect(nora.locator(".message.is-pending")).to_have_count(0)
+    nico.press("[data-composer-text]", "Enter")  # no text and no file ready: nothing to send
+    expect(nico.locator(".message.is-pending")).to_have_count(0)
     failed.locator(".attachment-remove").click()
-    expect(nora.locator("[data-attachment-tray]")).to_be_hidden()
+    expect(nico.locator("[data-attachment-tray]")).to_be_hidden()
 
 
 def test_a_file_dropped_on_the_composer_is_sent_without_text(open_page):
-    lena, nora = open_page("lena"), open_page("nora")
+    lena, nico = open_page("lena"), open_page("nico")
     lena.evaluate(
         """() => {
           const data = new DataTransfer();
@@ -109,5 +109,5 @@ def test_a_file_dropped_on_the_composer_is_sent_without_text(open_page):
     )
     expect(ready_chips(lena)).to_have_count(1)
     lena.press("[data-composer-text]", "Enter")
-    received = nora.locator(".message:not(.is-pending) .attachment-file", has_text="minutes.txt")
+    received = nico.locator(".message:not(.is-pending) .attachment-file", has_text="minutes.txt")
     expect(received).to_be_visible()

@@ -52,7 +52,7 @@ def site(live_server):
         "Room.objects.get_or_create(slug='attention', title='Attention')\n"
         "Room.objects.get_or_create(slug='elsewhere', title='Elsewhere')"
     )
-    names = ("nia", "omar", "pia", "quinn", "rae", "sam")
+    names = ("nia", "omar", "pim", "quill", "rae", "sol")
     return live_server, {name: live_server.create_user(name) for name in names}
 
 
@@ -105,47 +105,47 @@ def test_hidden_tab_counts_unread_in_its_title_and_notifies_of_a_mention(open_pa
 
 
 def test_the_level_chosen_in_the_room_decides_what_notifies_and_is_kept(open_page):
-    pia, omar = watched_page(open_page, "pia"), open_page("omar")
-    pia.locator("[data-notify-menu] summary").click()
-    expect(pia.locator("[data-notify-summary]")).to_have_text("Mentions")
-    expect(pia.locator("[data-desktop-state]")).to_contain_text("on while this tab is hidden")
-    expect(pia.locator("[data-desktop-enable]")).to_be_hidden()
-    pia.select_option("[data-notify-level]", "nothing")
-    expect(pia.locator("[data-notify-summary]")).to_have_text("Off")
-    pia.evaluate("__setHidden(true)")
-    say(omar, "@pia are you there?")
-    expect(message_item(pia, "are you there?")).to_have_count(1)
+    pim, omar = watched_page(open_page, "pim"), open_page("omar")
+    pim.locator("[data-notify-menu] summary").click()
+    expect(pim.locator("[data-notify-summary]")).to_have_text("Mentions")
+    expect(pim.locator("[data-desktop-state]")).to_contain_text("on while this tab is hidden")
+    expect(pim.locator("[data-desktop-enable]")).to_be_hidden()
+    pim.select_option("[data-notify-level]", "nothing")
+    expect(pim.locator("[data-notify-summary]")).to_have_text("Off")
+    pim.evaluate("__setHidden(true)")
+    say(omar, "@pim are you there?")
+    expect(message_item(pim, "are you there?")).to_have_count(1)
     say(omar, "marker one")
-    expect(message_item(pia, "marker one")).to_have_count(1)
-    assert shown(pia) == []
+    expect(message_item(pim, "marker one")).to_have_count(1)
+    assert shown(pim) == []
 
-    pia.reload()  # the choice is the server's, not the page's
-    expect(pia.locator("[data-notify-level]")).to_have_value("nothing")
-    pia.locator("[data-notify-menu] summary").click()
-    pia.select_option("[data-notify-level]", "all")
-    expect(pia.locator("[data-notify-summary]")).to_have_text("All")
-    pia.evaluate("__setHidden(true)")
+    pim.reload()  # the choice is the server's, not the page's
+    expect(pim.locator("[data-notify-level]")).to_have_value("nothing")
+    pim.locator("[data-notify-menu] summary").click()
+    pim.select_option("[data-notify-level]", "all")
+    expect(pim.locator("[data-notify-summary]")).to_have_text("All")
+    pim.evaluate("__setHidden(true)")
     say(omar, "just chatting")
-    expect(message_item(pia, "just chatting")).to_have_count(1)
-    assert [n["title"] for n in shown(pia)] == ["omar in #attention"]
+    expect(message_item(pim, "just chatting")).to_have_count(1)
+    assert [n["title"] for n in shown(pim)] == ["omar in #attention"]
 
 
 def test_the_page_asks_for_permission_only_when_the_button_is_clicked(open_page):
-    quinn = watched_page(open_page, "quinn", allow=False)
-    quinn.locator("[data-notify-menu] summary").click()
-    button = quinn.locator("[data-desktop-enable]")
+    quill = watched_page(open_page, "quill", allow=False)
+    quill.locator("[data-notify-menu] summary").click()
+    button = quill.locator("[data-desktop-enable]")
     expect(button).to_be_visible()
-    assert quinn.evaluate("window.__asked") == 0
+    assert quill.evaluate("window.__asked") == 0
     button.click()
-    assert quinn.evaluate("window.__asked") == 1
+    assert quill.evaluate("window.__asked") == 1
 
 
 def test_a_dm_and_a_mention_in_other_rooms_notify_a_hidden_tab(open_page, site):
     server, _ = site
     read_everything(server, "rae")
-    rae, sam = watched_page(open_page, "rae"), open_page("sam", "/rooms/elsewhere/")
+    rae, sol = watched_page(open_page, "rae"), open_page("sol", "/rooms/elsewhere/")
     rae.evaluate("__setHidden(true)")  # also asks for the other rooms' counts: the baseline
-    say(sam, "@rae see #elsewhere")
+    say(sol, "@rae see #elsewhere")
     expect(rae.locator("[data-bell-count]")).to_have_text("1")
     rae.evaluate("__setHidden(true)")  # asked again (as every POLL_MS while hidden): #elsewhere
     expect(rae).to_have_title(f"(1) {TITLE}")
@@ -153,14 +153,14 @@ def test_a_dm_and_a_mention_in_other_rooms_notify_a_hidden_tab(open_page, site):
         "from django.contrib.auth import get_user_model\n"
         "from chat import attention, membership, services\n"
         "User = get_user_model()\n"
-        "sam = User.objects.get(username='sam')\n"
-        "dm, _ = membership.open_dm(sam, 'rae')\n"
-        "attention.message_posted(sam, dm, services.post_message(sam, dm, 'lunch at noon?'))"
+        "sol = User.objects.get(username='sol')\n"
+        "dm, _ = membership.open_dm(sol, 'rae')\n"
+        "attention.message_posted(sol, dm, services.post_message(sol, dm, 'lunch at noon?'))"
     )
     rae.evaluate("__setHidden(true)")
     expect(rae).to_have_title(f"(2) {TITLE}")
     titles = [n["title"] for n in shown(rae)]
-    assert titles[0] == "sam in #elsewhere: @rae see #elsewhere"
+    assert titles[0] == "sol in #elsewhere: @rae see #elsewhere"
     assert titles[1].startswith("New messages in ✉")
 
 
