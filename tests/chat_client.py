@@ -8,7 +8,7 @@ room event that arrives out of order.
     client = ChatClient(server.ws_url, "lobby", session_key, origin=server.url, name="ann")
     await client.start()
     await client.say("hello")
-    await client.wait_until(lambda c: len(c.ids) == 1)
+    await client.wait_until(lambda c: len(c.ids) == 1, what="hello")  # AssertionError on timeout
     await client.stop()
 """
 
@@ -171,14 +171,29 @@ class ChatClient:
         return [self.frames[message_id]["text"] for message_id in self.ids]
 
     async def wait_until(
-        self, condition: Callable[[ChatClient], bool], timeout: float = 20.0
+        self,
+        condition: Callable[[ChatClient], bool],
+        timeout: float = 20.0,
+        what: str | Callable[[ChatClient], str] = "",
     ) -> bool:
+        """Wait until `condition(self)` holds; on timeout fail the test, saying `what` was
+        awaited (a string, or a function of the client for what is still missing), so a slow
+        server and a lost message both end here with a clear message, not later at a comparison
+        that hides which it was. Returns True, for callers that assert it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition(self):
                 return True
             await asyncio.sleep(0.05)
-        return condition(self)
+        if condition(self):
+            return True
+        described = what(self) if callable(what) else what
+        raise AssertionError(
+            f"{self.name}: still waiting after {timeout:g} s"
+            + (f" for {described}" if described else "")
+            + f" (connects: {self.connects}, close codes: {self.close_codes}, "
+            f"messages seen: {len(self.ids)}, error frames: {self.errors[:3]})"
+        )
 
     async def stop(self) -> None:
         self._stopping = True

@@ -92,7 +92,7 @@ def test_chat_survives_a_redis_outage_and_clients_end_with_every_message_once(de
         for client in clients:
             await client.drop()
         for client in clients:
-            assert await client.wait_until(lambda c: c.connects >= 2, 15), client.name
+            await client.wait_until(lambda c: c.connects >= 2, 15, "the reconnect after the drop")
         await asyncio.sleep(OUTAGE_SECONDS / 2)
         await asyncio.to_thread(server.redis.start)
         await wait_for_readiness(server.ports, 200)
@@ -101,14 +101,23 @@ def test_chat_survives_a_redis_outage_and_clients_end_with_every_message_once(de
         await asyncio.to_thread(server.restart_daphne, restarted_port)
         for client in clients:
             if client.ws_base.endswith(f":{restarted_port}"):
-                assert await client.wait_until(lambda c: c.connects >= 3, 15), client.name
+                await client.wait_until(
+                    lambda c: c.connects >= 3, 15, "the reconnect after the restart"
+                )
         await asyncio.sleep(1.5)  # the chat goes on after the restart
         stop.set()
         await asyncio.gather(*talkers)
 
         saved = await asyncio.to_thread(room_message_ids, server, room)
         await asyncio.gather(
-            *(client.wait_until(lambda c: set(c.ids) >= set(saved), 30) for client in clients)
+            *(
+                client.wait_until(
+                    lambda c: set(c.ids) >= set(saved),
+                    30,
+                    lambda c: f"saved messages, missing {sorted(set(saved) - set(c.ids))[:10]}",
+                )
+                for client in clients
+            )
         )
         await asyncio.sleep(0.3)  # a late duplicate would arrive now
         for client in clients:

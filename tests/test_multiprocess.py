@@ -56,7 +56,11 @@ def test_chat_clients_on_two_processes_see_every_message_once_in_order(deploymen
         await asyncio.gather(*(talk(client) for client in clients))
         expected = CLIENTS * MESSAGES_PER_CLIENT
         for client in clients:
-            await client.wait_until(lambda c: len(c.ids) >= expected, timeout=30)
+            await client.wait_until(
+                lambda c: len(c.ids) >= expected,
+                timeout=30,
+                what=lambda c: f"{expected} messages (seen {len(c.ids)})",
+            )
 
         # Live across processes: one sender at a time, everyone else silent, so no later event
         # reveals a lost one and a database catch-up could only come from the periodic check.
@@ -68,7 +72,11 @@ def test_chat_clients_on_two_processes_see_every_message_once_in_order(deploymen
             assert await sender.say(f"{sender.name} alone {n}")
             expected += 1
             for client in clients:
-                assert await client.wait_until(lambda c, n=expected: len(c.ids) >= n, timeout=15)
+                await client.wait_until(
+                    lambda c, n=expected: len(c.ids) >= n,
+                    timeout=15,
+                    what=f"{sender.name}'s live message {n} from the other process",
+                )
         assert await asyncio.to_thread(catch_up_events, server) == caught_up_before
         await asyncio.sleep(0.3)  # anything extra (a duplicate) would arrive now
         for client in clients:

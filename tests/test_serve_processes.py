@@ -224,9 +224,12 @@ def test_chat_presence_and_rate_limits_are_shared_by_the_processes(pooled):
         talker = clients[0]
         sockets = [talker]
         for _ in range(20):
+            # A name of its own: client ids are "<name>-<n>", and the server saves a client id
+            # once per user (a repeat is answered as a retry), so sockets sharing the talker's
+            # name would have their messages taken for the talker's earlier ones.
             extra = ChatClient(
                 f"ws://127.0.0.1:{pooled.port}", room, talker.session_key, origin=pooled.url,
-                name=talker.name,
+                name=f"{talker.name}.{len(sockets)}",
             )  # fmt: skip
             await extra.start()
             sockets.append(extra)

@@ -41,6 +41,12 @@ const TYPING_SEND_MS = 2000;
 const TYPING_SHOW_MS = 3500;
 const CONTINUATION_MS = 5 * 60 * 1000;
 const OUTBOX_KEY = `switchboard:outbox:${ROOM}:${ME}`;
+// The socket takes 20 frames a second in bursts of 40, with at most 32 waiting for their handler
+// (realtime/generic/frames.py); beyond that it refuses a run of frames with one error frame that
+// cannot say which they were. So the outbox goes out a few messages at a time, paced well inside
+// that budget: a refusal is then the handler's, for the oldest message in flight (see onError).
+const MAX_IN_FLIGHT = 8;
+const SEND_SPACING_MS = 100;
 const EMOJI = JSON.parse(app.dataset.reactions || "[]");
 
 const list = app.querySelector("[data-messages]");
@@ -85,6 +91,8 @@ let readSent = 0;
 let loadingOlder = false;
 let editing = null; // id of the message being edited
 let lastTypingSent = 0;
+let lastMessageSent = 0; // Date.now() of the last message frame sent (SEND_SPACING_MS)
+let flushTimer = null; // the next paced flushOutbox()
 let signedOut = false; // the socket turned out to be someone else than the page: stopped for good
 let pendingJump = null; // retry() of a jump to a message not loaded yet (see replies.js)
 const typists = new Map(); // user -> timeout
@@ -181,6 +189,7 @@ function addMessage(frame, { flash = false } = {}) {
     pending.li.remove();
     outbox.delete(frame.client_id);
     saveOutbox();
+    flushOutbox(); // one less in flight: the next may go
   }
   const known = messages.get(frame.id);
   if (known) {
@@ -366,6 +375,7 @@ function onError(frame) {
       const stick = nearBottom();
       markFailed(entry.li, entry.text, detail, entry.attachments);
       if (stick) scrollToBottom();
+      flushOutbox(); // one less in flight: the next may go
       return; // said under the message itself: no toast over it
     }
   }
@@ -563,15 +573,28 @@ function restoreOutbox() {
   }
 }
 
-/** Send every message waiting in the outbox that is not in flight yet. */
+/** Send the messages waiting in the outbox that are not in flight yet, oldest first: at most
+ * MAX_IN_FLIGHT unanswered (an echo or a refusal sends the next), one per SEND_SPACING_MS. */
 function flushOutbox() {
+  clearTimeout(flushTimer);
+  flushTimer = null;
   if (socket.state !== "open" || signedOut) return;
+  let inFlight = [...outbox.values()].filter((entry) => entry.sent).length;
   for (const [clientId, entry] of outbox) {
     if (entry.sent) continue;
+    if (inFlight >= MAX_IN_FLIGHT) return;
+    const wait = lastMessageSent + SEND_SPACING_MS - Date.now();
+    if (wait > 0) {
+      flushTimer = setTimeout(flushOutbox, wait);
+      return;
+    }
     const frame = { type: "message", text: entry.text, client_id: clientId };
     if (entry.replyTo !== null) frame.reply_to = entry.replyTo;
     if (entry.attachments.length) frame.attachments = entry.attachments.map((file) => file.id);
     entry.sent = socket.send(frame);
+    if (!entry.sent) return;
+    lastMessageSent = Date.now();
+    inFlight += 1;
   }
 }
 
