@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,62 +46,46 @@ def channel_layer(settings):
     return get_channel_layer()
 
 
+def running(server: Any) -> Iterator[Any]:
+    """Start a test server (Redis, shards, cluster, PostgreSQL), yield it, clean it up however
+    the fixture's users end, and also when it fails to start."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    yield from running(RedisServer())
 
 
 @pytest.fixture
 def fresh_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    yield from running(RedisServer())
 
 
 @pytest.fixture(scope="session")
 def redis_shards() -> Iterator[RedisShards]:
-    shards = RedisShards()
-    try:
-        shards.start()
-        yield shards
-    finally:
-        shards.cleanup()
+    yield from running(RedisShards())
 
 
 @pytest.fixture
 def fresh_redis_shards() -> Iterator[RedisShards]:
     """Three servers for one test, which may stop and start them."""
-    shards = RedisShards()
-    try:
-        shards.start()
-        yield shards
-    finally:
-        shards.cleanup()
+    yield from running(RedisShards())
 
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
-    cluster = RedisCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
+    yield from running(RedisCluster())
 
 
 @pytest.fixture
 def fresh_redis_cluster() -> Iterator[RedisCluster]:
     """A cluster for one test, which may kill nodes and move slots."""
-    cluster = RedisCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
+    yield from running(RedisCluster())
 
 
 @pytest.fixture(scope="session")
@@ -231,11 +216,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A private PostgreSQL for the session; yields the DATABASE_URL of its (empty) database."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except BaseException:
-        server.cleanup()
-        raise
-    yield server.url
-    server.cleanup()
+    for server in running(PostgresServer()):
+        yield server.url

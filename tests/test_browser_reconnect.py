@@ -5,18 +5,15 @@ to the other process, where it works."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from chat import protocol as chat_protocol
 from tests.chat_client import create_room
-from tests.servers import RedisServer, wait_for
-from tests.test_nginx_proxy import Proxy, daphne_metric
+from tests.servers import wait_for
+from tests.test_nginx_proxy import Proxy, daphne_metric, nginx_in_front
 
 ROOM = "restarting"
 
@@ -43,21 +40,8 @@ def wait_in_page(page, expression: str, timeout: float = 15.0) -> None:
 
 @pytest.fixture(scope="module")
 def proxied(live_server_factory) -> Iterator[Proxy]:
-    redis = RedisServer()
-    redis.start()
-    server = live_server_factory(redis_url=redis.url, SWITCHBOARD_APRS_REPLAY="")
-    for _ in range(2):
-        server.start_daphne(args=("--proxy-headers",))
-    directory = Path(tempfile.mkdtemp(prefix="sb-nginx-"))
-    proxy = Proxy(server=server, directory=directory)
-    try:
-        proxy.start()
-        yield proxy
-    finally:
-        proxy.stop()
-        server.stop()
-        redis.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
+    with nginx_in_front(live_server_factory, 2) as started:
+        yield started
 
 
 def test_a_draining_process_sends_the_browser_straight_to_the_other_one(proxied, browser):

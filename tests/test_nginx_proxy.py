@@ -10,6 +10,7 @@ the HTTP-to-HTTPS redirect, and a client that cannot choose its own X-Forwarded-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import http.client
 import ipaddress
@@ -295,20 +296,20 @@ def long_polls_waiting(port: int) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-@pytest.fixture(scope="module")
-def proxy(live_server_factory) -> Iterator[Proxy]:
+@contextlib.contextmanager
+def nginx_in_front(
+    live_server_factory: Callable[..., LiveServer],
+    processes: int,
+    daphne_args: tuple[str, ...] = ("--proxy-headers",),
+    **env: str,
+) -> Iterator[Proxy]:
+    """nginx on the shipped config in front of `processes` Daphne processes sharing a private
+    Redis; everything started is stopped afterwards."""
     redis = RedisServer()
     redis.start()
-    server = live_server_factory(
-        redis_url=redis.url,
-        SWITCHBOARD_APRS_REPLAY="",
-        # Production's HTTPS behaviour: secure cookies and a redirect of anything that did not
-        # arrive over HTTPS, which only works when the proxy's X-Forwarded-Proto reaches Django.
-        DJANGO_SECURE_COOKIES="1",
-        DJANGO_SECURE_SSL_REDIRECT="1",
-    )
-    for _ in range(2):
-        server.start_daphne(args=("--proxy-headers", "--verbosity", "2"))
+    server = live_server_factory(redis_url=redis.url, SWITCHBOARD_APRS_REPLAY="", **env)
+    for _ in range(processes):
+        server.start_daphne(args=daphne_args)
     directory = Path(tempfile.mkdtemp(prefix="sb-nginx-"))
     proxy = Proxy(server=server, directory=directory)
     try:
@@ -319,6 +320,20 @@ def proxy(live_server_factory) -> Iterator[Proxy]:
         server.stop()
         redis.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def proxy(live_server_factory) -> Iterator[Proxy]:
+    with nginx_in_front(
+        live_server_factory,
+        2,
+        daphne_args=("--proxy-headers", "--verbosity", "2"),
+        # Production's HTTPS behaviour: secure cookies and a redirect of anything that did not
+        # arrive over HTTPS, which only works when the proxy's X-Forwarded-Proto reaches Django.
+        DJANGO_SECURE_COOKIES="1",
+        DJANGO_SECURE_SSL_REDIRECT="1",
+    ) as started:
+        yield started
 
 
 def test_nginx_accepts_the_shipped_config_and_redirects_plain_http(proxy):
@@ -482,21 +497,8 @@ REPLICAS = 3
 @pytest.fixture
 def scaled(live_server_factory) -> Iterator[Proxy]:
     """nginx in front of three web processes: Compose's `web` service with three replicas."""
-    redis = RedisServer()
-    redis.start()
-    server = live_server_factory(redis_url=redis.url, SWITCHBOARD_APRS_REPLAY="")
-    for _ in range(REPLICAS):
-        server.start_daphne(args=("--proxy-headers",))
-    directory = Path(tempfile.mkdtemp(prefix="sb-nginx-scaled-"))
-    proxy = Proxy(server=server, directory=directory)
-    try:
-        proxy.start()
-        yield proxy
-    finally:
-        proxy.stop()
-        server.stop()
-        redis.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
+    with nginx_in_front(live_server_factory, REPLICAS) as started:
+        yield started
 
 
 def test_nginx_balances_over_every_replica_and_follows_scaling_up_and_down(scaled):
