@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -313,6 +314,30 @@ def setup_django_in_process(directory: str | Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+@contextlib.contextmanager
+def profiled(server: Server, output: Path | None) -> Iterator[None]:
+    """Sample `server` with py-spy while the block runs, into `output` (collapsed stacks, one
+    line per stack and its count; nothing when `output` is None). Only the thread holding the
+    GIL is sampled, so the counts are where the process's Python time went (the garbage
+    collector's time shows in whichever line allocated when a collection started)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+    command = [spy, "record", "--pid", str(server.pid), "--gil", "--threads", "--rate", "250",
+               "--format", "raw", "--output", str(output), "--duration", "120"]  # fmt: skip
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+        try:
+            recorder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop_process(recorder)
 
 
 def percentile(values: list[float], fraction: float) -> float:

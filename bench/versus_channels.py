@@ -60,6 +60,7 @@ from harness import (
     percentile,
     prepare_database,
     private_redis,
+    profiled,
     raise_open_file_limit,
 )
 
@@ -92,6 +93,13 @@ class Stack:
     template: Path
     redis_url: str
     cpu: int | None
+    profile_dir: Path | None = None
+
+    def profile(self, scenario: str) -> Path | None:
+        """Where `--profile` puts this stack's py-spy samples of `scenario` (None: no profile)."""
+        return (
+            None if self.profile_dir is None else self.profile_dir / f"{scenario}-{self.name}.txt"
+        )
 
     @property
     def switchboard(self) -> bool:
@@ -270,11 +278,12 @@ async def steady(stack: Stack, server: Server, rooms: int, per_room: int, sender
 
         async def measure() -> tuple[float, float]:
             await asyncio.sleep(WARM_UP)
-            traffic.measuring = True
-            started, cpu_before = time.perf_counter(), server.cpu_seconds()
-            await asyncio.sleep(max(0.0, stop - time.perf_counter()))
-            traffic.measuring = False
-            return time.perf_counter() - started, server.cpu_seconds() - cpu_before
+            with profiled(server, stack.profile("a" if rooms == 1 else "b")):
+                traffic.measuring = True
+                started, cpu_before = time.perf_counter(), server.cpu_seconds()
+                await asyncio.sleep(max(0.0, stop - time.perf_counter()))
+                traffic.measuring = False
+                return time.perf_counter() - started, server.cpu_seconds() - cpu_before
 
         (measured, cpu), *_ = await asyncio.gather(measure(), *(sender(c) for c in sending))
         return {
@@ -335,13 +344,14 @@ async def storm(stack: Stack, server: Server, sockets: int) -> dict:
         stack, server, names, STORM_ROOM, traffic, batch=None, gate=gate
     )
     try:
-        cpu_before = server.cpu_seconds()
-        gate.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(c.in_room.wait() for c in clients)), CONNECT_TIMEOUT + 5
-            )
-        cpu = server.cpu_seconds() - cpu_before
+        with profiled(server, stack.profile("storm")):
+            cpu_before = server.cpu_seconds()
+            gate.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.in_room.wait() for c in clients)), CONNECT_TIMEOUT + 5
+                )
+            cpu = server.cpu_seconds() - cpu_before
         times = [c.connect_seconds for c in clients if c.connect_seconds is not None]
         return {
             "cpu_ms_per_connect": cpu * 1000 / max(len(times), 1),
@@ -460,7 +470,15 @@ def main() -> None:
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--idle-sockets", type=int, default=10000)
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="sample each server with py-spy during the measured phase of a, b and storm; "
+        "collapsed stacks in DIR/<scenario>-<stack>.txt (py-spy slows the server: the "
+        "figures of a profiled run are not comparable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     scenarios = [s for s in args.scenarios.split(",") if s]
     stacks = [s for s in args.stacks.split(",") if s]
     for name in (*scenarios, *stacks):
@@ -492,9 +510,9 @@ def main() -> None:
                     redis.flushall()
                     if scenario == "storm":
                         stack = Stack(name, storm_sessions if name == "switchboard" else {},
-                                      storm_template, redis.url, server_cpu)  # fmt: skip
+                                      storm_template, redis.url, server_cpu, args.profile)  # fmt: skip
                     else:
-                        stack = Stack(name, sessions, template, redis.url, server_cpu)
+                        stack = Stack(name, sessions, template, redis.url, server_cpu, args.profile)
                     try:
                         result = run_scenario(stack, scenario, args)
                     except Exception as error:  # one failed cell, not a failed run

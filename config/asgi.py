@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Set up Django (and the app registry) before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 import aprs_news.routing  # noqa: E402
@@ -74,3 +75,7 @@ application = ConnectionIdMiddleware(application)
 # (bench/README.md, "Whole stack: a chat room"). Objects frozen here are still freed by reference counting.
 gc.collect()
 gc.freeze()
+# How often the collector runs from here on (settings.REALTIME_GC_THRESHOLDS): full collections
+# less often than Python's default, which spent 40% of a reconnect storm's CPU walking the sockets
+# already open (bench/README.md, "Round 3").
+gc.set_threshold(*settings.REALTIME_GC_THRESHOLDS)

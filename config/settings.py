@@ -42,6 +42,18 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
     return int(value)
 
 
+def _env_ints(name: str, default: tuple[int, ...], count: int) -> tuple[int, ...]:
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) != count or not all(part.isascii() and part.isdigit() for part in parts):
+        raise ImproperlyConfigured(
+            f"{name} must be {count} whole numbers separated by commas, got {value!r}"
+        )
+    return tuple(int(part) for part in parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # The environment, read in one place.
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +177,11 @@ REALTIME_ALLOWED_ORIGINS = (
 # Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
 REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
 REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)
+# The garbage collector's thresholds in the web process, "<gen0>,<gen1>,<gen2>" (Python's are
+# 700,10,10). A full collection walks every object the process holds, and while sockets pile up
+# (a reconnect storm) Python's default runs one after nearly every 25% of growth: 40% of a
+# storm's CPU. 100 runs it ten times less often (docs/deployment.md, "Garbage collection").
+REALTIME_GC_THRESHOLDS = _env_ints("SWITCHBOARD_GC_THRESHOLDS", (700, 10, 100), count=3)
 # Chat presence across processes (with REDIS_URL): every open room socket refreshes its entry
 # every HEARTBEAT seconds; the entries of a process that died expire TTL seconds after their last
 # refresh, and the open pages are then told. TTL must be longer than the heartbeat.
