@@ -37,7 +37,7 @@ from chat.redis_connection import KEY_PREFIX, shared_redis
 logger = logging.getLogger(__name__)
 
 _SEPARATOR = "\x1f"
-# Joins served by one pipeline at most (five commands each).
+# Joins served by one pipeline at most (four commands for each room among them).
 JOIN_BATCH_SIZE = 200
 
 
@@ -108,30 +108,36 @@ class Presence:
     async def _join_batch(
         self, joins: list[tuple[str, str, str]]
     ) -> list[tuple[list[str], list[str]] | BaseException]:
-        """Serve a batch of `join_and_list` calls in one pipeline, in order: a join sees the
-        joins before it in the batch as any earlier join."""
+        """Serve a batch of `join_and_list` calls in one pipeline of four commands per room (a
+        reconnect storm brings many joins of each room at once), in order: a join sees the room
+        as Redis had it, with the joins before it in the batch, as any earlier join."""
         redis = shared_redis()
         if redis is None:
             raise RedisError("no Redis client for this event loop")
         now = time.time()
         ttl = ttl_seconds()
         expire_ms = int((ttl + heartbeat_seconds()) * 2000)  # as join() does
+        by_room: dict[str, dict[str, float]] = {}
+        for room, connection_id, username in joins:
+            by_room.setdefault(room, {})[f"{username}{_SEPARATOR}{connection_id}"] = now + ttl
         async with redis.pipeline(transaction=False) as pipe:
-            for room, connection_id, username in joins:
+            for room, entries in by_room.items():
                 key = self._key(room)
                 pipe.zremrangebyscore(key, "-inf", now)
                 pipe.zrange(key, 0, -1)
-                pipe.zadd(key, {f"{username}{_SEPARATOR}{connection_id}": now + ttl})
+                pipe.zadd(key, entries)
                 pipe.pexpire(key, expire_ms)
-                pipe.zrange(key, 0, -1)
             replies = await pipe.execute()
+        present = {
+            room: {entry.decode().rsplit(_SEPARATOR, 1)[0] for entry in replies[4 * index + 1]}
+            for index, room in enumerate(by_room)
+        }
         answers: list[tuple[list[str], list[str]] | BaseException] = []
-        for index in range(len(joins)):
-            before, after = (
-                sorted({m.decode().rsplit(_SEPARATOR, 1)[0] for m in replies[5 * index + i]})
-                for i in (1, 4)
-            )
-            answers.append((before, after))
+        for room, _connection_id, username in joins:
+            names = present[room]
+            before = sorted(names)
+            names.add(username)
+            answers.append((before, sorted(names)))
         return answers
 
     async def leave(self, room: str, connection_id: str, username: str) -> None:

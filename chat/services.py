@@ -14,6 +14,7 @@ rooms start from `chat.access.readable_rooms`. Membership itself changes in `cha
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -192,8 +193,34 @@ def room_for_reader(slug: str, user: Any) -> Room | None:
         f"FROM {quote(Room._meta.db_table)} r WHERE r.{quote('slug')} = %s"
     )
     user_id = user.pk if user.is_authenticated else None
-    rooms = list(Room.objects.raw(sql, [user_id, slug]))
-    return rooms[0] if rooms else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id, slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    names, converters = _room_columns(connection.vendor)
+    values = list(row[: len(names)])
+    for index, field, convert in converters:
+        if values[index] is not None:
+            for converter in convert:
+                values[index] = converter(values[index], field, connection)
+    room = Room.from_db(connection.alias, names, values)
+    room.last_read = row[-1]
+    return room
+
+
+@functools.cache
+def _room_columns(vendor: str) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    """Room's field names in column order, and for each column that needs it, the converters the
+    ORM applies to what this database's cursor returns (e.g. SQLite's datetimes)."""
+    fields = Room._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(Room._meta.db_table)
+        convert = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]
+        if convert:
+            converters.append((index, field, convert))
+    return [field.attname for field in fields], converters
 
 
 def visible_messages(room: Room) -> Any:

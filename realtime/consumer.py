@@ -218,7 +218,7 @@ class AsyncConsumer:
     socket_tracker: SocketTracker | None
 
     def __init__(self, **kwargs: Any) -> None:
-        own_init = _own_init_keywords(type(self))
+        own_init = _own_init_keywords(type(self)) if kwargs else None
         for key, value in kwargs.items():
             if hasattr(type(self), key):
                 setattr(self, key, value)
