@@ -55,6 +55,39 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         write_directly(self.transport)
         super().connectionMade()
 
+    def handle_reply(self, message: Any) -> None:
+        """Daphne's handling of the application's messages, with a shorter way for the one that
+        matters most: a ``websocket.send`` on an open connection becomes one frame, built here
+        and written at once, instead of a trip through Daphne's and autobahn's general-purpose
+        send (10 calls, a debug log call and traffic counters nobody reads; 5% of a busy chat
+        process's time). The frame is the one autobahn would send: unmasked, unfragmented (only
+        payloads autobahn would not fragment), uncompressed (only without permessage-deflate)."""
+        if message.get("type") == "websocket.send":
+            text, data = message.get("text"), message.get("bytes")
+            if text and data is None:
+                opcode, payload = 0x81, text.encode()  # FIN + text
+            elif data and text is None:
+                opcode, payload = 0x82, bytes(data)  # FIN + binary
+            else:
+                opcode, payload = 0, b""
+            if (
+                opcode
+                and len(payload) <= self.single_frame_limit
+                and self.state == self.STATE_OPEN
+                and self.send_state == self.SEND_STATE_GROUND
+                and self._perMessageCompress is None
+            ):
+                if not self.too_slow:
+                    self.transport.write(frame_header(opcode, len(payload)) + payload)
+                    self.check_backlog()
+                return
+        super().handle_reply(message)
+
+    @property
+    def single_frame_limit(self) -> int:
+        """The largest payload autobahn sends as one frame (it splits larger ones)."""
+        return min(self.autoFragmentSize or 65535, 65535)
+
     def serverSend(self, content: Any, binary: bool = False) -> None:
         if self.too_slow:
             return  # closing: nothing more joins the queue
@@ -65,6 +98,10 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             # socket a room message raced with (hundreds when a storm's clients leave).
             return
         super().serverSend(content, binary)
+        self.check_backlog()
+
+    def check_backlog(self) -> None:
+        """Close with 4008 once more than `max_backlog` bytes wait for the client."""
         backlog = write_backlog(self.transport)
         if backlog > self.max_backlog:
             self.too_slow = True
@@ -76,6 +113,13 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
                 backlog,
             )
             self.sendClose(code=CLOSE_TOO_SLOW)
+
+
+def frame_header(opcode_byte: int, length: int) -> bytes:
+    """The header of an unmasked WebSocket frame (RFC 6455, 5.2) of at most 65,535 bytes."""
+    if length < 126:
+        return bytes((opcode_byte, length))
+    return bytes((opcode_byte, 126, length >> 8, length & 0xFF))
 
 
 def install(server: Any) -> None:
