@@ -52,9 +52,14 @@ async def broadcast_room_event(layer: Any, message: dict) -> None:
             account_group(message["revoke"]),
             {"type": protocol.EVENT_ACCESS_LOST, "room": message["room"]},
         )
-    await layer.group_send(protocol.room_group(message["room"]), message)
     console = protocol.ADMIN_PRIVATE_GROUP if message.get("private") else protocol.ADMIN_GROUP
-    await layer.group_send(console, message)
+    groups = (protocol.room_group(message["room"]), console)
+    send_many = getattr(layer, "group_send_many", None)  # our layers: one round trip for both
+    if send_many is not None:
+        await send_many(groups, message)
+    else:
+        for group in groups:
+            await layer.group_send(group, message)
 
 
 def publish_membership(events: list[RoomEvent]) -> None:

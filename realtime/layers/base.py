@@ -62,7 +62,7 @@ import fnmatch
 import re
 import secrets
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from realtime.types import Message
@@ -267,3 +267,12 @@ class BaseChannelLayer:
 
     async def group_send(self, group: str, message: Message) -> None:
         raise NotImplementedError("group_send() not implemented (groups extension)")
+
+    async def group_send_many(self, groups: Sequence[str], message: Message) -> None:
+        """`group_send` of one message to each of ``groups``, in order (a backend may send them
+        together: the Redis layer makes it one round trip per server). Every name is checked
+        before anything is sent."""
+        for group in groups:
+            self.require_valid_group_name(group)
+        for group in groups:
+            await self.group_send(group, message)

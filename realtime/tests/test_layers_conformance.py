@@ -33,6 +33,7 @@ BACKENDS = {
 
 # Contract features, and why a backend lacks one.
 PUBSUB_GAPS = {
+    "send_many": "channels_redis has no group_send_many (chat sends to each group in turn)",
     "durable": "the pub/sub layer only delivers to channels already being listened to",
     "validation": "the pub/sub layer does not check names or messages",
     "local_names": "the pub/sub layer's new_channel() names have no '!' ('asgispecific.<uuid>')",
@@ -55,6 +56,7 @@ GAPS: dict[str, dict[str, str]] = {
             "channels_redis keeps every process-local channel of a process in one sorted set, "
             "so one full channel makes group_send skip its siblings too"
         ),
+        "send_many": "channels_redis has no group_send_many (chat sends to each group in turn)",
     },
     "channels_redis_pubsub": PUBSUB_GAPS,
 }
@@ -269,6 +271,28 @@ async def test_group_send_reaches_every_member_once(layer):
         assert await receive(layer, channel) == {"type": "chat.message", "text": "hi"}
         assert await nothing_arrives(layer, channel, 0.1)
     assert await nothing_arrives(layer, outsider, 0.1)
+
+
+async def test_group_send_many_reaches_each_groups_members_once_per_group_in_order(
+    make_layer, layer
+):
+    """Our layers' `group_send_many` (a chat message to its room and the console): each member
+    gets the message once for each of its groups, in the order the groups were given, on every
+    shard layout; a bad group name is refused before anything is sent."""
+    make_layer.require("send_many")
+    room, console, both = [await layer.new_channel() for _ in range(3)]
+    for group, channel in [("room.a", room), ("console", console), ("room.a", both)]:
+        await layer.group_add(group, channel)
+    await layer.group_add("console", both)
+    message = {"type": "chat.room_event", "seq": 1}
+    await layer.group_send_many(["room.a", "console", "room.empty"], message)
+    for channel in (room, console):
+        assert await receive(layer, channel) == message
+        assert await nothing_arrives(layer, channel, 0.1)
+    assert [await receive(layer, both), await receive(layer, both)] == [message, message]
+    with pytest.raises(TypeError):
+        await layer.group_send_many(["room.a", "bad group!"], {"type": "never.sent"})
+    assert await nothing_arrives(layer, room, 0.1)
 
 
 async def test_group_discard_stops_delivery_to_that_member_only(layer):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from realtime.backoff import Backoff
@@ -306,23 +306,28 @@ class RedisChannelLayer(BaseChannelLayer):
         """Send ``message`` to every member of ``group``: one PUBLISH for the process-local
         members of every process, plus a queued copy for each worker-channel member. A full
         member misses it alone (counted in ``stats()["dropped"]``)."""
-        self.require_valid_group_name(group)
+        await self.group_send_many((group,), message)
+
+    async def group_send_many(self, groups: Sequence[str], message: Message) -> None:
+        """`group_send` of one message to each of ``groups``: packed once, and the PUBLISH of
+        every group in one round trip per server (a chat message goes to its room and to the
+        console). Each server publishes them in the order given."""
+        for group in groups:
+            self.require_valid_group_name(group)
         self.require_valid_message(message)
         plain = self.codec.pack(message)
         sealed = self.codec.seal(plain)
         client = self._client()
-        _, workers = await client.router.execute(
-            group,
-            (self.publish_command, self.keys.group_topic(group), sealed),
-            (
-                "ZRANGEBYSCORE",
-                self.keys.group_workers(group),
-                time.time() - self.group_expiry,
-                "+inf",
-            ),
-        )
-        if workers:
-            await self._send_to_workers(client, group, [w.decode() for w in workers], plain)
+        since = time.time() - self.group_expiry
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for group in groups:
+            calls.append((group, (self.publish_command, self.keys.group_topic(group), sealed)))
+            calls.append((group, ("ZRANGEBYSCORE", self.keys.group_workers(group), since, "+inf")))
+        replies = await client.router.execute_many(calls)
+        for index, group in enumerate(groups):
+            workers = replies[2 * index + 1]
+            if workers:
+                await self._send_to_workers(client, group, [w.decode() for w in workers], plain)
 
     async def _send_to_workers(
         self, client: Client, group: str, channels: list[str], plain: bytes

@@ -91,6 +91,10 @@ class Router:
                     (reply,) = await self._settle(calls[index][0], server, (command,), [reply])
                 results[index] = reply
 
+        if len(by_server) == 1:  # one server (the usual case): no task to gather
+            ((server, indexes),) = by_server.items()
+            await run(server, indexes)
+            return results
         outcomes = await asyncio.gather(
             *(run(server, indexes) for server, indexes in by_server.items()),
             return_exceptions=True,
