@@ -88,6 +88,35 @@ async def test_a_refused_message_gets_its_own_error_and_the_others_are_saved(roo
     assert await database_sync_to_async(saved)(rooms[1]) == [(1, "before"), (2, "after")]
 
 
+async def test_a_batch_is_stopped_by_exactly_the_mutes_that_apply_now(rooms, alice, bob):
+    """The batch reads every poster's mutes in one query: a mute in the room or in every room
+    stops a message; one in another room or one that has ended does not."""
+    carol, dave, erin = await asyncio.gather(
+        *(database_sync_to_async(make_user)(name) for name in ("carol", "dave", "erin"))
+    )
+    now = timezone.now()
+    for user, room, until in [
+        (alice, rooms[0], now + timedelta(minutes=5)),  # here
+        (bob, None, now + timedelta(minutes=5)),  # everywhere
+        (carol, rooms[1], now + timedelta(minutes=5)),  # in another room
+        (dave, rooms[0], now - timedelta(seconds=1)),  # ended
+    ]:
+        await database_sync_to_async(Mute.objects.create)(user=user, room=room, until=until)
+    answers = await asyncio.gather(
+        *(posting.post(user, rooms[0], user.username) for user in (alice, bob, carol, dave, erin)),
+        posting.post(carol, rooms[1], "carol, muted here"),
+        return_exceptions=True,
+    )
+    outcome = [a.code if isinstance(a, ChatError) else a.frame["text"] for a in answers]
+    assert outcome == [protocol.MUTED, protocol.MUTED, "carol", "dave", "erin", protocol.MUTED]
+    assert "muted you in every room" in str(answers[1])
+    assert [text for _, text in await database_sync_to_async(saved)(rooms[0])] == [
+        "carol",
+        "dave",
+        "erin",
+    ]
+
+
 async def test_a_message_the_database_refuses_takes_no_number_and_spares_the_others(
     rooms, alice, monkeypatch
 ):
