@@ -21,7 +21,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
@@ -40,6 +40,7 @@ from chat.models import (
     ReadMarker,
     Room,
 )
+from chat.rows import Columns
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
 from realtime.text import unstorable_character
@@ -126,10 +127,20 @@ def message_frame(
 def message_frames(rows: list[Message], room_slug: str | None = None) -> list[dict]:
     """The `message` frames of `rows` (of the room `room_slug`; None: each its own room, loaded
     with it), their reactions read in one query and their attachments in another."""
-    by_message: dict[int, list[Reaction]] = {}
+    by_message: dict[int, list[ReactionRow]] = {}
     if rows:
-        for reaction in Reaction.objects.filter(message__in=[m.pk for m in rows]).order_by("id"):
-            by_message.setdefault(reaction.message_id, []).append(reaction)
+        table, message, username, emoji, pk = _sql_names(
+            Reaction, "message", "username", "emoji", "id"
+        )
+        ids = [m.pk for m in rows]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {message}, {username}, {emoji} FROM {table} "
+                f"WHERE {message} IN ({', '.join(['%s'] * len(ids))}) ORDER BY {pk}",
+                ids,
+            )
+            for message_id, name, symbol in cursor.fetchall():
+                by_message.setdefault(message_id, []).append(ReactionRow(name, symbol))
     files = attachments.entries_for(m.pk for m in rows)
     return [
         message_frame(
@@ -140,6 +151,13 @@ def message_frames(rows: list[Message], room_slug: str | None = None) -> list[di
         )
         for m in rows
     ]
+
+
+class ReactionRow(NamedTuple):
+    """What `reaction_summary` reads of a reaction."""
+
+    username: str
+    emoji: str
 
 
 def reactions_frame(message: Message, room_slug: str, reactions: list[dict]) -> dict:
@@ -184,13 +202,13 @@ def room_for_reader(slug: str, user: Any) -> Room | None:
     the same query with the ORM cost ten times the query itself (every socket's connect runs it).
     """
     quote = connection.ops.quote_name
-    columns = ", ".join(f"r.{quote(field.column)}" for field in Room._meta.concrete_fields)
+    rooms = Columns.of(Room)
     sql = (
-        f"SELECT {columns}, COALESCE((SELECT m.{quote('last_read_id')} "
+        f"SELECT {rooms.select('r')}, COALESCE((SELECT m.{quote('last_read_id')} "
         f"FROM {quote(ReadMarker._meta.db_table)} m "
         f"WHERE m.{quote('user_id')} = %s AND m.{quote('room_id')} = r.{quote('id')}), 0) "
         f"AS {quote('last_read')} "
-        f"FROM {quote(Room._meta.db_table)} r WHERE r.{quote('slug')} = %s"
+        f"FROM {rooms.table} r WHERE r.{quote('slug')} = %s"
     )
     user_id = user.pk if user.is_authenticated else None
     with connection.cursor() as cursor:
@@ -198,29 +216,9 @@ def room_for_reader(slug: str, user: Any) -> Room | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    names, converters = _room_columns(connection.vendor)
-    values = list(row[: len(names)])
-    for index, field, convert in converters:
-        if values[index] is not None:
-            for converter in convert:
-                values[index] = converter(values[index], field, connection)
-    room = Room.from_db(connection.alias, names, values)
+    room = rooms.instance(row)
     room.last_read = row[-1]
     return room
-
-
-@functools.cache
-def _room_columns(vendor: str) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
-    """Room's field names in column order, and for each column that needs it, the converters the
-    ORM applies to what this database's cursor returns (e.g. SQLite's datetimes)."""
-    fields = Room._meta.concrete_fields
-    converters = []
-    for index, field in enumerate(fields):
-        column = field.get_col(Room._meta.db_table)
-        convert = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]
-        if convert:
-            converters.append((index, field, convert))
-    return [field.attname for field in fields], converters
 
 
 def visible_messages(room: Room) -> Any:
@@ -233,13 +231,10 @@ def history_page(
     """A `history` frame: the latest HISTORY_PAGE_SIZE visible messages (older than `before`,
     created at or before `upto_seq`), oldest first, and whether older ones exist."""
     access.require_member(user, room)
-    query = visible_messages(room)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    if upto_seq is not None:
-        query = query.filter(seq__lte=upto_seq)
     # seq and id grow together within a room; seq order walks the (room, seq) index.
-    page = list(query.order_by("-seq")[: protocol.HISTORY_PAGE_SIZE + 1])
+    page = visible_rows(
+        room, before=before, upto_seq=upto_seq, limit=protocol.HISTORY_PAGE_SIZE + 1, newest=True
+    )
     has_more = len(page) > protocol.HISTORY_PAGE_SIZE
     page = page[: protocol.HISTORY_PAGE_SIZE]
     frame = {
@@ -258,8 +253,9 @@ def replay_after(user: Any, room: Room, after_id: int, upto_seq: int) -> dict | 
     or None when more than REPLAY_MAX_MESSAGES are missing: a client that far behind starts over
     from the latest page instead (one socket must not pull a whole room into memory)."""
     access.require_member(user, room)
-    query = visible_messages(room).filter(id__gt=after_id, seq__lte=upto_seq).order_by("seq")
-    rows = list(query[: protocol.REPLAY_MAX_MESSAGES + 1])
+    rows = visible_rows(
+        room, after=after_id, upto_seq=upto_seq, limit=protocol.REPLAY_MAX_MESSAGES + 1
+    )
     if len(rows) > protocol.REPLAY_MAX_MESSAGES:
         return None
     return {
@@ -269,6 +265,55 @@ def replay_after(user: Any, room: Room, after_id: int, upto_seq: int) -> dict | 
         "has_more": False,
         "after": after_id,
     }
+
+
+def visible_rows(
+    room: Room,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    upto_seq: int | None = None,
+    limit: int,
+    newest: bool = False,
+) -> list[Message]:
+    """`visible_messages(room)` with ids below `before` and above `after`, created at or before
+    `upto_seq`, in `seq` order (the newest first with `newest`), at most `limit`, each with the
+    message it answers loaded (what `quote` reads of it). One plain statement: the ORM took
+    longer to build it than the database to answer it, for every page of history."""
+    messages = Columns.of(Message)
+    quoted = Columns.of(Message, "id", "username", "text", "deleted")
+    quote = connection.ops.quote_name
+    room_id, deleted, seq, pk, reply_to = (
+        quote(Message._meta.get_field(name).column)
+        for name in ("room", "deleted", "seq", "id", "reply_to")
+    )
+    where, params = [f"m.{room_id} = %s", f"m.{deleted} IS NULL"], [room.pk]
+    for condition, value in (
+        (f"m.{pk} < %s", before),
+        (f"m.{pk} > %s", after),
+        (f"m.{seq} <= %s", upto_seq),
+    ):
+        if value is not None:
+            where.append(condition)
+            params.append(value)
+    sql = (
+        f"SELECT {messages.select('m')}, {quoted.select('q')} FROM {messages.table} m "
+        f"LEFT OUTER JOIN {messages.table} q ON q.{pk} = m.{reply_to} "
+        f"WHERE {' AND '.join(where)} ORDER BY m.{seq} {'DESC' if newest else 'ASC'} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        message = messages.instance(row)
+        if message.reply_to_id is not None:
+            answered = row[len(messages)] is not None
+            message._state.fields_cache["reply_to"] = (
+                quoted.instance(row, len(messages)) if answered else None
+            )
+        found.append(message)
+    return found
 
 
 def events_between(user: Any, room: Room, after_seq: int, upto_seq: int) -> list[dict]:
