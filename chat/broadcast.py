@@ -53,8 +53,13 @@ async def broadcast_room_event(layer: Any, message: dict) -> None:
             {"type": protocol.EVENT_ACCESS_LOST, "room": message["room"]},
         )
     console = protocol.ADMIN_PRIVATE_GROUP if message.get("private") else protocol.ADMIN_GROUP
-    groups = (protocol.room_group(message["room"]), console)
-    send_many = getattr(layer, "group_send_many", None)  # our layers: one round trip for both
+    await send_to_groups(layer, [protocol.room_group(message["room"]), console], message)
+
+
+async def send_to_groups(layer: Any, groups: list[str], message: dict) -> None:
+    """`message` to each of `groups`, in order: with one round trip on our layers
+    (`group_send_many`), one group after the other on any other (channels_redis)."""
+    send_many = getattr(layer, "group_send_many", None)
     if send_many is not None:
         await send_many(groups, message)
     else:
@@ -83,8 +88,7 @@ def publish_membership(events: list[RoomEvent]) -> None:
 async def broadcast_transient(layer: Any, groups: list[str], frame: dict) -> None:
     """Send a passing frame (typing, presence), encoded once, to `groups`."""
     message = {"type": protocol.EVENT_TRANSIENT, "text": protocol.encode(frame)}
-    for group in groups:
-        await layer.group_send(group, message)
+    await send_to_groups(layer, groups, message)
 
 
 async def broadcast_audit(layer: Any, entry: AuditEntry) -> None:
