@@ -91,7 +91,11 @@ def base_env(database: Path) -> dict[str, str]:
         DJANGO_EMAIL_URL="dummy://",
         DATABASE_URL=f"sqlite:///{database}",
         SWITCHBOARD_APRS_REPLAY="",
+        # The apps compared with limit neither the messages one user posts nor the frames one
+        # socket sends: scenario a's five senders each post as soon as their last message is
+        # echoed, far over a person's 20 frames a second.
         SWITCHBOARD_CHAT_RATE_LIMIT="1000000/1",
+        SWITCHBOARD_FRAMES_PER_SECOND="1000000",
         # The clients connect from http://127.0.0.1:<port>, not the https origin production wants,
         # and hold many sockets per user.
         SWITCHBOARD_STRICT_ORIGINS="0",

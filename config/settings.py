@@ -174,6 +174,10 @@ REALTIME_ALLOWED_ORIGINS = (
     or CSRF_TRUSTED_ORIGINS
     or [f"https://{host}" for host in ALLOWED_HOSTS if host != "*"]
 )
+# Frames a second each WebSocket may send (realtime.generic.frames: the request budget refills at
+# this rate and holds twice as many; frames beyond it are refused with rate_limited). Apps may set
+# their own (the APRS feed: 5).
+REALTIME_FRAMES_PER_SECOND = _env_int("SWITCHBOARD_FRAMES_PER_SECOND", 20, minimum=1)
 # Open WebSockets and waiting long-polls one user may hold in one process (0: no cap).
 REALTIME_MAX_SOCKETS_PER_USER = _env_int("SWITCHBOARD_MAX_SOCKETS_PER_USER", 20)
 REALTIME_MAX_POLLS_PER_USER = _env_int("SWITCHBOARD_MAX_POLLS_PER_USER", 5)

@@ -50,6 +50,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from django.conf import settings
+
 from realtime.accounts import (
     PASSWORD_CHANGED,
     RECHECK_GRACE_SECONDS,
@@ -108,14 +110,22 @@ class FrameLimits:
     max_bytes  largest frame, UTF-8 encoded (bigger: ``too_large`` and close 4009)
     max_depth  deepest nesting of arrays and objects (the frame itself is depth 1)
     queue      frames waiting for their handler at once
-    rate       frames a second the budget refills with; `burst` is how many it holds
+    rate       frames a second the budget refills with; `burst` is how many it holds (None:
+               ``settings.REALTIME_FRAMES_PER_SECOND``, 20 unless set, and twice that)
     """
 
     max_bytes: int = 64 * 1024
     max_depth: int = 8
     queue: int = 32
-    rate: float = 20.0
-    burst: int = 40
+    rate: float | None = None
+    burst: int | None = None
+
+    def budget(self) -> RequestBudget:
+        """A new request budget of these limits."""
+        rate = self.rate
+        if rate is None:
+            rate = float(getattr(settings, "REALTIME_FRAMES_PER_SECOND", 20))
+        return RequestBudget(rate, self.burst if self.burst is not None else int(2 * rate))
 
 
 class RequestBudget:
@@ -217,7 +227,7 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.budget = RequestBudget(self.limits.rate, self.limits.burst)
+        self.budget = self.limits.budget()
         self.refusing = False  # inside a run of refused frames: one error frame per run
         self.closed_by_server = False
         self.frames: deque[str | None] = deque()
@@ -272,8 +282,8 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
                 self.refusing = True
                 await self.send_error(
                     RATE_LIMITED,
-                    f"Too many frames: at most {self.limits.rate:g} a second "
-                    f"(bursts of {self.limits.burst}); this one was not handled.",
+                    f"Too many frames: at most {self.budget.rate:g} a second "
+                    f"(bursts of {self.budget.burst}); this one was not handled.",
                 )
             return
         self.refusing = False

@@ -198,6 +198,23 @@ async def test_the_budget_refuses_a_burst_and_refills() -> None:
     await socket.disconnect()
 
 
+async def test_the_budget_of_a_socket_without_its_own_follows_the_setting(settings) -> None:
+    """SWITCHBOARD_FRAMES_PER_SECOND: the rate, and bursts of twice as many."""
+
+    class Default(Echo):
+        limits = FrameLimits(queue=100)
+
+    settings.REALTIME_FRAMES_PER_SECOND = 2
+    socket = await connected(Default)
+    for n in range(8):
+        await socket.send_json_to({"type": "echo", "n": n})
+    received = [await socket.receive_json_from() for _ in range(5)]
+    assert [f["n"] for f in received if f["type"] == "echo"] == [0, 1, 2, 3]
+    assert [f["code"] for f in received if f["type"] == frames.ERROR] == [frames.RATE_LIMITED]
+    assert await socket.receive_nothing(0.2)
+    await socket.disconnect()
+
+
 def test_a_frame_type_without_handler_fails_at_class_creation() -> None:
     with pytest.raises(TypeError, match=r"handle_news_recent"):
 
