@@ -412,6 +412,44 @@ def test_search_api_leaves_out_rooms_the_user_cannot_read(secret, alice, carol):
 # --- sockets ----------------------------------------------------------------------------------
 
 
+async def test_sockets_opened_together_each_get_their_own_answer_in_one_database_trip(
+    channel_layer, secret, room, alice, bob, carol, monkeypatch
+):
+    """A reconnect burst reads its opening frames in one hop to the database thread
+    (chat.consumers._openings); the refusal of one socket (a non-member of the private room)
+    does not touch the others, and each socket gets its own room, marker and user."""
+    from chat import consumers
+
+    trips: list[int] = []
+    original = consumers._open_all
+
+    def counted(requests):
+        trips.append(len(requests))
+        return original(requests)
+
+    monkeypatch.setattr(consumers, "_open_all", counted)
+    await database_sync_to_async(services.post_message)(alice, secret, "for members")
+    await database_sync_to_async(services.post_message)(carol, room, "for everyone")
+    plan = [(secret, alice), (room, carol), (secret, carol), (secret, bob), (room, None)]
+    sockets = await asyncio.gather(*(open_socket(f"/ws/chat/{r.slug}/", u) for r, u in plan))
+    first = await asyncio.gather(*(socket.receive_json_from() for socket in sockets))
+    assert sum(trips) == len(plan) and len(trips) < len(plan)
+    assert [(f["type"], f.get("room"), f.get("user")) for f in first] == [
+        ("history", secret.slug, "alice"),
+        ("history", room.slug, "carol"),
+        ("error", None, None),
+        ("history", secret.slug, "bob"),
+        ("history", room.slug, None),
+    ]
+    assert first[2]["code"] == protocol.NOT_MEMBER
+    assert await closed_code(sockets[2]) == protocol.CLOSE_FORBIDDEN
+    assert [m["text"] for m in first[0]["messages"]] == ["for members"]
+    assert [m["text"] for m in first[1]["messages"]] == ["for everyone"]
+    for socket in sockets[:2] + sockets[3:]:
+        assert (await socket.receive_json_from())["type"] == protocol.PRESENCE
+        await socket.disconnect()
+
+
 async def test_non_member_socket_is_closed_4403_before_joining(channel_layer, secret, alice, carol):
     for user in (carol, None):
         socket = await open_socket(f"/ws/chat/{secret.slug}/", user)
