@@ -33,13 +33,13 @@ from django.contrib.auth.models import AnonymousUser
 
 from chat import access, attachments, attention, broadcast, posting, protocol, services
 from chat import presence as presence_module
-from chat.batching import Batcher
 from chat.delivery import catch_up_reader, socket_watch
 from chat.history_cache import latest_pages
 from chat.models import Room
 from chat.presence import presence, presence_announcer
 from chat.ratelimit import message_rate_limiter
 from chat.services import ChatError
+from realtime.batching import Batcher
 from realtime.db import database_sync_to_async
 from realtime.generic.frames import FrameLimits, JsonFrameConsumer, encode_frame
 

@@ -2,7 +2,7 @@
 
 With a hundred busy rooms a process receives messages faster than one-at-a-time saving serves
 them cheaply: each message paid a hop to the database thread and a commit of its own. Here the
-messages posted while one save is in flight are saved as the next batch (`chat.batching`), in
+messages posted while one save is in flight are saved as the next batch (`realtime.batching`), in
 one hop and one transaction, each still through `services.post_message` (every check, the
 room's next `seq`, the plain INSERT), and each inside a savepoint of its own::
 
@@ -30,8 +30,8 @@ from typing import Any
 from django.db import transaction
 
 from chat import services
-from chat.batching import Batcher
 from chat.models import Room
+from realtime.batching import Batcher
 from realtime.db import database_sync_to_async
 
 # Messages saved by one transaction at most.

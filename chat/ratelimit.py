@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis.exceptions import NoScriptError, RedisError
 
-from chat.batching import Batcher
 from chat.redis_connection import KEY_PREFIX, shared_redis
+from realtime.batching import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RateLimiter:
     """Counts events per key in a sliding window; `hit(key)` says whether one more is allowed.
 
     With Redis, the hits made while one round trip is in flight go together in the next one
-    (one pipeline of script calls, `chat.batching`): a hundred rooms posting at once are a few
+    (one pipeline of script calls, `realtime.batching`): a hundred rooms posting at once are a few
     round trips, not a hundred."""
 
     def __init__(self, limit: RateLimit) -> None:

@@ -15,7 +15,9 @@ The user is resolved lazily, through ``database_sync_to_async``, when the applic
 for an event (``receive()``: for a WebSocket, the ``websocket.connect``), so a connection that the
 router or an origin check refuses never touches the database; a connection without a session
 cookie never does either. Touching ``scope["user"]`` before the first ``receive()`` raises
-``ValueError("Accessing scope user before it is ready.")``, as in Channels.
+``ValueError("Accessing scope user before it is ready.")``, as in Channels. Connections that
+resolve their users at the same moment (a reconnect storm) share one hop to the database thread
+(`realtime.batching`), each in its own context and with its own answer.
 
 As Django does per request, the session's auth hash is checked against the user's current one: a
 password change (which changes the hash) logs out every socket that connects afterwards with an
@@ -31,6 +33,7 @@ flushes the session (deleting it from the store) and sets an ``AnonymousUser``. 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +50,7 @@ from django.contrib.auth import (
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject, empty
 
+from realtime.batching import Batcher
 from realtime.db import database_sync_to_async
 from realtime.middleware import BaseMiddleware
 from realtime.sessions import CookieMiddleware, SessionMiddleware
@@ -114,7 +118,28 @@ async def get_user(scope: Scope) -> Any:
     if session.session_key is None and SESSION_KEY not in session:
         # No session cookie (and no login on this connection): nothing to look up.
         return AnonymousUser()
-    return await database_sync_to_async(_get_user_sync)(scope)
+    return await _lookups.submit((scope, contextvars.copy_context()))
+
+
+def _get_users_sync(lookups: list[tuple[Scope, contextvars.Context]]) -> list[Any]:
+    """The users of several connections' sessions (each in the context it was asked in, its
+    own answer or error), in the database thread."""
+    users: list[Any] = []
+    for scope, context in lookups:
+        try:
+            users.append(context.run(_get_user_sync, scope))
+        except Exception as error:
+            users.append(error)
+    return users
+
+
+async def _serve_lookups(lookups: list[tuple[Scope, contextvars.Context]]) -> list[Any]:
+    return await database_sync_to_async(_get_users_sync)(lookups)
+
+
+# Connections that arrive together (a reconnect storm) look their users up in one hop to the
+# database thread instead of one hop each; a connection alone is served at once, as before.
+_lookups: Batcher[tuple[Scope, contextvars.Context], Any] = Batcher(_serve_lookups, max_size=100)
 
 
 def _backend_for(user: Any, backend: str | None) -> str:

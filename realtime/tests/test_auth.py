@@ -1,5 +1,6 @@
 """AuthMiddleware, login() and logout() against the real database session store and user model."""
 
+import asyncio
 from http.cookies import SimpleCookie
 
 import pytest
@@ -109,6 +110,48 @@ async def test_socket_without_a_session_cookie_never_touches_the_database():
 
 async def test_socket_with_an_unknown_session_key_is_anonymous(transactional_db):
     assert await who_am_i(cookie_header("thisisnotasessionkey")) is None
+
+
+@pytest.fixture
+def bob_key(other_user) -> str:
+    client = Client()
+    assert client.login(username="bob", password=PASSWORD)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def test_sockets_connecting_together_get_their_own_users_in_one_database_trip(
+    session_key, bob_key, monkeypatch
+):
+    """A reconnect burst looks its users up in one hop to the database thread; each socket
+    still gets the user of its own session (or none), and one failing lookup fails alone."""
+    from realtime import auth
+
+    trips: list[int] = []
+    original = auth._get_users_sync
+
+    def counted(lookups):
+        trips.append(len(lookups))
+        return original(lookups)
+
+    monkeypatch.setattr(auth, "_get_users_sync", counted)
+    keys = [session_key, bob_key, "thisisnotasessionkey", session_key, bob_key]
+    names = await asyncio.gather(*(who_am_i(cookie_header(key)) for key in keys))
+    assert names == ["alice", "bob", None, "alice", "bob"]
+    assert sum(trips) == len(keys) and len(trips) < len(keys)
+
+    broken = auth._get_user_sync
+
+    def failing_for_bob(scope):
+        if scope["session"].session_key == bob_key:
+            raise RuntimeError("the database went away")
+        return broken(scope)
+
+    monkeypatch.setattr(auth, "_get_user_sync", failing_for_bob)
+    results = await asyncio.gather(
+        *(who_am_i(cookie_header(key)) for key in (session_key, bob_key)), return_exceptions=True
+    )
+    assert results[0] == "alice"
+    assert isinstance(results[1], RuntimeError)
 
 
 async def test_password_change_logs_out_sockets_using_the_old_session(user, session_key):

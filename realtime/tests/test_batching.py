@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from chat.batching import Batcher
+from realtime.batching import Batcher
 
 
 class Recorder:
