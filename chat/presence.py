@@ -30,9 +30,9 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import protocol
-from chat.batching import Batcher
 from chat.broadcast import broadcast_transient
 from chat.redis_connection import KEY_PREFIX, shared_redis
+from realtime.batching import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Presence:
     ) -> tuple[list[str], list[str]]:
         """`join`, with the room's users just before and just after it (what a connecting socket
         needs: whether to announce, and what to show). The joins of every socket that connects
-        meanwhile share one Redis pipeline (`chat.batching`): in a reconnect storm, thousands of
+        meanwhile share one Redis pipeline (`realtime.batching`): in a reconnect storm, thousands of
         joins one at a time waited past the pool's timeout for one of its 16 connections and
         fell back to this process's view."""
         with self._lock:
