@@ -136,6 +136,9 @@ def test_a_new_token_has_a_copy_button_and_the_name_field_is_styled(site, open_p
     assert len(token) > 30
     copy = tess.locator("button[data-copy]")
     expect(copy).to_have_text("Copy")
+    # The clipboard answers only the focused page; the shared browser holds other tests' pages,
+    # and writeText() waited for focus until the check gave up (the test failed now and then).
+    tess.bring_to_front()
     copy.click()
     expect(copy).to_have_text("Copied")
     assert tess.evaluate("navigator.clipboard.readText()") == token

@@ -201,6 +201,32 @@ async def test_a_remotely_added_membership_left_locally_stays_left_after_a_recon
     assert await nothing_arrives(owner, channel, 0.5)
 
 
+async def test_an_add_that_arrives_after_the_channel_left_does_not_bring_it_back(
+    make_layer, fresh_redis
+):
+    """The race behind an occasional failure of the test above: a remote group_add's inbox frame
+    (or a re-read of the hash begun before the leave) applied after the channel left the group
+    here. An add made after the leave still counts."""
+    from realtime.layers.redis.wire import added_frame
+
+    owner = make_layer(fresh_redis.url)
+    view = make_layer(fresh_redis.url)
+    channel = await owner.new_channel()
+    client = owner._client()
+    made = time.time()
+    await view.group_add("room.late", channel)
+    await wait_until(lambda: "room.late" in client.groups, timeout=10)
+    await owner.group_discard("room.late", channel)
+    client.on_inbox(added_frame("room.late", channel, made))  # the add's frame, late
+    assert "room.late" not in client.groups
+    await view.group_send("room.late", {"type": "not.for.leavers"})
+    assert await nothing_arrives(owner, channel, 0.3)
+    await view.group_add("room.late", channel)  # joining again afterwards
+    await wait_until(lambda: "room.late" in client.groups, timeout=10)
+    await view.group_send("room.late", {"type": "for.the.returning"})
+    assert (await receive(owner, channel))["type"] == "for.the.returning"
+
+
 # -- durable worker queues ----------------------------------------------------------------------
 
 

@@ -117,6 +117,9 @@ class Client:
         self.tasks: set[asyncio.Future[Any]] = set()
         # "group:channel" memberships that came from other processes (kept in membership_key)
         self.remote_members: set[str] = set()
+        # "group:channel" -> when a channel of this client left that group here (time.time()): an
+        # add made before it (an inbox frame or a re-read of the hash still on its way) is stale.
+        self.left_at: dict[str, float] = {}
         self.next_sweep = time.monotonic() + min(layer.expiry, 60)
         self.starting: asyncio.Future[None] | None = None
         self.listening = False  # the inbox was subscribed (or its first attempt failed)
@@ -269,15 +272,25 @@ class Client:
                 self._add_and_subscribe(group, channel, float(joined))
 
     def _add_and_subscribe(self, group: str, channel: str, joined: float) -> None:
-        """Apply a membership another process stored in this client's hash."""
-        self.remote_members.add(f"{group}:{channel}")
+        """Apply a membership another process stored in this client's hash, unless the channel
+        left the group here after it was made (the add's frame, or a re-read of the hash, arrived
+        after the leave: applying it would bring back a membership the consumer ended)."""
+        field = f"{group}:{channel}"
+        if self.left_at.get(field, float("-inf")) >= joined:
+            return
+        self.remote_members.add(field)
         if self.add_member(group, channel, joined):
             self.background(self.subscribe(group))
 
     async def forget_remote_member(self, group: str, channel: str) -> None:
         """Delete a membership from this client's hash once it was left here, so a reconnect
-        does not bring it back."""
+        does not bring it back, and remember when it was left (see `_add_and_subscribe`)."""
         field = f"{group}:{channel}"
+        now = time.time()
+        self.left_at[field] = now
+        if len(self.left_at) > 10_000:  # adds older than the group expiry are gone anyway
+            horizon = now - self.layer.group_expiry
+            self.left_at = {f: at for f, at in self.left_at.items() if at >= horizon}
         if field in self.remote_members:
             self.remote_members.discard(field)
             with contextlib.suppress(LayerUnavailableError, RedisError):
