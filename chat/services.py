@@ -497,15 +497,7 @@ def muted_posters(posters: list[tuple[Any, Room]]) -> set[tuple[Any, Any]]:
 
 def is_muted(user: Any, room: Room) -> bool:
     """Whether a mute in `room` or in every room stops `user` from posting now."""
-    table, user_column, room_column, until = _sql_names(Mute, "user", "room", "until")
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {table} WHERE {user_column} = %s AND {until} > %s"
-            f" AND ({room_column} = %s OR {room_column} IS NULL)",
-            [user.pk, now, room.pk],
-        )
-        return cursor.fetchone() is not None
+    return bool(muted_posters([(user, room)]))
 
 
 def active_mute(user: Any, room: Room) -> Mute | None:

@@ -21,6 +21,7 @@ from chat.services import ChatError
 from chat.tests.conftest import join_room, make_user, next_of_type, open_socket, png_bytes, upload
 from notifications.models import Notification
 from realtime.db import database_sync_to_async
+from realtime.tests.helpers import batch_sizes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -420,14 +421,7 @@ async def test_sockets_opened_together_each_get_their_own_answer_in_one_database
     does not touch the others, and each socket gets its own room, marker and user."""
     from chat import consumers
 
-    trips: list[int] = []
-    original = consumers._open_all
-
-    def counted(requests):
-        trips.append(len(requests))
-        return original(requests)
-
-    monkeypatch.setattr(consumers, "_open_all", counted)
+    trips = batch_sizes(monkeypatch, consumers, "_open_all")
     await database_sync_to_async(services.post_message)(alice, secret, "for members")
     await database_sync_to_async(services.post_message)(carol, room, "for everyone")
     plan = [(secret, alice), (room, carol), (secret, carol), (secret, bob), (room, None)]

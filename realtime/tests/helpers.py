@@ -34,3 +34,17 @@ async def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+def batch_sizes(monkeypatch: Any, owner: Any, name: str) -> list[int]:
+    """Wrap `owner.name`, a function served a batch (a list) at a time, so that the size of each
+    batch it serves is recorded in the list returned."""
+    sizes: list[int] = []
+    original = getattr(owner, name)
+
+    def recording(batch: list[Any]) -> Any:
+        sizes.append(len(batch))
+        return original(batch)
+
+    monkeypatch.setattr(owner, name, recording)
+    return sizes

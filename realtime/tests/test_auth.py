@@ -17,6 +17,7 @@ from realtime.middleware import BaseMiddleware
 from realtime.routing import URLRouter
 from realtime.sessions import CookieMiddleware, SessionMiddleware, SessionMiddlewareStack
 from realtime.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from realtime.tests.helpers import batch_sizes
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 PASSWORD = "correct-horse-battery"
@@ -126,14 +127,7 @@ async def test_sockets_connecting_together_get_their_own_users_in_one_database_t
     still gets the user of its own session (or none), and one failing lookup fails alone."""
     from realtime import auth
 
-    trips: list[int] = []
-    original = auth._get_users_sync
-
-    def counted(lookups):
-        trips.append(len(lookups))
-        return original(lookups)
-
-    monkeypatch.setattr(auth, "_get_users_sync", counted)
+    trips = batch_sizes(monkeypatch, auth, "_get_users_sync")
     keys = [session_key, bob_key, "thisisnotasessionkey", session_key, bob_key]
     names = await asyncio.gather(*(who_am_i(cookie_header(key)) for key in keys))
     assert names == ["alice", "bob", None, "alice", "bob"]
