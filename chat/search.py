@@ -119,6 +119,37 @@ def highlights(text: str, terms: tuple[str, ...]) -> list[list[int]]:
     return merged
 
 
+# The marks of the page's Markdown subset (static/js/markdown.js), which a result shows without:
+# `code`, **bold**, *italic* and _italic_ keep their text; fence lines go; "> " quote marks go.
+_INLINE_MARKS = re.compile(
+    r"(`+)([^`\n]+?)\1"
+    r"|\*\*(?=\S)(.+?)(?<=\S)\*\*"
+    r"|(?<![\w*])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![\w*])"
+    r"|(?<![\w])_(?=[^\s_])([^_\n]*?[^\s_])_(?![\w])"
+)
+_FENCE = re.compile(r"^\s*```.*$")
+_QUOTE = re.compile(r"^>\s?")
+
+
+def plain_text(text: str) -> str:
+    """`text` as the page shows it, without its Markdown marks (a search result is plain text
+    with the matches highlighted, not Markdown source)."""
+    lines = []
+    in_code = False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            in_code = not in_code
+            continue
+        if in_code:
+            lines.append(line)
+            continue
+        line = _QUOTE.sub("", line)
+        lines.append(
+            _INLINE_MARKS.sub(lambda m: next(g for g in m.groups()[1:] if g is not None), line)
+        )
+    return "\n".join(lines)
+
+
 def snippet(text: str, terms: tuple[str, ...]) -> tuple[str, list[list[int]]]:
     """A long message cut to a window around its first match (with "…" where cut) and the
     highlights within it."""
@@ -153,7 +184,7 @@ def search_messages(
     page = list(rows[: SEARCH_PAGE_SIZE + 1])
     results = []
     for message in page[:SEARCH_PAGE_SIZE]:
-        shown, spans = snippet(message.text, query.terms)
+        shown, spans = snippet(plain_text(message.text), query.terms)
         results.append(
             {
                 "id": message.pk,

@@ -79,6 +79,19 @@ def test_highlights_mark_each_matching_word(room, alice):
     assert "".join(part for part, _ in segments) == hit["text"]
 
 
+def test_a_result_shows_the_text_as_the_page_does_without_markdown_marks(room, alice):
+    services.post_message(
+        alice,
+        room,
+        "> **Deploy** on `friday`, *not* _monday_\n```\nmake deploy **now**\n```\nsee https://x.example/a_b_c",
+    )
+    [hit] = search.search_messages(alice, "deploy")["results"]
+    assert hit["text"] == (
+        "Deploy on friday, not monday\nmake deploy **now**\nsee https://x.example/a_b_c"
+    )
+    assert [hit["text"][s:e] for s, e in hit["highlights"]] == ["Deploy", "deploy"]
+
+
 def test_a_long_message_is_cut_around_its_first_match(room, alice):
     text = "x " * 300 + "needle here " + "y " * 300
     services.post_message(alice, room, text)
