@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from chat import access, protocol
 from chat.models import Attachment, Message, Room
-from chat.rows import Columns
+from realtime.rows import Columns
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,10 @@ them, whichever comes first).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import secrets
 import time
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
@@ -39,7 +38,7 @@ from chat.models import Room
 from chat.presence import presence, presence_announcer
 from chat.ratelimit import message_rate_limiter
 from chat.services import ChatError
-from realtime.batching import Batcher
+from realtime.batching import DatabaseCalls
 from realtime.db import database_sync_to_async
 from realtime.generic.frames import FrameLimits, JsonFrameConsumer, encode_frame
 
@@ -189,9 +188,7 @@ class PublicChatConsumer(ChatSocket):
         # wait for this handler, and a closed socket sends nothing).
         await self.join_groups([protocol.room_group(slug)])
         try:
-            opening = await _openings.submit(
-                _Opening(self, slug, after, since_seq, contextvars.copy_context())
-            )
+            opening = await _openings.call(self._opening_frames, slug, after, since_seq)
         except ChatError as error:
             if error.code != protocol.NOT_MEMBER:
                 raise
@@ -516,38 +513,7 @@ class AdminChatConsumer(ChatSocket):
             ) from None
 
 
-class _Opening(NamedTuple):
-    """One socket's request for its opening frames (`PublicChatConsumer._opening_frames`), with
-    the context it was asked in (its log lines keep their connection id)."""
-
-    consumer: PublicChatConsumer
-    slug: str
-    after: int | None
-    since_seq: int | None
-    context: contextvars.Context
-
-
-def _open_all(requests: list[_Opening]) -> list[Any]:
-    """The opening frames of every request, in one trip to the database thread; each answered on
-    its own (a refusal or an error fails that socket alone: every statement here only reads)."""
-    answers: list[Any] = []
-    for request in requests:
-        try:
-            answers.append(
-                request.context.run(
-                    request.consumer._opening_frames, request.slug, request.after, request.since_seq
-                )
-            )
-        except Exception as error:
-            answers.append(error)
-    return answers
-
-
-async def _serve_openings(requests: list[_Opening]) -> list[Any]:
-    return await database_sync_to_async(_open_all)(requests)
-
-
 # Sockets that connect together (a reconnect storm after a deploy) read their opening frames in
-# one hop to the database thread: each hop cost about 50 µs of the event loop's time, 6% of a
-# storm's CPU (bench/README.md, "Round 3"). One socket alone is served at once, as before.
-_openings: Batcher[_Opening, Any] = Batcher(_serve_openings, max_size=100)
+# one hop to the database thread (every statement there only reads, so each socket's refusal or
+# error is its own). One socket alone is served at once, as before.
+_openings = DatabaseCalls()

@@ -40,9 +40,9 @@ from chat.models import (
     ReadMarker,
     Room,
 )
-from chat.rows import Columns
 from notifications import notify, notify_all
 from realtime.generic.frames import FrameError
+from realtime.rows import Columns
 from realtime.text import unstorable_character
 
 logger = logging.getLogger(__name__)
@@ -221,10 +221,6 @@ def room_for_reader(slug: str, user: Any) -> Room | None:
     return room
 
 
-def visible_messages(room: Room) -> Any:
-    return Message.objects.filter(room=room, deleted__isnull=True).select_related("reply_to")
-
-
 def history_page(
     user: Any, room: Room, *, before: int | None = None, upto_seq: int | None = None
 ) -> dict:
@@ -276,9 +272,9 @@ def visible_rows(
     limit: int,
     newest: bool = False,
 ) -> list[Message]:
-    """`visible_messages(room)` with ids below `before` and above `after`, created at or before
-    `upto_seq`, in `seq` order (the newest first with `newest`), at most `limit`, each with the
-    message it answers loaded (what `quote` reads of it). One plain statement: the ORM took
+    """The room's messages that are not deleted, with ids below `before` and above `after`,
+    created at or before `upto_seq`, in `seq` order (the newest first with `newest`), at most
+    `limit`, each with the message it answers loaded (what `quote` reads of it). One plain statement: the ORM took
     longer to build it than the database to answer it, for every page of history."""
     messages = Columns.of(Message)
     quoted = Columns.of(Message, "id", "username", "text", "deleted")

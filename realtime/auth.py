@@ -33,7 +33,6 @@ flushes the session (deleting it from the store) and sets an ``AnonymousUser``. 
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +49,7 @@ from django.contrib.auth import (
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import LazyObject, empty
 
-from realtime.batching import Batcher
+from realtime.batching import DatabaseCalls
 from realtime.db import database_sync_to_async
 from realtime.middleware import BaseMiddleware
 from realtime.sessions import CookieMiddleware, SessionMiddleware
@@ -118,28 +117,12 @@ async def get_user(scope: Scope) -> Any:
     if session.session_key is None and SESSION_KEY not in session:
         # No session cookie (and no login on this connection): nothing to look up.
         return AnonymousUser()
-    return await _lookups.submit((scope, contextvars.copy_context()))
-
-
-def _get_users_sync(lookups: list[tuple[Scope, contextvars.Context]]) -> list[Any]:
-    """The users of several connections' sessions (each in the context it was asked in, its
-    own answer or error), in the database thread."""
-    users: list[Any] = []
-    for scope, context in lookups:
-        try:
-            users.append(context.run(_get_user_sync, scope))
-        except Exception as error:
-            users.append(error)
-    return users
-
-
-async def _serve_lookups(lookups: list[tuple[Scope, contextvars.Context]]) -> list[Any]:
-    return await database_sync_to_async(_get_users_sync)(lookups)
+    return await _lookups.call(_get_user_sync, scope)
 
 
 # Connections that arrive together (a reconnect storm) look their users up in one hop to the
 # database thread instead of one hop each; a connection alone is served at once, as before.
-_lookups: Batcher[tuple[Scope, contextvars.Context], Any] = Batcher(_serve_lookups, max_size=100)
+_lookups = DatabaseCalls()
 
 
 def _backend_for(user: Any, backend: str | None) -> str:

@@ -19,13 +19,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import AllowAllUsersModelBackend, ModelBackend
 from django.db import connections, router
 from django.db.models import Model, QuerySet
-from django.db.models.expressions import Col
 from django.db.models.manager import BaseManager
 
-_PLAIN_BACKENDS = (ModelBackend, AllowAllUsersModelBackend)
+from realtime.rows import Columns
 
-# (model, database alias) -> (SQL, field attnames, (converter, column) pairs per column)
-_statements: dict[tuple[type, str], tuple[str, list[str], list[list[Any]]]] = {}
+_PLAIN_BACKENDS = (ModelBackend, AllowAllUsersModelBackend)
 
 
 def _has_plain_manager(model: type[Model]) -> bool:
@@ -36,50 +34,21 @@ def _has_plain_manager(model: type[Model]) -> bool:
     )
 
 
-def _statement(model: type[Model], alias: str) -> tuple[str, list[str], list[list[Any]]]:
-    """The SELECT of a user row by primary key, and how to turn its columns into field values."""
-    key = (model, alias)
-    cached = _statements.get(key)
-    if cached is None:
-        connection = connections[alias]
-        quote = connection.ops.quote_name
-        meta = model._meta
-        fields = list(meta.concrete_fields)
-        converters = []
-        for field in fields:
-            column = Col(meta.db_table, field)
-            converters.append(
-                [
-                    (converter, column)
-                    for converter in connection.ops.get_db_converters(column)
-                    + field.get_db_converters(connection)
-                ]
-            )
-        sql = (
-            f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} "
-            f"WHERE {quote(meta.pk.column)} = %s"
-        )
-        cached = _statements[key] = (sql, [f.attname for f in fields], converters)
-    return cached
-
-
 def read_user(user_id: Any) -> Any:
     """The user with primary key `user_id` (already of the key's type), or None."""
     model = get_user_model()
     alias = router.db_for_read(model)
-    sql, attnames, converters = _statement(model, alias)
+    users = Columns.of(model, using=alias)
     connection = connections[alias]
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(sql, [model._meta.pk.get_db_prep_value(user_id, connection)])
+        cursor.execute(
+            f"SELECT {users.select('u')} FROM {users.table} u "
+            f"WHERE u.{quote(model._meta.pk.column)} = %s",
+            [model._meta.pk.get_db_prep_value(user_id, connection)],
+        )
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = []
-    for value, column_converters in zip(row, converters, strict=True):
-        for converter, column in column_converters:
-            value = converter(value, column, connection)
-        values.append(value)
-    return model.from_db(alias, attnames, values)
+    return None if row is None else users.instance(row)
 
 
 def backend_user(backend: Any, user_id: Any) -> Any:

@@ -421,7 +421,7 @@ async def test_sockets_opened_together_each_get_their_own_answer_in_one_database
     does not touch the others, and each socket gets its own room, marker and user."""
     from chat import consumers
 
-    trips = batch_sizes(monkeypatch, consumers, "_open_all")
+    trips = batch_sizes(monkeypatch, consumers._openings, "run_all")
     await database_sync_to_async(services.post_message)(alice, secret, "for members")
     await database_sync_to_async(services.post_message)(carol, room, "for everyone")
     plan = [(secret, alice), (room, carol), (secret, carol), (secret, bob), (room, None)]

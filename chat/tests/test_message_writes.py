@@ -62,7 +62,8 @@ def orm_frames(room, **filters) -> list[dict]:
     """The room's visible messages' frames as the ORM reads them (what `visible_rows` and
     `message_frames` read with plain SQL must equal)."""
     rows = list(
-        services.visible_messages(room).filter(**filters).order_by("seq")
+        Message.objects.filter(room=room, deleted__isnull=True, **filters)
+        .select_related("reply_to").order_by("seq")
         .prefetch_related("reactions", "attachments")
     )  # fmt: skip
     return [

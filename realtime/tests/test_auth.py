@@ -127,7 +127,7 @@ async def test_sockets_connecting_together_get_their_own_users_in_one_database_t
     still gets the user of its own session (or none), and one failing lookup fails alone."""
     from realtime import auth
 
-    trips = batch_sizes(monkeypatch, auth, "_get_users_sync")
+    trips = batch_sizes(monkeypatch, auth._lookups, "run_all")
     keys = [session_key, bob_key, "thisisnotasessionkey", session_key, bob_key]
     names = await asyncio.gather(*(who_am_i(cookie_header(key)) for key in keys))
     assert names == ["alice", "bob", None, "alice", "bob"]
