@@ -31,8 +31,9 @@
  * `socket.close()` are final: the state becomes "closed" and the socket stays down.
  * Close codes in `restartCodes` (default 1012 "service restart", sent by a server that is shutting
  * down and draining) reconnect at once, without back-off: a proxy sends the new connection to a
- * process that is still running. The wait is a random 0 to `restartJitter` ms (default 250), so
- * thousands of sockets closed together do not all reconnect in the same millisecond.
+ * process that is still running. The wait is a random 0 ms up to, not including, `restartJitter`
+ * (default 250; the back-off never waits less), so thousands of sockets closed together do not
+ * all reconnect in the same millisecond.
  * Frames that are not JSON are ignored with a console warning.
  *
  * Leaving the page (beforeunload) closes the connection at once, so the server sees the reader go
@@ -177,7 +178,7 @@ export class ReconnectingSocket extends EventTarget {
       if (this.restartCodes.has(event.code)) {
         // The server is restarting: another process is up, so go now (back-off starts over).
         this.attempt = 0;
-        this.reconnectAfter(Math.round(Math.random() * this.restartJitter), {
+        this.reconnectAfter(Math.floor(Math.random() * this.restartJitter), {
           code: event.code,
           reason: event.reason,
         });
